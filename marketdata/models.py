@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import RegexValidator
+from django.db import models
+from timescale.db.models.fields import TimescaleDateTimeField
+
+from marketdata.timeframes import Timeframe
+
+PAIR_SYMBOL_PATTERN = r"^[A-Z]{3}_[A-Z]{3}$"
+
+
+class Pair(models.Model):
+    """A tradable currency pair: the broker's facts about it and our operator's settings for it.
+
+    DESIGN.md section 3 treats the instrument and the pair as one entity. The broker-owned fields
+    (pip location, precisions, minimum size, margin rate) are refreshed from OANDA's
+    AccountInstruments; the rest is ours. Lifecycle transitions are made by trading's services.
+    """
+
+    class State(models.TextChoices):
+        UNTRAINED = "untrained", "Untrained"
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        TRADING = "trading", "Trading"
+        DISABLED = "disabled", "Disabled"
+        ERROR = "error", "Error"
+
+    symbol = models.CharField(
+        max_length=7,
+        unique=True,
+        validators=[RegexValidator(PAIR_SYMBOL_PATTERN, "Expected a symbol like EUR_USD.")],
+    )
+    # A pip is 10 ** pip_location in price units: -4 for EUR_USD, -2 for USD_JPY.
+    pip_location = models.SmallIntegerField(default=-4)
+    display_precision = models.PositiveSmallIntegerField(default=5)
+    trade_units_precision = models.PositiveSmallIntegerField(default=0)
+    minimum_trade_size = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal(1))
+    margin_rate = models.DecimalField(max_digits=8, decimal_places=6, default=Decimal("0.0333"))
+    enabled = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.UNTRAINED)
+    state_reason = models.CharField(max_length=500, blank=True)
+    risk_overrides = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "trading_pairs"
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+    @property
+    def pip_size(self) -> Decimal:
+        return Decimal(10) ** self.pip_location
+
+    @property
+    def base_currency(self) -> str:
+        return self.symbol[:3]
+
+    @property
+    def quote_currency(self) -> str:
+        return self.symbol[4:]
+
+
+class Candle(models.Model):
+    """One OHLC candle of a pair at a timeframe, stored in a TimescaleDB hypertable.
+
+    The natural key (pair, timeframe, time) is unique, so every writer upserts through
+    ``marketdata.services.candles_ingest``. ``time`` is the start of the period, in UTC.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    pair = models.ForeignKey(
+        Pair,
+        to_field="symbol",
+        db_column="pair",
+        on_delete=models.PROTECT,
+        related_name="candles",
+        # The unique constraint below starts with the pair and serves as its index.
+        db_index=False,
+    )
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
+    # Weekly chunks: about 10,000 M1 rows per pair each, small enough to compress and drop whole.
+    time = TimescaleDateTimeField(interval="7 days")
+    open = models.DecimalField(max_digits=16, decimal_places=6)
+    high = models.DecimalField(max_digits=16, decimal_places=6)
+    low = models.DecimalField(max_digits=16, decimal_places=6)
+    close = models.DecimalField(max_digits=16, decimal_places=6)
+    volume = models.IntegerField(default=0)
+    complete = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "market_candles"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pair", "timeframe", "time"], name="market_candles_pair_timeframe_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pair_id} {self.timeframe} {self.time:%Y-%m-%dT%H:%MZ}"
+
+
+class AggregatedCandle(models.Model):
+    """A higher-timeframe candle built by the database from M1 candles (read-only).
+
+    On TimescaleDB each timeframe is a continuous aggregate with real-time aggregation, elsewhere a
+    plain SQL view with the same columns (migration 0003). ``complete`` is true only when every M1
+    candle in the period was complete; callers also check that the period has ended.
+    """
+
+    pk = models.CompositePrimaryKey("pair", "time")
+    pair = models.CharField(max_length=7, db_column="pair")
+    time = models.DateTimeField()
+    open = models.DecimalField(max_digits=16, decimal_places=6)
+    high = models.DecimalField(max_digits=16, decimal_places=6)
+    low = models.DecimalField(max_digits=16, decimal_places=6)
+    close = models.DecimalField(max_digits=16, decimal_places=6)
+    volume = models.BigIntegerField()
+    minutes = models.IntegerField()
+    complete = models.BooleanField()
+
+    class Meta:
+        abstract = True
+        managed = False
+
+
+class CandleM5(AggregatedCandle):
+    class Meta(AggregatedCandle.Meta):
+        db_table = "market_candles_m5"
+
+
+class CandleM15(AggregatedCandle):
+    class Meta(AggregatedCandle.Meta):
+        db_table = "market_candles_m15"
+
+
+class CandleH1(AggregatedCandle):
+    class Meta(AggregatedCandle.Meta):
+        db_table = "market_candles_h1"

@@ -1,0 +1,176 @@
+"""Writes for market data. Every writer of candles goes through ``candles_ingest``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection, transaction
+
+from marketdata.candle_input import CandleRejection, CandleRow, parse_candle
+from marketdata.models import Pair
+
+logger = logging.getLogger(__name__)
+
+# Below this many rows a multi-row INSERT beats the set-up cost of COPY into a staging table.
+COPY_THRESHOLD = 2000
+# SQLite allows 32,766 bound parameters per statement; nine a row leaves room for 3,000 rows.
+_VALUES_CHUNK = 1000
+_COLUMNS = ("pair", "timeframe", "time", "open", "high", "low", "close", "volume", "complete")
+
+
+@dataclass
+class IngestResult:
+    """What one ingestion did: rows written (new or changed), rows already stored, rows refused."""
+
+    received: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    rejected: list[CandleRejection] = field(default_factory=list)
+
+    def merge(self, other: IngestResult) -> None:
+        self.received += other.received
+        self.stored += other.stored
+        self.unchanged += other.unchanged
+        self.rejected.extend(other.rejected)
+
+    def summary(self) -> str:
+        return (
+            f"received={self.received} stored={self.stored} unchanged={self.unchanged} "
+            f"rejected={len(self.rejected)}"
+        )
+
+
+def candles_ingest(
+    *,
+    candles: Iterable[Mapping[str, Any]],
+    pair: str | None = None,
+    timeframe: str | None = None,
+    now: datetime | None = None,
+    row_offset: int = 0,
+) -> IngestResult:
+    """Validate candles and upsert the valid ones on (pair, timeframe, time), in one transaction.
+
+    A candle that differs from the stored one replaces it, except that a forming (incomplete)
+    candle never overwrites a complete one. Identical candles are counted as unchanged and not
+    written. Each invalid candle is reported in ``rejected`` and the rest of the batch is stored.
+    ``row_offset`` numbers the rows of a batch that is part of a larger file.
+    """
+    moment = now or datetime.now(UTC)
+    known_pairs = set(Pair.objects.values_list("symbol", flat=True))
+    result = IngestResult()
+    valid: dict[tuple[str, str, datetime], CandleRow] = {}
+    for index, raw in enumerate(candles, start=row_offset):
+        result.received += 1
+        parsed = parse_candle(
+            index, raw, pair=pair, timeframe=timeframe, known_pairs=known_pairs, now=moment
+        )
+        if isinstance(parsed, CandleRejection):
+            result.rejected.append(parsed)
+            continue
+        earlier = valid.get(parsed.key)
+        if earlier is None:
+            valid[parsed.key] = parsed
+        elif earlier.same_values(parsed):
+            result.unchanged += 1
+        else:
+            result.rejected.append(
+                CandleRejection(
+                    index,
+                    "time",
+                    f"{parsed.time:%Y-%m-%dT%H:%M:%SZ}",
+                    "appears twice in this batch with different values; kept the first",
+                    parsed.pair,
+                )
+            )
+    rows = list(valid.values())
+    if rows:
+        with transaction.atomic():
+            if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
+                written = _upsert_by_copy(rows)
+            else:
+                written = _upsert_by_values(rows)
+        result.stored += written
+        result.unchanged += len(rows) - written
+    if result.rejected:
+        logger.warning(
+            "event=candles_rejected count=%d first=%r",
+            len(result.rejected),
+            [str(rejection) for rejection in result.rejected[:3]],
+        )
+    return result
+
+
+def _conflict_clause() -> str:
+    # Only a candle that really differs is rewritten, so re-ingesting the same data writes nothing,
+    # and a forming candle from a live stream cannot replace the complete one a backfill stored.
+    distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
+    return (
+        "ON CONFLICT (pair, timeframe, time) DO UPDATE SET "
+        "open = excluded.open, high = excluded.high, low = excluded.low, "
+        "close = excluded.close, volume = excluded.volume, complete = excluded.complete "
+        "WHERE (market_candles.open, market_candles.high, market_candles.low, "
+        "market_candles.close, market_candles.volume, market_candles.complete) "
+        f"{distinct} (excluded.open, excluded.high, excluded.low, excluded.close, "
+        "excluded.volume, excluded.complete) "
+        "AND (excluded.complete OR NOT market_candles.complete)"
+    )
+
+
+def _row_values(row: CandleRow) -> tuple[Any, ...]:
+    return (
+        row.pair,
+        row.timeframe,
+        row.time,
+        row.open,
+        row.high,
+        row.low,
+        row.close,
+        row.volume,
+        row.complete,
+    )
+
+
+def _upsert_by_values(rows: list[CandleRow]) -> int:
+    written = 0
+    placeholders_one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _VALUES_CHUNK):
+            chunk = rows[start : start + _VALUES_CHUNK]
+            params: list[Any] = []
+            for row in chunk:
+                params.extend(_row_values(row))
+            cursor.execute(
+                f"INSERT INTO market_candles ({', '.join(_COLUMNS)}) VALUES "
+                + ", ".join([placeholders_one] * len(chunk))
+                + " "
+                + _conflict_clause(),
+                params,
+            )
+            written += max(cursor.rowcount, 0)
+    return written
+
+
+def _upsert_by_copy(rows: list[CandleRow]) -> int:
+    """PostgreSQL fast path: COPY into a temporary staging table, then one INSERT ... SELECT."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS candle_staging ("
+            "pair varchar(7), timeframe varchar(3), time timestamptz, open numeric(16, 6), "
+            "high numeric(16, 6), low numeric(16, 6), close numeric(16, 6), volume integer, "
+            "complete boolean) ON COMMIT DELETE ROWS"
+        )
+        raw_cursor = cursor.cursor
+        with raw_cursor.copy(f"COPY candle_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(_row_values(row))
+        cursor.execute(
+            f"INSERT INTO market_candles ({', '.join(_COLUMNS)}) "
+            f"SELECT {', '.join(_COLUMNS)} FROM candle_staging " + _conflict_clause()
+        )
+        written = max(cursor.rowcount, 0)
+        cursor.execute("TRUNCATE candle_staging")
+    return written

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Make sure the servers the tests and benchmarks need are running, provisioning what is missing.
+#
+#   scripts/services.sh up     start Redis and TimescaleDB if they are not reachable
+#   scripts/services.sh env    the same, then print the export lines for DATABASE_URL etc.
+#   scripts/services.sh down   stop the TimescaleDB server this script started
+#
+# DATABASE_URL, when already set, is used as it is (a machine that has TimescaleDB skips the
+# provisioning). Redis is the one on 127.0.0.1:6379, installed and started if it is missing.
+# With CI=true a server that cannot be provided is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REDIS_PORT="${REDIS_PORT:-6379}"
+say() { echo "services: $*" >&2; }
+
+redis_up() {
+  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+    return
+  fi
+  if ! command -v redis-server >/dev/null; then
+    say "installing redis-server"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  say "starting redis-server on 127.0.0.1:$REDIS_PORT"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --logfile /tmp/septrader-redis.log >/dev/null
+  for _ in $(seq 50); do
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return
+    sleep 0.1
+  done
+  say "redis did not answer on 127.0.0.1:$REDIS_PORT; see /tmp/septrader-redis.log"
+  exit 1
+}
+
+database_url() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    echo "$DATABASE_URL"
+  else
+    scripts/timescaledb.sh up
+    scripts/timescaledb.sh url
+  fi
+}
+
+case "${1:-}" in
+  up)
+    redis_up
+    database_url >/dev/null
+    ;;
+  env)
+    redis_up
+    url=$(database_url)
+    echo "export DATABASE_URL='$url'"
+    echo "export CELERY_BROKER_URL='redis://127.0.0.1:$REDIS_PORT/1'"
+    echo "export CELERY_RESULT_BACKEND='redis://127.0.0.1:$REDIS_PORT/2'"
+    echo "export REDIS_URL='redis://127.0.0.1:$REDIS_PORT/3'"
+    ;;
+  down)
+    scripts/timescaledb.sh down
+    ;;
+  *)
+    echo "usage: $0 up|env|down" >&2
+    exit 2
+    ;;
+esac

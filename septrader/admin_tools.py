@@ -1,0 +1,33 @@
+"""Admin helpers shared by the apps."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.db import connection
+from django.utils.functional import cached_property
+
+
+class EstimatedCountPaginator(Paginator):
+    """A paginator that asks PostgreSQL for an estimate instead of counting a huge table.
+
+    ``SELECT count(*)`` over ten million candles takes seconds; the planner's estimate (TimescaleDB's
+    ``approximate_row_count`` for hypertables) is instant and close enough for page links. Filtered
+    lists, and every list on other databases, are still counted exactly.
+    """
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        query = getattr(self.object_list, "query", None)
+        if connection.vendor != "postgresql" or query is None or query.where:
+            return super().count
+        table = self.object_list.model._meta.db_table  # type: ignore[attr-defined]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+            if cursor.fetchone():
+                cursor.execute("SELECT approximate_row_count(%s::regclass)", [table])
+            else:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
+            row = cursor.fetchone()
+        estimate = int(row[0]) if row and row[0] is not None else -1
+        # A table never analysed reports -1 or 0: count it for real, it is small.
+        return estimate if estimate > 10_000 else super().count

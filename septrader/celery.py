@@ -1,0 +1,27 @@
+"""The Celery application shared by every role.
+
+Queues are declared explicitly (DESIGN.md section 1) so a worker started with ``-Q qfh`` on the GPU
+PC and one with ``-Q execution,stream,default`` on the droplet each take only their own work.
+Tasks name their queue themselves; the routes below are the safety net for any that forget.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
+
+app = Celery("septrader")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [
+    Queue(name) for name in ("qfh", "execution", "stream", "default")
+]
+app.conf.task_routes = {
+    "qfh.*": {"queue": "qfh"},
+    "trading.*": {"queue": "execution"},
+    "marketdata.*": {"queue": "stream"},
+}
+app.autodiscover_tasks()

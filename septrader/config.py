@@ -1,0 +1,149 @@
+"""The schema of runtime settings kept in SystemConfig (pure: no ORM).
+
+Each key has a type, bounds and a default; ``validate_config_value`` returns the value in its
+stored JSON form or raises ``ConfigValueError`` naming the key, the value and what was expected.
+Decimal settings (money, percentages, pips) are stored as strings so no float rounding creeps in.
+Later parts of the system add their keys here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+Kind = Literal["decimal", "int", "bool", "str"]
+
+
+class ConfigValueError(ValueError):
+    def __init__(self, key: str, value: Any, expected: str) -> None:
+        super().__init__(f"{key}={value!r} is not valid; expected {expected}.")
+        self.key = key
+        self.value = value
+        self.expected = expected
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    kind: Kind
+    default: Any
+    help: str
+    minimum: Decimal | int | None = None
+    maximum: Decimal | int | None = None
+
+    def expectation(self) -> str:
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum}")
+        noun = {
+            "decimal": "a decimal number",
+            "int": "an integer",
+            "bool": "true or false",
+            "str": "text",
+        }[self.kind]
+        return noun + (f" {' and '.join(bounds)}" if bounds else "")
+
+
+CONFIG_KEYS: dict[str, ConfigKey] = {
+    key.name: key
+    for key in (
+        ConfigKey(
+            "risk.per_trade_percent",
+            "decimal",
+            "0.5",
+            "Risk per trade, % of NAV.",
+            Decimal("0.01"),
+            Decimal("5"),
+        ),
+        ConfigKey("risk.max_open_trades", "int", 5, "Most trades open at once.", 0, 200),
+        ConfigKey(
+            "risk.daily_loss_limit_percent",
+            "decimal",
+            "2",
+            "Loss on the 17:00 New York day that trips reducing mode, % of NAV.",
+            Decimal("0.1"),
+            Decimal("50"),
+        ),
+        ConfigKey(
+            "risk.max_drawdown_percent",
+            "decimal",
+            "10",
+            "Drawdown from the equity peak that trips reducing mode, %.",
+            Decimal("0.5"),
+            Decimal("90"),
+        ),
+        ConfigKey(
+            "risk.max_spread_pips",
+            "decimal",
+            "3",
+            "No entry above this spread.",
+            Decimal("0.1"),
+            Decimal("100"),
+        ),
+        ConfigKey(
+            "risk.stale_price_seconds",
+            "int",
+            10,
+            "No entry when the last price is older than this.",
+            1,
+            3600,
+        ),
+        ConfigKey(
+            "signals.max_age_seconds",
+            "int",
+            120,
+            "A signal older than this expires unexecuted.",
+            5,
+            86400,
+        ),
+        ConfigKey(
+            "market.flatten_before_weekend_minutes",
+            "int",
+            0,
+            "Close every trade this long before Friday 17:00 New York (0 = never).",
+            0,
+            1440,
+        ),
+        ConfigKey(
+            "analysis.cpu_fallback",
+            "bool",
+            True,
+            "Analyse on the droplet's CPU when no GPU worker is connected.",
+        ),
+    )
+}
+
+
+def validate_config_value(key: str, value: Any) -> Any:
+    spec = CONFIG_KEYS.get(key)
+    if spec is None:
+        raise ConfigValueError("key", key, f"one of {', '.join(sorted(CONFIG_KEYS))}")
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigValueError(key, value, spec.expectation())
+        return value
+    if spec.kind == "str":
+        if not isinstance(value, str):
+            raise ConfigValueError(key, value, spec.expectation())
+        return value
+    if spec.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigValueError(key, value, spec.expectation())
+        number: Decimal | int = value
+    else:
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            raise ConfigValueError(key, value, spec.expectation() + " written as a string")
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ConfigValueError(key, value, spec.expectation()) from None
+        if not number.is_finite():
+            raise ConfigValueError(key, value, spec.expectation())
+    if spec.minimum is not None and number < spec.minimum:
+        raise ConfigValueError(key, value, spec.expectation())
+    if spec.maximum is not None and number > spec.maximum:
+        raise ConfigValueError(key, value, spec.expectation())
+    return str(number) if spec.kind == "decimal" else number

@@ -1,0 +1,14 @@
+"""Reads of system-wide records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from septrader.config import CONFIG_KEYS
+from septrader.models import SystemConfig
+
+
+def config_get(key: str) -> Any:
+    """The stored value of a setting, or its default when nobody has set it."""
+    stored = SystemConfig.objects.filter(key=key).values_list("value", flat=True).first()
+    return CONFIG_KEYS[key].default if stored is None else stored

@@ -1,0 +1,219 @@
+"""Settings for every role of SEP Trader, read from the environment.
+
+With no environment at all the project runs embedded: SQLite in WAL mode and Celery's filesystem
+broker, both under ``SEPTRADER_DATA_DIR`` (default ``./var``), so ``make demo`` needs no server.
+``DATABASE_URL`` switches to PostgreSQL + TimescaleDB and ``CELERY_BROKER_URL`` to Redis.
+``SEPTRADER_ENV=production`` makes every setting a production deployment needs mandatory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from septrader.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_optional,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SEPTRADER_ENV = env_choice("SEPTRADER_ENV", "development", ("development", "test", "production"))
+PRODUCTION = SEPTRADER_ENV == "production"
+# Which processes this machine runs (DESIGN.md section 1): the cloud server, the GPU PC, or both.
+SEPTRADER_ROLE = env_choice("SEPTRADER_ROLE", "all", ("droplet", "local", "all"))
+DATA_DIR = Path(env_str("SEPTRADER_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+_DEV_SECRET = "insecure-development-key-do-not-use-in-production"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", None if PRODUCTION else _DEV_SECRET, required=PRODUCTION)
+if PRODUCTION and (SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be a random string of at least 50 characters in production."
+    )
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the server's host names.")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "septrader",
+    "marketdata",
+    "trading",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "septrader.urls"
+WSGI_APPLICATION = "septrader.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# Database -----------------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/databases/
+# PostgreSQL URLs use our subclass of django-timescaledb's backend (septrader/db/timescale), which
+# creates the candle hypertable when the timescaledb extension is available and stays a plain
+# PostgreSQL backend where it is not.
+TIMESCALE_ENGINE = "septrader.db.timescale"
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    scheme = urlsplit(url).scheme
+    if scheme in {"postgres", "postgresql", "pgsql", "timescale", "timescaledb"}:
+        normalised = url.replace(f"{scheme}://", "postgres://", 1)
+        config = dj_database_url.parse(normalised, conn_max_age=60, conn_health_checks=True)
+        config["ENGINE"] = TIMESCALE_ENGINE
+        return dict(config)
+    if scheme == "sqlite":
+        config = dj_database_url.parse(url)
+        return _sqlite_database(Path(str(config["NAME"])))
+    raise ImproperlyConfigured(
+        f"DATABASE_URL has the scheme {scheme!r}; expected postgres://, timescale:// or sqlite://."
+    )
+
+
+def _sqlite_database(path: Path) -> dict[str, object]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            # WAL lets the web server read while a worker writes; IMMEDIATE transactions take the
+            # write lock up front so concurrent writers wait (up to the timeout) instead of failing
+            # with "database is locked" half-way through a transaction.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        },
+    }
+
+
+_database_url = env_optional("DATABASE_URL")
+if PRODUCTION and not _database_url:
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL + TimescaleDB in production.")
+DATABASES = {
+    "default": database_from_url(_database_url)
+    if _database_url
+    else _sqlite_database(DATA_DIR / "septrader.sqlite3")
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# Celery -------------------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# The embedded default is the filesystem transport, which needs no server; Redis in every real
+# deployment.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "" if not PRODUCTION else None, required=PRODUCTION)
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "filesystem://"
+_broker_scheme = urlsplit(CELERY_BROKER_URL).scheme
+if _broker_scheme not in {"filesystem", "redis", "rediss", "memory"}:
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL has the scheme {_broker_scheme!r}; expected redis://, rediss:// "
+        "or filesystem://."
+    )
+CELERY_BROKER_DIR = DATA_DIR / "celery"
+if _broker_scheme == "filesystem":
+    for _sub in ("queue", "processed"):
+        (CELERY_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    # The visibility timeout must outlast the longest task, or Redis hands a running task to a
+    # second worker (https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+    }
+CELERY_RESULT_BACKEND = env_optional("CELERY_RESULT_BACKEND")
+CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
+CELERY_TASK_DEFAULT_QUEUE = "default"
+
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TIME_LIMIT = 15 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+
+# Cache and the latest prices ----------------------------------------------------------------------
+REDIS_URL = env_optional("REDIS_URL") or (
+    CELERY_BROKER_URL if _broker_scheme in {"redis", "rediss"} else None
+)
+
+
+# Internationalisation: every time is stored in UTC; the FX day is New York's.
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+FX_DAY_TIME_ZONE = "America/New_York"
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOG_LEVEL = env_choice("SEPTRADER_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "keyvalue": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 3600, minimum=0)
+    SECURE_CONTENT_TYPE_NOSNIFF = True

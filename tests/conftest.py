@@ -1,0 +1,55 @@
+"""Fixtures shared by the whole suite: the real servers `make test` provides."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_CANDLES = REPO / "marketdata" / "fixtures" / "eur_usd_m1_48h.json"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip a test whose server is missing, except in CI, where a missing server is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def timescaledb(db: Any) -> None:
+    from django.db import connection
+
+    require(connection.vendor == "postgresql", "the tests need DATABASE_URL to PostgreSQL")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+        installed = cursor.fetchone() is not None
+    require(installed, "the timescaledb extension is not installed in the test database")
+
+
+@pytest.fixture(scope="session")
+def seed_candles() -> list[dict[str, Any]]:
+    with SEED_CANDLES.open() as handle:
+        return json.load(handle)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/3")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        require(False, f"Redis is not reachable at {url}")
+    yield url
+    client.flushdb()
