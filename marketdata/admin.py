@@ -19,7 +19,17 @@ class PairAdmin(admin.ModelAdmin):
 class CandleAdmin(admin.ModelAdmin):
     """Candles are written by ingestion only; the console shows them read-only."""
 
-    list_display = ("time", "pair", "timeframe", "open", "high", "low", "close", "volume", "complete")
+    list_display = (
+        "time",
+        "pair",
+        "timeframe",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "complete",
+    )
     list_filter = ("pair", "timeframe", "complete")
     date_hierarchy = None
     ordering = ("-time",)

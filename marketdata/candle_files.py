@@ -14,7 +14,9 @@ class CandleFileError(ValueError):
     pass
 
 
-def read_candle_file(path: Path, *, price: str = "mid") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def read_candle_file(
+    path: Path, *, price: str = "mid"
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Return the file's candles as flat mappings, and what the file says about itself.
 
     Two layouts are read: the seed's list of ``{time, open, high, low, close, volume}`` objects,
@@ -35,9 +37,7 @@ def read_candle_file(path: Path, *, price: str = "mid") -> tuple[list[dict[str, 
     if isinstance(document, dict) and isinstance(document.get("candles"), list):
         if price not in {"mid", "bid", "ask"}:
             raise CandleFileError(f"price={price!r} is not valid; expected mid, bid or ask")
-        meta = {
-            key: document[key] for key in ("instrument", "granularity") if key in document
-        }
+        meta = {key: document[key] for key in ("instrument", "granularity") if key in document}
         return [oanda_candle_fields(candle, price) for candle in document["candles"]], meta
     raise CandleFileError(
         f"{path}: expected a JSON list of candles or an OANDA candles response with a "

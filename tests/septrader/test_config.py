@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from septrader.config import ConfigValueError
+from septrader.models import SystemConfig
+from septrader.selectors import config_get
+from septrader.services import config_set
+
+
+@pytest.mark.django_db
+def test_a_setting_reads_its_default_until_set_and_each_change_bumps_its_version() -> None:
+    assert config_get("risk.max_open_trades") == 5
+
+    config_set(key="risk.max_open_trades", value=3, updated_by="ops")
+    config_set(key="risk.max_open_trades", value=3, updated_by="ops")
+    config_set(key="risk.max_open_trades", value=4, updated_by="ops")
+
+    setting = SystemConfig.objects.get(key="risk.max_open_trades")
+    assert (setting.value, setting.version) == (4, 2)
+    assert config_get("risk.max_open_trades") == 4
+
+
+@pytest.mark.django_db
+def test_decimal_settings_are_stored_as_exact_text() -> None:
+    config_set(key="risk.per_trade_percent", value="0.25")
+    assert config_get("risk.per_trade_percent") == "0.25"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("risk.max_open_trades", "3", "risk.max_open_trades='3' is not valid; expected an integer"),
+        ("risk.max_open_trades", 500, "expected an integer >= 0 and <= 200"),
+        ("risk.per_trade_percent", 0.5, "written as a string"),
+        ("risk.per_trade_percent", "abc", "risk.per_trade_percent='abc' is not valid"),
+        ("risk.per_trade_percent", "NaN", "risk.per_trade_percent='NaN' is not valid"),
+        ("analysis.cpu_fallback", "yes", "expected true or false"),
+        ("no.such.key", 1, "key='no.such.key' is not valid; expected one of"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_key_value_and_expectation(
+    key: str, value: object, message: str
+) -> None:
+    with pytest.raises(ConfigValueError) as error:
+        config_set(key=key, value=value)
+    assert message in str(error.value)
+    assert not SystemConfig.objects.filter(key=key).exists()
