@@ -1,6 +1,7 @@
 """Candle ingestion and query benchmark against TimescaleDB (prints figures, asserts nothing).
 
-    make bench                      # or: eval "$(scripts/services.sh env)"; .venv/bin/python bench/ingest.py
+    make bench
+    # or: eval "$(scripts/services.sh env)"; .venv/bin/python bench/ingest.py
 
 1. Loads 1,000,000 synthetic M1 candles of one pair through ``candles_ingest`` (validation, COPY
    into a staging table, INSERT ... ON CONFLICT) in batches, and prints candles/s.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def bench_database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
-        sys.exit("DATABASE_URL is not set: run `make bench`, or eval \"$(scripts/services.sh env)\"")
+        sys.exit('DATABASE_URL is not set: run `make bench`, or eval "$(scripts/services.sh env)"')
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
 
@@ -42,7 +43,9 @@ def ensure_database(url: str) -> None:
     name = parts.path.lstrip("/")
     admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
     with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
         if not exists:
             connection.execute(f'CREATE DATABASE "{name}"')
 
@@ -70,7 +73,9 @@ def synthetic_candles(count: int, start: datetime) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--candles", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--table-rows", type=int, default=10_000_000)
@@ -124,7 +129,9 @@ def main() -> None:
         have = cursor.fetchone()[0]
         missing = args.table_rows - have
         if missing > 0:
-            cursor.execute("SELECT symbol FROM trading_pairs WHERE symbol <> 'EUR_USD' ORDER BY symbol")
+            cursor.execute(
+                "SELECT symbol FROM trading_pairs WHERE symbol <> 'EUR_USD' ORDER BY symbol"
+            )
             others = [row[0] for row in cursor.fetchall()][:19]
             per_pair = missing // len(others) + 1
             began = time.perf_counter()

@@ -168,16 +168,16 @@ def parse_candle(
     if type(raw) is not dict and not isinstance(raw, Mapping):
         return CandleRejection(row, "candle", raw, "is not an object; expected a JSON object")
     get = raw.get
-    symbol = get("pair") or get("instrument") or pair
-    if symbol not in known_pairs:
+    symbol: str | None = get("pair") or get("instrument") or pair
+    if symbol is None or symbol not in known_pairs:
         if symbol is None:
             return CandleRejection(row, "pair", None, "is missing; expected a pair like EUR_USD")
         return CandleRejection(
             row, "pair", symbol, "is not a known pair; add it to the pairs table first"
         )
-    granularity = get("timeframe") or get("granularity") or timeframe
-    seconds = TIMEFRAME_SECONDS.get(granularity)  # type: ignore[arg-type]
-    if seconds is None:
+    granularity: str | None = get("timeframe") or get("granularity") or timeframe
+    seconds = TIMEFRAME_SECONDS.get(granularity or "")
+    if granularity is None or seconds is None:
         return CandleRejection(
             row,
             "timeframe",

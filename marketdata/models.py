@@ -131,6 +131,9 @@ class AggregatedCandle(models.Model):
         abstract = True
         managed = False
 
+    def __str__(self) -> str:
+        return f"{self.pair} {self._meta.db_table} {self.time:%Y-%m-%dT%H:%MZ}"
+
 
 class CandleM5(AggregatedCandle):
     class Meta(AggregatedCandle.Meta):

@@ -26,7 +26,7 @@ SERVED_TIMEFRAMES: tuple[str, ...] = (Timeframe.M1, *_AGGREGATE_MODELS)
 
 
 class Bar(NamedTuple):
-    """One candle as the selectors return it; ``minutes`` counts the M1 candles it was built from."""
+    """One candle as the selectors return it; ``minutes`` counts the M1 candles behind it."""
 
     time: datetime
     open: Decimal
@@ -51,7 +51,7 @@ def _candles(pair: str, timeframe: str) -> tuple[QuerySet[Any], tuple[str, ...]]
         raise UnknownTimeframeError(
             f"timeframe={timeframe!r} is not served; expected one of {', '.join(SERVED_TIMEFRAMES)}"
         )
-    return model.objects.filter(pair=pair), (*fields, "minutes")
+    return model._default_manager.filter(pair=pair), (*fields, "minutes")
 
 
 def _postgres_timestamptz_loader() -> Any:

@@ -31,7 +31,9 @@ class SystemConfigAdmin(admin.ModelAdmin):
     search_fields = ("key",)
     readonly_fields = ("version", "updated_at", "updated_by")
 
-    def save_model(self, request: HttpRequest, obj: SystemConfig, form: ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: SystemConfig, form: ModelForm, change: bool
+    ) -> None:
         # Writes go through the service so the value is validated and the version bumped.
         saved = config_set(key=obj.key, value=obj.value, updated_by=request.user.get_username())
         obj.version = saved.version

@@ -10,9 +10,9 @@ from django.utils.functional import cached_property
 class EstimatedCountPaginator(Paginator):
     """A paginator that asks PostgreSQL for an estimate instead of counting a huge table.
 
-    ``SELECT count(*)`` over ten million candles takes seconds; the planner's estimate (TimescaleDB's
-    ``approximate_row_count`` for hypertables) is instant and close enough for page links. Filtered
-    lists, and every list on other databases, are still counted exactly.
+    ``SELECT count(*)`` over ten million candles takes seconds; the planner's estimate
+    (TimescaleDB's ``approximate_row_count`` for hypertables) is instant and close enough for page
+    links. Filtered lists, and every list on other databases, are still counted exactly.
     """
 
     @cached_property

@@ -16,9 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
 
 app = Celery("septrader")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [
-    Queue(name) for name in ("qfh", "execution", "stream", "default")
-]
+app.conf.task_queues = [Queue(name) for name in ("qfh", "execution", "stream", "default")]
 app.conf.task_routes = {
     "qfh.*": {"queue": "qfh"},
     "trading.*": {"queue": "execution"},

@@ -139,7 +139,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # The embedded default is the filesystem transport, which needs no server; Redis in every real
 # deployment.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "" if not PRODUCTION else None, required=PRODUCTION)
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL", "" if not PRODUCTION else None, required=PRODUCTION
+)
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
 _broker_scheme = urlsplit(CELERY_BROKER_URL).scheme

@@ -10,11 +10,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 if not os.environ.get("DATABASE_URL"):
     raise ImproperlyConfigured(
-        "DATABASE_URL is not set: run the tests with `make test`, which starts TimescaleDB and Redis "
-        "and sets it, or export DATABASE_URL=postgres://... yourself."
+        "DATABASE_URL is not set: run the tests with `make test`, which starts TimescaleDB and "
+        "Redis and sets it, or export DATABASE_URL=postgres://... yourself."
     )
 os.environ.setdefault("SEPTRADER_ENV", "test")
 
-from septrader.settings import *  # noqa: E402, F403
+from septrader.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

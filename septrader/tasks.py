@@ -9,5 +9,5 @@ from celery import shared_task
 
 @shared_task(name="septrader.ping_task", ignore_result=False)
 def ping_task(queue: str) -> dict[str, str]:
-    """Answer from whichever worker consumes ``queue``, so a check can prove each queue is served."""
+    """Answer from the worker that consumes ``queue``, so a check can prove the queue is served."""
     return {"queue": queue, "host": socket.gethostname()}

@@ -6,8 +6,8 @@ continuous aggregate per higher timeframe with real-time aggregation, so a query
 candles before the next refresh. Debian's own TimescaleDB build is Apache-only (the ``+dfsg``
 package has no compression, continuous aggregates or policies): there, and on plain PostgreSQL and
 the embedded SQLite, the same names are plain SQL views with the same columns and rows, so the
-selectors return the same candles everywhere. All of it is kept out of Django's model state (the view models are
-unmanaged), which keeps ``makemigrations --check`` clean on every backend.
+selectors return the same candles everywhere. All of it is kept out of Django's model state (the
+view models are unmanaged), which keeps ``makemigrations --check`` clean on every backend.
 """
 
 from django.db import migrations

@@ -4,26 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='SystemConfig',
+            name="SystemConfig",
             fields=[
-                ('key', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('value', models.JSONField()),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('updated_by', models.CharField(blank=True, max_length=150)),
+                ("key", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("value", models.JSONField()),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("updated_by", models.CharField(blank=True, max_length=150)),
             ],
             options={
-                'verbose_name': 'system setting',
-                'db_table': 'system_config',
-                'ordering': ['key'],
+                "verbose_name": "system setting",
+                "db_table": "system_config",
+                "ordering": ["key"],
             },
         ),
     ]

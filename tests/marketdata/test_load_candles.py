@@ -96,5 +96,5 @@ def test_a_file_with_bad_candles_loads_the_rest_and_exits_non_zero(
 def test_a_file_that_is_not_json_is_refused_with_its_name(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello")
-    with pytest.raises(CommandError, match="notes.txt: is not JSON"):
+    with pytest.raises(CommandError, match=r"notes\.txt: is not JSON"):
         run(str(path), pair="EUR_USD", timeframe="M1")

@@ -83,7 +83,10 @@ def test_bad_values_are_refused_with_the_variable_value_and_expectation(tmp_path
 def test_a_secret_can_come_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("s" * 64 + "\n")
-    probe = "import django; from django.conf import settings; django.setup(); print(len(settings.SECRET_KEY))"
+    probe = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(len(settings.SECRET_KEY))"
+    )
     env = {
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "septrader.settings",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             total=len(candles),
             unit="candle",
             disable=options["no_progress"],
-            file=self.stderr._out,
+            file=sys.stderr,
         ) as progress:
             for offset, batch in batches(candles, BATCH_SIZE):
                 result = candles_ingest(

@@ -41,10 +41,9 @@ class GuardedTimescaleSchemaEditor(TimescaleSchemaEditor):
             return
         super()._create_hypertable(model, field, should_migrate)
         table = self.quote_name(model._meta.db_table)
-        self.execute(
-            f"ALTER TABLE {table} ADD CONSTRAINT {self.quote_name(model._meta.db_table + '_pkey')} "
-            f"PRIMARY KEY ({self.quote_name(model._meta.pk.column)}, {self.quote_name(field.column)})"
-        )
+        constraint = self.quote_name(model._meta.db_table + "_pkey")
+        columns = f"{self.quote_name(model._meta.pk.column)}, {self.quote_name(field.column)}"
+        self.execute(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} PRIMARY KEY ({columns})")
 
 
 class DatabaseWrapper(TimescaleDatabaseWrapper):
@@ -54,9 +53,7 @@ class DatabaseWrapper(TimescaleDatabaseWrapper):
         # Skip the upstream CREATE EXTENSION, which fails where the extension is not available.
         super(TimescaleDatabaseWrapper, self).prepare_database()
         with self.cursor() as cursor:
-            cursor.execute(
-                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-            )
+            cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
             if cursor.fetchone() is not None:
                 cursor.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             else:
