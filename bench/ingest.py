@@ -93,7 +93,7 @@ def main() -> None:
     from django.db import connection
 
     from marketdata.selectors import candles_last
-    from marketdata.services import candles_ingest
+    from marketdata.services import candles_ingest, candles_ingest_batches
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
@@ -108,10 +108,11 @@ def main() -> None:
     candles = synthetic_candles(args.candles, start)
     began = time.perf_counter()
     stored = 0
-    for offset in range(0, len(candles), args.batch):
-        result = candles_ingest(
-            candles=candles[offset : offset + args.batch], pair="EUR_USD", timeframe="M1"
-        )
+    batches = (
+        (offset, candles[offset : offset + args.batch])
+        for offset in range(0, len(candles), args.batch)
+    )
+    for result in candles_ingest_batches(batches=batches, pair="EUR_USD", timeframe="M1"):
         stored += result.stored
         assert not result.rejected, result.rejected[:3]
     elapsed = time.perf_counter() - began

@@ -183,3 +183,34 @@ def test_the_copy_and_values_paths_store_identical_rows(timescaledb: None) -> No
         )
     assert stored("EUR_USD") == stored("GBP_USD")
     assert len(stored("EUR_USD")) == COPY_THRESHOLD + 10
+
+
+@pytest.mark.django_db
+def test_a_pipelined_load_of_many_batches_stores_every_valid_candle_once(timescaledb: None) -> None:
+    # Given 3 batches, large enough for the COPY path, the middle one with a bad candle and a
+    # stretch that is already stored
+    from marketdata.services import candles_ingest_batches
+
+    candles = minute_candles(3 * COPY_THRESHOLD)
+    candles_ingest(
+        candles=candles[COPY_THRESHOLD + 10 : COPY_THRESHOLD + 20],
+        pair="EUR_USD",
+        timeframe="M1",
+        now=NOW,
+    )
+    candles[COPY_THRESHOLD + 5] = dict(candles[COPY_THRESHOLD + 5], high="0.5")
+    batches = [
+        (start, candles[start : start + COPY_THRESHOLD])
+        for start in range(0, len(candles), COPY_THRESHOLD)
+    ]
+
+    # When they are loaded through the pipelined path
+    results = list(candles_ingest_batches(batches=batches, pair="EUR_USD", timeframe="M1", now=NOW))
+
+    # Then each batch reports its own outcome and the table holds every valid candle exactly once
+    assert [r.received for r in results] == [COPY_THRESHOLD] * 3
+    assert [len(r.rejected) for r in results] == [0, 1, 0]
+    assert results[1].rejected[0].row == COPY_THRESHOLD + 5
+    assert results[1].unchanged == 10
+    assert sum(r.stored for r in results) == 3 * COPY_THRESHOLD - 1 - 10
+    assert Candle.objects.filter(pair_id="EUR_USD").count() == 3 * COPY_THRESHOLD - 1

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from marketdata.candle_files import CandleFileError, batches, read_candle_file
-from marketdata.services import IngestResult, candles_ingest
+from marketdata.services import IngestResult, candles_ingest_batches
 from marketdata.timeframes import TIMEFRAME_SECONDS
 
 BATCH_SIZE = 5000
@@ -48,12 +48,11 @@ class Command(BaseCommand):
             disable=options["no_progress"],
             file=sys.stderr,
         ) as progress:
-            for offset, batch in batches(candles, BATCH_SIZE):
-                result = candles_ingest(
-                    candles=batch, pair=pair, timeframe=timeframe, row_offset=offset
-                )
+            for result in candles_ingest_batches(
+                batches=batches(candles, BATCH_SIZE), pair=pair, timeframe=timeframe
+            ):
                 total.merge(result)
-                progress.update(len(batch))
+                progress.update(result.received)
         for rejection in total.rejected[:SHOWN_REJECTIONS]:
             self.stderr.write(f"rejected {rejection}")
         if len(total.rejected) > SHOWN_REJECTIONS:
