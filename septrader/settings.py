@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "septrader",
     "marketdata",
     "trading",
+    "qfh",
 ]
 
 MIDDLEWARE = [

@@ -53,3 +53,54 @@ def redis_url() -> Iterator[str]:
         require(False, f"Redis is not reachable at {url}")
     yield url
     client.flushdb()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: Any) -> Iterator[Any]:
+    """Start a real Celery worker on every queue, over Redis, against the test database.
+
+    The worker is a separate process, so it only sees committed rows: tests using it run with
+    ``transactional_db``. Call the fixture's value with nothing; it stops the worker at teardown.
+    """
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.db import connection
+
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    require(broker.startswith("redis://"), "CELERY_BROKER_URL must point at Redis")
+    require(bool(os.environ.get("CELERY_RESULT_BACKEND")), "CELERY_RESULT_BACKEND must be set")
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    test_database = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "septrader",
+            "worker",
+            "-Q",
+            "qfh,execution,stream,default",
+            "--pool",
+            "solo",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "septrader.settings",
+            "DATABASE_URL": test_database,
+        },
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
