@@ -8,7 +8,7 @@ from django.utils.dateparse import parse_datetime
 from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute
 
 
-@shared_task(name="qfh.analyze_candles_task", queue="qfh", acks_late=True)
+@shared_task(name="qfh.analyze_candles_task", acks_late=True)
 def analyze_candles_task(
     pairs: list[str],
     timeframes: list[str],

@@ -2,7 +2,8 @@
 
 Queues are declared explicitly (DESIGN.md section 1) so a worker started with ``-Q qfh`` on the GPU
 PC and one with ``-Q execution,stream,default`` on the droplet each take only their own work.
-Tasks name their queue themselves; the routes below are the safety net for any that forget.
+A task's queue follows from its name (``qfh.*``, ``trading.*``, ``marketdata.*``) through the routes
+below: Celery 5.7 deprecates the per-task ``queue`` attribute in favour of ``task_routes``.
 """
 
 from __future__ import annotations
