@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 DEMO_PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install demo test check lint format types migrations-check services services-down bench
+.PHONY: install demo test check lint format types migrations-check services services-down \
+	bench bench-ingest bench-qfh bench-oandasim
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,15 @@ migrations-check: install
 
 check: lint types migrations-check test
 
-bench: install
+# Every benchmark in bench/, each printing name=value lines (figures in README.md).
+bench: bench-ingest bench-qfh bench-oandasim
+
+bench-ingest: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
 	$(BIN)/python bench/ingest.py
+
+bench-qfh: install
+	$(BIN)/python bench/qfh.py
+
+bench-oandasim: install
+	$(BIN)/python bench/oandasim.py
