@@ -56,11 +56,12 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def celery_worker(transactional_db: Any) -> Iterator[Any]:
+def celery_worker(transactional_db: Any, django_db_serialized_rollback: Any) -> Iterator[Any]:
     """Start a real Celery worker on every queue, over Redis, against the test database.
 
     The worker is a separate process, so it only sees committed rows: tests using it run with
-    ``transactional_db``. Call the fixture's value with nothing; it stops the worker at teardown.
+    ``transactional_db``, and the serialized rollback puts back the rows the migrations seeded
+    (the pairs), which the flush after such a test would otherwise remove for later tests.
     """
     import subprocess
     import sys
