@@ -187,6 +187,29 @@ REDIS_URL = env_optional("REDIS_URL") or (
 )
 
 
+# OANDA -------------------------------------------------------------------------------------------
+# https://developer.oanda.com/rest-live-v20/introduction/ — practice and live hosts are built into
+# oandapyV20; OANDA_API_URL names any other host, such as the bundled simulator (oandasim/).
+OANDA_ENVIRONMENT = env_choice("OANDA_ENVIRONMENT", "practice", ("practice", "live"))
+OANDA_API_URL = env_optional("OANDA_API_URL")
+OANDA_STREAM_URL = env_optional("OANDA_STREAM_URL")
+OANDA_TOKEN = env_optional("OANDA_TOKEN") or ""
+OANDA_ACCOUNT_ID = env_optional("OANDA_ACCOUNT_ID") or ""
+OANDA_CONNECT_TIMEOUT = float(env_int("OANDA_CONNECT_TIMEOUT", 5, minimum=1))
+OANDA_READ_TIMEOUT = float(env_int("OANDA_READ_TIMEOUT", 15, minimum=6))
+OANDA_REQUESTS_PER_SECOND = float(env_int("OANDA_REQUESTS_PER_SECOND", 100, minimum=1))
+if OANDA_REQUESTS_PER_SECOND > 120:
+    raise ImproperlyConfigured(
+        f"OANDA_REQUESTS_PER_SECOND={OANDA_REQUESTS_PER_SECOND:g} exceeds OANDA's limit of 120."
+    )
+# Real money: switching to the live host needs a second, explicit setting.
+if OANDA_ENVIRONMENT == "live" and env_optional("OANDA_LIVE_CONFIRM") != "yes-trade-real-money":
+    raise ImproperlyConfigured(
+        "OANDA_ENVIRONMENT=live trades real money: also set "
+        "OANDA_LIVE_CONFIRM=yes-trade-real-money to confirm."
+    )
+
+
 # Internationalisation: every time is stored in UTC; the FX day is New York's.
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
