@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import oandapyV20
+import oandapyV20.endpoints.instruments as instruments_endpoints
 import oandapyV20.oandapyV20 as oanda_core
 import requests
 from django.conf import settings
@@ -297,3 +298,8 @@ class OandaClient:
             return
         except Exception as raw:
             raise translate(raw, name) from None
+
+
+def instrument_candles(pair: str, params: dict[str, Any]) -> Any:
+    """The candles request for one instrument (OANDA's ``GET .../instruments/{pair}/candles``)."""
+    return instruments_endpoints.InstrumentsCandles(instrument=pair, params=params)

@@ -11,8 +11,15 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
-from marketdata.candle_input import CandleRejection, CandleRow, parse_candle
-from marketdata.models import Pair
+from marketdata.candle_input import (
+    CandleRejection,
+    CandleRow,
+    CandleTimeError,
+    oanda_candle_fields,
+    parse_broker_time,
+    parse_candle,
+)
+from marketdata.models import Candle, Pair
 
 logger = logging.getLogger(__name__)
 
@@ -280,3 +287,111 @@ def _ranges_are_empty(cursor: Any, rows: list[CandleRow]) -> bool:
         if cursor.fetchone()[0]:
             return False
     return True
+
+
+# Backfill -----------------------------------------------------------------------------------------
+
+# OANDA serves at most 5000 candles per request.
+OANDA_MAX_CANDLES = 5000
+_PRICE_COMPONENTS = {"M": "mid", "B": "bid", "A": "ask"}
+
+
+@dataclass
+class BackfillResult:
+    pair: str
+    timeframe: str
+    start: datetime | None
+    end: datetime
+    requests: int = 0
+    ingest: IngestResult = field(default_factory=IngestResult)
+
+    def summary(self) -> str:
+        begun = f"{self.start:%Y-%m-%dT%H:%MZ}" if self.start else "nothing to do"
+        return (
+            f"{self.pair} {self.timeframe} from {begun} to {self.end:%Y-%m-%dT%H:%MZ}: "
+            f"{self.requests} requests, stored {self.ingest.stored}, unchanged "
+            f"{self.ingest.unchanged}, rejected {len(self.ingest.rejected)}"
+        )
+
+
+def candles_backfill(
+    *,
+    client: Any,
+    pair: str,
+    timeframe: str,
+    start: datetime | None,
+    end: datetime | None = None,
+    price: str = "M",
+    resume: bool = True,
+    on_page: Any = None,
+) -> BackfillResult:
+    """Fetch a pair's candles from OANDA in pages of 5000 and upsert them through ingestion.
+
+    With ``resume`` the fetch starts after the newest complete candle already stored (when that is
+    later than ``start``), so an interrupted backfill continues where it stopped. ``end`` defaults
+    to now; candles at or after it are not stored. The forming candle the broker sends last is
+    stored as incomplete, never as complete. ``on_page(result)`` is called after every page.
+    """
+    from marketdata.oanda import instrument_candles
+    from marketdata.timeframes import timeframe_duration
+
+    component = _PRICE_COMPONENTS.get(price)
+    if component is None:
+        raise ValueError(f"price={price!r} is not valid; expected M, B or A")
+    step = timeframe_duration(timeframe)
+    finish = end or datetime.now(UTC)
+    if resume:
+        newest = (
+            Candle.objects.filter(pair_id=pair, timeframe=timeframe, complete=True)
+            .order_by("-time")
+            .values_list("time", flat=True)
+            .first()
+        )
+        if newest is not None and (start is None or newest + step > start):
+            start = newest + step
+    if start is None:
+        raise ValueError(f"no candles of {pair} {timeframe} are stored yet: give a start time")
+    result = BackfillResult(pair, timeframe, start, finish)
+    cursor = start
+    while cursor < finish:
+        endpoint = instrument_candles(
+            pair,
+            {
+                "granularity": timeframe,
+                "price": price,
+                "from": cursor.strftime("%Y-%m-%dT%H:%M:%S.000000000Z"),
+                "count": OANDA_MAX_CANDLES,
+                "includeFirst": "true",
+            },
+        )
+        page = client.request(endpoint)
+        result.requests += 1
+        rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
+        times = [_broker_time_or_none(row.get("time")) for row in rows]
+        # A candle with an unreadable time is passed on for ingestion to reject with its reason.
+        wanted = [row for row, t in zip(rows, times, strict=True) if t is None or t < finish]
+        times = [t for t in times if t is not None]
+        result.ingest.merge(
+            candles_ingest(
+                candles=wanted, pair=pair, timeframe=timeframe, row_offset=result.ingest.received
+            )
+        )
+        if on_page is not None:
+            on_page(result)
+        # OANDA counts only candles that exist (no weekend gaps), so a short page, or one ending in
+        # the forming candle, means the broker has nothing newer.
+        reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
+            r.get("complete", True) for r in rows
+        )
+        if reached_present or not times or max(times) + step <= cursor:
+            break
+        cursor = max(times) + step
+    logger.info("event=backfill_done %s", result.summary())
+    return result
+
+
+def _broker_time_or_none(value: Any) -> datetime | None:
+    try:
+        return parse_broker_time(value)
+    except CandleTimeError:
+        return None

@@ -7,25 +7,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from marketdata.candle_input import CandleTimeError, parse_broker_time
 from marketdata.models import Candle, Pair
 from marketdata.selectors import SERVED_TIMEFRAMES
 from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute
+from septrader.cli import parse_moment
 
 # Ranges are processed a week at a time so the progress bar moves and memory stays flat.
 STEP = timedelta(days=7)
-
-
-def _moment(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    text = value if any(c in value for c in "Z+") or "T" not in value else value + "Z"
-    if "T" not in text:
-        text += "T00:00:00Z"
-    try:
-        return parse_broker_time(text)
-    except CandleTimeError as error:
-        raise CommandError(f"--{name}={value!r} {error}") from None
 
 
 class Command(BaseCommand):
@@ -41,8 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        start = _moment("from", options["start"])
-        end = _moment("to", options["end"])
+        start = parse_moment("from", options["start"])
+        end = parse_moment("to", options["end"])
         if start and end and start >= end:
             raise CommandError(
                 f"--from {start:%Y-%m-%dT%H:%MZ} is not before --to {end:%Y-%m-%dT%H:%MZ}"
