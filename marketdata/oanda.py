@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import oandapyV20
+import oandapyV20.endpoints.accounts as accounts_endpoints
 import oandapyV20.endpoints.instruments as instruments_endpoints
+import oandapyV20.endpoints.pricing as pricing_endpoints
+import oandapyV20.endpoints.transactions as transactions_endpoints
 import oandapyV20.oandapyV20 as oanda_core
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from oandapyV20.exceptions import StreamTerminated, V20Error
+from oandapyV20.exceptions import V20Error
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,12 @@ class OandaProtocolError(OandaError):
 
 
 RETRYABLE = (OandaRateLimited, OandaUnavailable, OandaConnectionError)
+
+# The request classes the project builds, re-exported so no other module imports oandapyV20.
+AccountSummary = accounts_endpoints.AccountSummary
+PricingStream = pricing_endpoints.PricingStream
+TransactionsStream = transactions_endpoints.TransactionsStream
+TransactionsSinceID = transactions_endpoints.TransactionsSinceID
 
 
 @dataclass(frozen=True)
@@ -282,22 +291,59 @@ class OandaClient:
             )
             self.sleep(delay)
 
-    def stream(self, endpoint: Any) -> Iterator[dict[str, Any]]:
+    def stream(self, endpoint: Any, *, read_timeout: float) -> Iterator[dict[str, Any] | BadLine]:
         """Yield the messages of a streaming endpoint (prices or transactions).
 
-        Each stream gets its own HTTP session (requests.Session is not thread-safe). A clean end
-        of the stream simply ends the iteration; an abrupt one raises ``OandaConnectionError``.
-        The caller owns reconnection and its watchdog (the streamer).
+        oandapyV20's own stream generator dies on the first line that is not JSON, which would cost
+        a reconnect for one bad line; this reads the lines itself (URL, headers and parameters still
+        come from the endpoint and the client) and yields a ``BadLine`` for the caller to log and
+        skip. ``read_timeout`` is the watchdog: no byte for that long (heartbeats included) raises
+        ``OandaConnectionError``, as does an abrupt close; a clean end just ends the iteration.
+        Each stream has its own HTTP session (requests.Session is not thread-safe).
         """
-        api = self._new_api()
         name = f"STREAM {endpoint}"
+        environment = oanda_core.TRADING_ENVIRONMENTS[self.config.environment_name()]
+        url = f"{environment['stream']}/{endpoint}"
         self.limiter.acquire()
-        try:
-            yield from api.request(endpoint)
-        except StreamTerminated:
-            return
-        except Exception as raw:
-            raise translate(raw, name) from None
+        with requests.Session() as session:
+            session.headers.update(
+                {
+                    "Authorization": f"Bearer {self.config.token}",
+                    "Accept-Encoding": "gzip, deflate",
+                    "Content-Type": "application/json",
+                }
+            )
+            try:
+                response = session.get(
+                    url,
+                    params=getattr(endpoint, "params", None),
+                    stream=True,
+                    timeout=(self.config.connect_timeout, read_timeout),
+                )
+                if response.status_code >= 400:
+                    raise V20Error(response.status_code, response.text)
+                for line in response.iter_lines(chunk_size=None):
+                    if not line:
+                        continue
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        yield BadLine(line.decode("utf-8", "replace"), "not JSON")
+                        continue
+                    if isinstance(message, dict):
+                        yield message
+                    else:
+                        yield BadLine(line.decode("utf-8", "replace"), "not a JSON object")
+            except Exception as raw:
+                raise translate(raw, name) from None
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line of a stream that could not be read, kept whole for the log."""
+
+    raw: str
+    reason: str
 
 
 def instrument_candles(pair: str, params: dict[str, Any]) -> Any:

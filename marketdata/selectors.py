@@ -134,3 +134,24 @@ def candles_last(
     rows = _rows(queryset.order_by("-time")[:count], fields)
     rows.reverse()
     return _bars(rows, timeframe, now)
+
+
+def stream_state() -> dict[str, Any] | None:
+    """The streamer's last published state: per pair the last price and candle times, plus
+    reconnect counts and current backoffs (None until a streamer has run)."""
+    from django.core.cache import cache
+
+    from marketdata.streaming import STATE_KEY
+
+    state: dict[str, Any] | None = cache.get(STATE_KEY)
+    return state
+
+
+def latest_price(pair: str) -> dict[str, Any] | None:
+    """The newest price the streamer saw for ``pair``: bid, ask, time, tradeable, received."""
+    from django.core.cache import cache
+
+    from marketdata.streaming import latest_price_key
+
+    price: dict[str, Any] | None = cache.get(latest_price_key(pair))
+    return price

@@ -182,9 +182,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 
 # Cache and the latest prices ----------------------------------------------------------------------
+# The streamer publishes each pair's latest price and its stream state here for the executors and
+# the console: Redis in any real deployment, files under SEPTRADER_DATA_DIR in the embedded demo.
 REDIS_URL = env_optional("REDIS_URL") or (
     CELERY_BROKER_URL if _broker_scheme in {"redis", "rediss"} else None
 )
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "septrader",
+        }
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    )
+}
 
 
 # OANDA -------------------------------------------------------------------------------------------

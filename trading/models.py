@@ -64,3 +64,27 @@ class TradingSignal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.pair_id} {self.timeframe} {self.time:%Y-%m-%dT%H:%MZ}"
+
+
+class BrokerTransaction(models.Model):
+    """One transaction of the OANDA account, exactly as the broker sent it.
+
+    The broker's transaction id is the primary key, so a transaction that arrives twice (from the
+    stream and again from TransactionsSinceID after a reconnect) is stored once. Reconciliation
+    reads these rows; the newest id is where the next catch-up starts.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    account_id = models.CharField(max_length=64)
+    type = models.CharField(max_length=64)
+    time = models.DateTimeField()
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "trading_broker_transactions"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["type", "time"], name="broker_tx_type_time")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"

@@ -171,7 +171,9 @@ def test_the_token_never_appears_in_the_logs(
 
 def test_the_price_stream_yields_the_brokers_messages(simulator: SimulatorProcess) -> None:
     client = client_for(simulator)
-    stream = client.stream(pricing.PricingStream(ACCOUNT, params={"instruments": "EUR_USD"}))
+    stream = client.stream(
+        pricing.PricingStream(ACCOUNT, params={"instruments": "EUR_USD"}), read_timeout=10
+    )
     first = next(stream)
     stream.close()
     assert first["type"] == "PRICE"

@@ -1,0 +1,255 @@
+"""The streamer against the simulator at high speed: real oandapyV20 client, TimescaleDB, Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import oandapyV20.endpoints.orders as orders
+import pytest
+import requests
+from django.core.cache import cache
+
+from marketdata.models import Candle, Pair
+from marketdata.oanda import OandaClient, OandaConfig
+from marketdata.selectors import latest_price, stream_state
+from marketdata.streaming import Streamer
+from oandasim.client import SimulatorProcess, sim_api
+from tests.conftest import SEED_CANDLES
+from trading.models import BrokerTransaction
+
+TOKEN = "stream-test-token"
+ACCOUNT = "101-001-0000000-003"
+THURSDAY = "2025-07-24T09:00:00Z"
+SPEED = 30.0
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess(
+        token=TOKEN,
+        account=ACCOUNT,
+        extra_args=[
+            *("--data", f"EUR_USD={SEED_CANDLES}", "--start", THURSDAY, "--speed", str(SPEED)),
+            *("--heartbeat", "0.5", "--stream-interval", "0.1", "--rate-limit", "0"),
+        ],
+    ) as process:
+        yield process
+
+
+def control(simulator: SimulatorProcess, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    response = requests.post(
+        f"{simulator.base_url}/__sim/{path}",
+        json=payload,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+class Running:
+    """A streamer in a background thread, stopped (and waited for) at the end of the test."""
+
+    def __init__(self, simulator: SimulatorProcess, **options: Any) -> None:
+        self.closed: list[tuple[str, datetime, datetime]] = []
+        config = OandaConfig(token=TOKEN, account_id=ACCOUNT, api_url=simulator.base_url)
+        self.streamer = Streamer(
+            client_factory=lambda: OandaClient(config),
+            bootstrap=timedelta(minutes=30),
+            price_silence=2.0,
+            transaction_silence=3.0,
+            on_candles_closed=lambda pair, start, end: self.closed.append((pair, start, end)),
+            **options,
+        )
+        self.thread = threading.Thread(target=self.streamer.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.streamer.stop.set()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), "the streamer did not stop"
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def complete_minutes(pair: str) -> list[tuple[Any, ...]]:
+    return list(
+        Candle.objects.filter(pair_id=pair, timeframe="M1", complete=True)
+        .order_by("time")
+        .values_list("time", "open", "high", "low", "close", "volume")
+    )
+
+
+def broker_minutes(
+    simulator: SimulatorProcess, pair: str, start: datetime, end: datetime
+) -> list[tuple[Any, ...]]:
+    from decimal import Decimal
+
+    response = requests.get(
+        f"{simulator.base_url}/v3/instruments/{pair}/candles",
+        params={
+            "granularity": "M1",
+            "from": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "to": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [
+        (
+            datetime.strptime(c["time"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC),
+            *(Decimal(c["mid"][k]) for k in "ohlc"),
+            c["volume"],
+        )
+        for c in response.json()["candles"]
+        if c["complete"]
+    ]
+
+
+def newest_time(pair: str) -> datetime | None:
+    rows = complete_minutes(pair)
+    return rows[-1][0] if rows else None
+
+
+stream_db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@stream_db
+def test_the_streamer_stores_exactly_the_brokers_candles_and_publishes_prices(
+    timescaledb: None, simulator: SimulatorProcess
+) -> None:
+    cache.clear()
+    start = datetime(2025, 7, 24, 8, 30, tzinfo=UTC)
+    # When the streamer runs for a few simulated minutes
+    with Running(simulator, pairs=["EUR_USD"], stream_transactions=False) as running:
+        wait_until(
+            lambda: (newest_time("EUR_USD") or start) >= datetime(2025, 7, 24, 9, 3, tzinfo=UTC),
+            30,
+            "three simulated minutes to close",
+        )
+        price = latest_price("EUR_USD")
+        state = stream_state()
+
+    # Then the complete candles equal the broker's own, minute for minute, with no gap
+    stored = complete_minutes("EUR_USD")
+    assert stored == broker_minutes(
+        simulator, "EUR_USD", start, stored[-1][0] + timedelta(minutes=1)
+    )
+    assert stored[0][0] == start
+    # And each close enqueued the analysis of exactly the new candles
+    assert running.closed[0] == ("EUR_USD", start, stored[0][0] + timedelta(minutes=30))
+    covered = [minute for _, first, end in running.closed for minute in _minutes(first, end)]
+    assert covered == [row[0] for row in stored]
+    # And the latest price and the stream state are published for the other processes
+    assert price is not None and price["tradeable"] is True
+    assert datetime.fromisoformat(price["time"]) >= datetime(2025, 7, 24, 9, 2, tzinfo=UTC)
+    assert state is not None and state["pairs"]["EUR_USD"]["last_price_time"] is not None
+
+
+def _minutes(first: datetime, end: datetime) -> list[datetime]:
+    out = []
+    while first < end:
+        out.append(first)
+        first += timedelta(minutes=1)
+    return out
+
+
+@stream_db
+def test_a_dropped_or_silent_stream_is_reconnected_and_leaves_no_gap(
+    timescaledb: None, simulator: SimulatorProcess
+) -> None:
+    cache.clear()
+    with Running(simulator, pairs=["EUR_USD"], stream_transactions=False) as running:
+        wait_until(lambda: newest_time("EUR_USD") is not None, 20, "the first candles")
+        # An abrupt close, then a stream that goes silent (no heartbeats) for longer than the
+        # watchdog allows
+        control(simulator, "fault", {"stream": "pricing", "action": "drop"})
+        wait_until(lambda: running.streamer.state.price_reconnects >= 1, 10, "a reconnect")
+        control(simulator, "fault", {"stream": "pricing", "action": "silence", "seconds": 4})
+        wait_until(lambda: running.streamer.state.price_reconnects >= 2, 15, "the watchdog")
+        control(simulator, "fault", {"clear": True})
+        reached = newest_time("EUR_USD")
+        assert reached is not None
+        wait_until(
+            lambda: (newest_time("EUR_USD") or reached) >= reached + timedelta(minutes=2),
+            30,
+            "two more minutes after the faults",
+        )
+
+    stored = complete_minutes("EUR_USD")
+    start = datetime(2025, 7, 24, 8, 30, tzinfo=UTC)
+    assert stored == broker_minutes(
+        simulator, "EUR_USD", start, stored[-1][0] + timedelta(minutes=1)
+    )
+
+
+@stream_db
+def test_a_pair_enabled_while_running_starts_streaming(
+    timescaledb: None, simulator: SimulatorProcess
+) -> None:
+    cache.clear()
+    Pair.objects.filter(symbol="EUR_USD").update(enabled=True)
+    with Running(simulator, pair_refresh_seconds=0.5, stream_transactions=False):
+        wait_until(lambda: latest_price("EUR_USD") is not None, 20, "EUR_USD prices")
+        assert latest_price("GBP_USD") is None
+
+        Pair.objects.filter(symbol="GBP_USD").update(enabled=True)
+
+        wait_until(lambda: latest_price("GBP_USD") is not None, 20, "GBP_USD prices")
+        wait_until(lambda: newest_time("GBP_USD") is not None, 20, "GBP_USD candles")
+
+
+@stream_db
+def test_account_transactions_are_stored_once_including_those_missed_while_disconnected(
+    timescaledb: None, simulator: SimulatorProcess
+) -> None:
+    cache.clear()
+    api = sim_api(simulator.base_url, TOKEN)
+    market = {"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "1000"}}
+    with Running(simulator, pairs=["EUR_USD"]) as running:
+        # Given a streamer that has taken the account's starting point, and an order it sees live
+        wait_until(lambda: running.streamer.state.last_transaction_id is not None, 10, "start")
+        baseline = int(running.streamer.state.last_transaction_id or 0)
+        api.request(orders.OrderCreate(ACCOUNT, data=market))
+        wait_until(
+            lambda: BrokerTransaction.objects.filter(type="ORDER_FILL").count() == 1, 15, "the fill"
+        )
+        # When the transaction stream drops and an order is filled meanwhile
+        control(simulator, "fault", {"stream": "transactions", "action": "silence", "seconds": 5})
+        api.request(orders.OrderCreate(ACCOUNT, data=market))
+        wait_until(lambda: running.streamer.state.transaction_reconnects >= 1, 15, "a reconnect")
+        control(simulator, "fault", {"clear": True})
+        wait_until(
+            lambda: BrokerTransaction.objects.filter(type="ORDER_FILL").count() == 2,
+            15,
+            "the catch-up",
+        )
+
+    # Then every broker transaction since the streamer's start is stored exactly once (the
+    # account's earlier history is reconciliation's business, not the stream's)
+    broker = requests.get(
+        f"{simulator.base_url}/v3/accounts/{ACCOUNT}/transactions/sinceid",
+        params={"id": baseline},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    ).json()["transactions"]
+    assert len(broker) >= 4
+    assert sorted(BrokerTransaction.objects.values_list("id", flat=True)) == sorted(
+        int(t["id"]) for t in broker
+    )
