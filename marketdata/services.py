@@ -367,10 +367,10 @@ def candles_backfill(
         page = client.request(endpoint)
         result.requests += 1
         rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
-        times = [_broker_time_or_none(row.get("time")) for row in rows]
+        read_times = [_broker_time_or_none(row.get("time")) for row in rows]
         # A candle with an unreadable time is passed on for ingestion to reject with its reason.
-        wanted = [row for row, t in zip(rows, times, strict=True) if t is None or t < finish]
-        times = [t for t in times if t is not None]
+        wanted = [row for row, t in zip(rows, read_times, strict=True) if t is None or t < finish]
+        times = [t for t in read_times if t is not None]
         result.ingest.merge(
             candles_ingest(
                 candles=wanted, pair=pair, timeframe=timeframe, row_offset=result.ingest.received
@@ -383,9 +383,10 @@ def candles_backfill(
         reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
             r.get("complete", True) for r in rows
         )
-        if reached_present or not times or max(times) + step <= cursor:
+        newest = max(times) if times else None
+        if reached_present or newest is None or newest + step <= cursor:
             break
-        cursor = max(times) + step
+        cursor = newest + step
     logger.info("event=backfill_done %s", result.summary())
     return result
 

@@ -56,3 +56,108 @@ class CandleMetrics(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pair_id} {self.timeframe} {self.time:%Y-%m-%dT%H:%MZ} {self.params_version}"
+
+
+class PairModel(models.Model):
+    """A trained signal rule for one pair: its parameters, what it was trained on (data range and
+    a hash of the inputs), its walk-forward out-of-sample figures, and the promotion gates it
+    passed or failed. At most one model per pair is promoted (live trading uses it).
+
+    The figures are written once by ``qfh.evaluation.services.pair_model_train`` and never
+    edited; only ``promoted`` / ``promoted_at`` change, through ``pair_model_promote``.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    pair = models.ForeignKey(
+        Pair,
+        to_field="symbol",
+        db_column="pair",
+        on_delete=models.PROTECT,
+        related_name="qfh_models",
+    )
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices, default=Timeframe.M1)
+    rule_type = models.CharField(max_length=32)
+    params = models.JSONField()
+    horizon = models.PositiveSmallIntegerField()
+    data_start = models.DateTimeField()
+    data_end = models.DateTimeField()
+    candles = models.PositiveIntegerField()
+    inputs_hash = models.CharField(max_length=64, db_index=True)
+    seed = models.BigIntegerField()
+    search = models.JSONField(help_text="Search space, folds, costs and seed of the training.")
+    folds = models.JSONField(help_text="Per fold: the set chosen on train and its test figures.")
+    out_of_sample = models.JSONField()
+    oos_trades = models.PositiveIntegerField()
+    oos_hit_rate = models.FloatField()
+    oos_hit_low = models.FloatField()
+    oos_hit_high = models.FloatField()
+    oos_expectancy_pips = models.FloatField()
+    oos_pnl_pips = models.FloatField()
+    oos_max_drawdown_pips = models.FloatField()
+    oos_sharpe = models.FloatField()
+    gates = models.JSONField(help_text="The promotion gates the result was checked against.")
+    failed_gates = models.JSONField(default=list, blank=True)
+    passed_gates = models.BooleanField(default=False)
+    promoted = models.BooleanField(default=False)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "qfh_pair_models"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pair"],
+                condition=models.Q(promoted=True),
+                name="qfh_pair_models_one_promoted_per_pair",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pair_id} {self.rule_type} #{self.pk} ({self.inputs_hash[:10]})"
+
+
+class RuleEvaluation(models.Model):
+    """One evaluation of a signal rule on a pair and date range, with its baselines.
+
+    ``leaky`` marks the original's look-ahead alignment, stored only to be shown next to the
+    honest figures; it is never a result a model may be promoted on.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    pair = models.ForeignKey(
+        Pair,
+        to_field="symbol",
+        db_column="pair",
+        on_delete=models.PROTECT,
+        related_name="qfh_evaluations",
+    )
+    timeframe = models.CharField(max_length=3, choices=Timeframe.choices, default=Timeframe.M1)
+    rule_type = models.CharField(max_length=32)
+    params = models.JSONField()
+    horizon = models.PositiveSmallIntegerField()
+    leaky = models.BooleanField(default=False)
+    alignment_label = models.CharField(max_length=120)
+    data_start = models.DateTimeField()
+    data_end = models.DateTimeField()
+    candles = models.PositiveIntegerField()
+    costs = models.JSONField()
+    performance = models.JSONField()
+    baselines = models.JSONField()
+    original = models.JSONField(help_text="The testbed's own measures (gross, dead band).")
+    equity = models.JSONField(default=list, blank=True)
+    trades = models.PositiveIntegerField()
+    hit_rate = models.FloatField()
+    hit_low = models.FloatField()
+    hit_high = models.FloatField()
+    pnl_pips = models.FloatField()
+    inputs_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "qfh_rule_evaluations"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        kind = "leaky" if self.leaky else "causal"
+        return f"{self.pair_id} {self.rule_type} h={self.horizon} {kind} #{self.pk}"

@@ -27,3 +27,58 @@ def analyze_candles_task(
             )
             runs.append({"pair": pair, "timeframe": timeframe, "written": run.written})
     return runs
+
+
+@shared_task(name="qfh.evaluate_rule_task", acks_late=True)
+def evaluate_rule_task(
+    pair: str,
+    timeframe: str = "M1",
+    start: str | None = None,
+    end: str | None = None,
+    rule_type: str = "testbed",
+    params: dict[str, Any] | None = None,
+    horizon: int = 1,
+    leaky: bool = False,
+) -> int:
+    """Evaluate a rule on stored candles and store the result; returns the evaluation's id."""
+    from qfh.evaluation.services import rule_evaluation_run
+
+    row = rule_evaluation_run(
+        pair=pair,
+        timeframe=timeframe,
+        start=parse_datetime(start) if start else None,
+        end=parse_datetime(end) if end else None,
+        rule_type=rule_type,
+        params=params,
+        horizon=horizon,
+        leaky=leaky,
+    )
+    return row.pk
+
+
+@shared_task(name="qfh.train_pair_model_task", acks_late=True)
+def train_pair_model_task(
+    pair: str,
+    timeframe: str = "M1",
+    start: str | None = None,
+    end: str | None = None,
+    folds: int = 4,
+    sets: int = 200,
+    seed: int = 0,
+) -> int:
+    """Walk-forward training of a pair's model; returns the stored PairModel's id.
+
+    Not retried: a second run would store a second (identical) model rather than fail.
+    """
+    from qfh.evaluation.services import pair_model_train
+
+    model = pair_model_train(
+        pair=pair,
+        timeframe=timeframe,
+        start=parse_datetime(start) if start else None,
+        end=parse_datetime(end) if end else None,
+        folds=folds,
+        sets=sets,
+        seed=seed,
+    )
+    return model.pk

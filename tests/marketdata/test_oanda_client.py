@@ -174,8 +174,8 @@ def test_the_price_stream_yields_the_brokers_messages(simulator: SimulatorProces
     stream = client.stream(
         pricing.PricingStream(ACCOUNT, params={"instruments": "EUR_USD"}), read_timeout=10
     )
-    first = next(stream)
-    stream.close()
+    first = next(iter(stream))
+    assert isinstance(first, dict)
     assert first["type"] == "PRICE"
     assert first["instrument"] == "EUR_USD"
 

@@ -253,3 +253,86 @@ def test_account_transactions_are_stored_once_including_those_missed_while_disco
     assert sorted(BrokerTransaction.objects.values_list("id", flat=True)) == sorted(
         int(t["id"]) for t in broker
     )
+
+
+@stream_db
+def test_a_simulated_hour_with_429_and_503_bursts_ends_with_the_brokers_candles(
+    timescaledb: None,
+) -> None:
+    # Given a broker clock running 300 times faster than real time (an hour in 12 seconds)
+    start = datetime(2025, 7, 24, 8, 30, tzinfo=UTC)
+    with SimulatorProcess(
+        token=TOKEN,
+        account=ACCOUNT,
+        extra_args=[
+            *("--data", f"EUR_USD={SEED_CANDLES}", "--start", THURSDAY, "--speed", "300"),
+            *("--heartbeat", "0.5", "--stream-interval", "0.1", "--rate-limit", "0"),
+        ],
+    ) as simulator:
+        with Running(simulator, pairs=["EUR_USD"], stream_transactions=False) as running:
+            wait_until(lambda: newest_time("EUR_USD") is not None, 20, "the first candles")
+            # When the broker answers bursts of 429 and 503 along the way
+            control(simulator, "fault", {"status": 429, "count": 3})
+            time.sleep(1.5)
+            control(simulator, "fault", {"status": 503, "count": 2})
+            wait_until(
+                lambda: (
+                    (newest_time("EUR_USD") or start) >= datetime(2025, 7, 24, 10, 0, tzinfo=UTC)
+                ),
+                60,
+                "a simulated hour",
+            )
+            faults_left = control(simulator, "fault", {})["remaining"]
+        stored = complete_minutes("EUR_USD")
+        expected = broker_minutes(simulator, "EUR_USD", start, stored[-1][0] + timedelta(minutes=1))
+
+    # Then every fault was answered (and survived) and the table holds exactly the broker's hour
+    assert faults_left == 0
+    assert stored == expected
+    assert stored[-1][0] >= datetime(2025, 7, 24, 10, 0, tzinfo=UTC)
+    assert running.streamer.state.price_reconnects <= 10
+
+
+@stream_db
+def test_the_stream_prices_command_stops_cleanly_on_sigterm(
+    timescaledb: None, simulator: SimulatorProcess
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.db import connection
+
+    from tests.conftest import REPO
+
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "septrader.settings",
+        "DATABASE_URL": urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"])),
+        "OANDA_API_URL": simulator.base_url,
+        "OANDA_TOKEN": TOKEN,
+        "OANDA_ACCOUNT_ID": ACCOUNT,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "stream_prices", "--pair", "EUR_USD"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: newest_time("EUR_USD") is not None, 30, "the streamer's first candles")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert "stream_prices: stopped" in out
+    assert time.monotonic() - started < 15
+    assert TOKEN not in out + err

@@ -1,0 +1,128 @@
+"""The instruments the simulator offers and their static properties.
+
+Prices are held internally as integers counted in the instrument's smallest increment (a pipette:
+0.00001 for EUR_USD, 0.001 for USD_JPY), so comparisons and path interpolation are exact and fast.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A currency pair as OANDA describes it in AccountInstruments."""
+
+    name: str
+    pip_location: int
+    display_precision: int
+    base_price: Decimal
+    default_spread_pips: Decimal
+    margin_rate: Decimal = Decimal("0.02")
+
+    @property
+    def base(self) -> str:
+        return self.name.split("_")[0]
+
+    @property
+    def quote(self) -> str:
+        return self.name.split("_")[1]
+
+    @property
+    def scale(self) -> int:
+        """How many internal price points make one unit of the quote currency."""
+        return 10**self.display_precision
+
+    @property
+    def points_per_pip(self) -> int:
+        return 10 ** (self.display_precision + self.pip_location)
+
+    def to_points(self, price: Decimal) -> int:
+        return int((price * self.scale).to_integral_value())
+
+    def to_decimal(self, points: int) -> Decimal:
+        return _points_to_decimal(points, self.display_precision)
+
+    def format(self, points: int) -> str:
+        return _format_points(points, self.display_precision)
+
+    def trailing_bounds(self) -> tuple[Decimal, Decimal]:
+        """The minimum (5 pips) and maximum (10,000 pips) trailing stop distances."""
+        pip = Decimal(1).scaleb(self.pip_location)
+        return (pip * 5).quantize(Decimal(1).scaleb(-self.display_precision)), (
+            pip * 10000
+        ).quantize(Decimal(1).scaleb(-self.display_precision))
+
+    def to_wire(self) -> dict[str, object]:
+        minimum_trailing, maximum_trailing = self.trailing_bounds()
+        return {
+            "name": self.name,
+            "type": "CURRENCY",
+            "displayName": f"{self.base}/{self.quote}",
+            "pipLocation": self.pip_location,
+            "displayPrecision": self.display_precision,
+            "tradeUnitsPrecision": 0,
+            "minimumTradeSize": "1",
+            "maximumTrailingStopDistance": str(maximum_trailing),
+            "minimumTrailingStopDistance": str(minimum_trailing),
+            "maximumPositionSize": "0",
+            "maximumOrderUnits": str(MAXIMUM_ORDER_UNITS),
+            "marginRate": str(self.margin_rate),
+            "guaranteedStopLossOrderMode": "DISABLED",
+            "tags": [{"type": "ASSET_CLASS", "name": "CURRENCY"}],
+            "financing": {
+                "longRate": "0.0000",
+                "shortRate": "0.0000",
+                "financingDaysOfWeek": [
+                    {"dayOfWeek": day, "daysCharged": 3 if day == "WEDNESDAY" else 1}
+                    for day in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY")
+                ],
+            },
+        }
+
+
+@functools.lru_cache(maxsize=65536)
+def _points_to_decimal(points: int, precision: int) -> Decimal:
+    return Decimal(points).scaleb(-precision)
+
+
+@functools.lru_cache(maxsize=65536)
+def _format_points(points: int, precision: int) -> str:
+    return str(Decimal(points).scaleb(-precision))
+
+
+# OANDA's published maximum for a single order on the major pairs.
+MAXIMUM_ORDER_UNITS = 100_000_000
+
+
+def _pair(name: str, base_price: str, spread_pips: str) -> Instrument:
+    is_yen = name.endswith("_JPY")
+    return Instrument(
+        name=name,
+        pip_location=-2 if is_yen else -4,
+        display_precision=3 if is_yen else 5,
+        base_price=Decimal(base_price),
+        default_spread_pips=Decimal(spread_pips),
+    )
+
+
+# Base prices seed the synthetic walks; spreads are typical OANDA practice-account spreads in pips.
+INSTRUMENTS: dict[str, Instrument] = {
+    instrument.name: instrument
+    for instrument in (
+        _pair("EUR_USD", "1.10000", "1.4"),
+        _pair("GBP_USD", "1.27000", "2.0"),
+        _pair("USD_JPY", "150.000", "1.4"),
+        _pair("EUR_GBP", "0.86000", "1.6"),
+        _pair("AUD_USD", "0.66000", "1.4"),
+        _pair("USD_CHF", "0.88000", "1.8"),
+        _pair("USD_CAD", "1.36000", "2.2"),
+        _pair("EUR_JPY", "162.000", "1.9"),
+        _pair("NZD_USD", "0.60000", "1.8"),
+        _pair("GBP_JPY", "190.000", "2.8"),
+        _pair("EUR_CHF", "0.95000", "2.0"),
+        _pair("AUD_JPY", "99.000", "2.0"),
+    )
+}

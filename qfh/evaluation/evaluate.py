@@ -1,0 +1,360 @@
+"""Evaluate a signal rule on one pair's candles: causal features, signals, costed outcomes,
+scores, and the same scores for baselines (pure NumPy/CuPy; the service stores the result).
+
+The leak guard: every feature carries the moment it became known, every label the moment its
+prices start (the signal candle's close). ``evaluate_rule`` refuses any signal whose features
+were known after its label started, unless the caller asks for the labelled leaky comparison
+(``alignment="leaky", allow_look_ahead=True``), which exists only to reproduce the original's
+figures next to the honest ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from qfh import rules
+from qfh.engine import to_numpy
+from qfh.evaluation.candles import Candles
+from qfh.evaluation.features import (
+    HIGHER_TIMEFRAMES,
+    Features,
+    HigherTimeframe,
+    higher_timeframe_features,
+    testbed_features,
+)
+from qfh.evaluation.metrics import Performance, performance
+from qfh.evaluation.outcomes import Costs, Outcomes, pips_to_account, trade_outcomes
+
+LEAKY_LABEL = "leaky (testbed alignment with look-ahead; for comparison only, not a result)"
+CAUSAL_LABEL = "causal"
+EQUITY_POINTS = 400
+
+
+class LookAheadError(ValueError):
+    """A signal would be scored on a move that its own features had already seen."""
+
+
+@dataclass(frozen=True)
+class Signals:
+    """A rule's output on the candle grid (arrays broadcast over parameter sets when given)."""
+
+    direction: Any
+    confidence: Any
+    raw_direction: Any  # before the high-confidence gate and confirmation
+    high_confidence: Any
+    valid: Any
+    known_at: Any
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    rule: rules.Rule
+    pair: str
+    alignment: str
+    label: str
+    horizon: int
+    costs: Costs
+    candles: int
+    start: int
+    end: int
+    performance: Performance
+    baselines: dict[str, Performance]
+    original: dict[str, Any]
+    equity: list[tuple[int, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule.as_dict(),
+            "pair": self.pair,
+            "alignment": self.alignment,
+            "label": self.label,
+            "horizon": self.horizon,
+            "costs": self.costs.as_dict(),
+            "candles": self.candles,
+            "performance": self.performance.as_dict(),
+            "baselines": {name: value.as_dict() for name, value in self.baselines.items()},
+            "original": self.original,
+        }
+
+
+def compute_features(
+    candles: Candles,
+    rule: rules.Rule,
+    *,
+    alignment: str = "causal",
+    backend: str | ModuleType | None = None,
+) -> tuple[Features, list[HigherTimeframe]]:
+    """Features of every candle for ``rule``, and its higher timeframes when it confirms."""
+    params = rule.params
+    features = testbed_features(
+        candles,
+        window=params["window"],
+        volatility_lookback=params.get("volatility_lookback", 100),
+        alignment=alignment,
+        backend=backend,
+    )
+    higher: list[HigherTimeframe] = []
+    if params.get("confirm_threshold") is not None:
+        higher = [
+            higher_timeframe_features(
+                candles, seconds, window=params["window"], alignment=alignment, backend=backend
+            )
+            for seconds in HIGHER_TIMEFRAMES
+        ]
+    return features, higher
+
+
+def rule_signals(
+    rule_type: str,
+    params: Mapping[str, Any],
+    features: Features,
+    higher: list[HigherTimeframe] | None = None,
+) -> Signals:
+    """Apply a rule to features. ``params`` values may be numbers or (sets, 1) arrays."""
+    xp = rules._xp(features.coherence)
+    known_at = features.known_at
+    if rule_type == "testbed":
+        direction, confidence, high = rules.testbed_signals(
+            coherence=features.coherence,
+            stability=features.stability,
+            entropy=features.entropy,
+            multiplier=features.multiplier,
+            volatility=features.volatility,
+            weight_stability=params["weight_stability"],
+            weight_coherence=params["weight_coherence"],
+            weight_entropy=params["weight_entropy"],
+            buy_threshold=params["buy_threshold"],
+            sell_threshold=params["sell_threshold"],
+            min_confidence=params["min_confidence"],
+            min_coherence=params["min_coherence"],
+            min_stability=params["min_stability"],
+            high_confidence_only=False,
+        )
+        raw = direction
+        if params.get("high_confidence_only", True):
+            direction = xp.where(high, direction, rules.HOLD).astype(xp.int8)
+        weights = (
+            params["weight_stability"],
+            params["weight_coherence"],
+            params["weight_entropy"],
+        )
+    elif rule_type == "pattern_threshold":
+        direction, confidence = rules.pattern_threshold_signals(
+            coherence=features.coherence,
+            stability=features.stability,
+            entropy=features.entropy,
+            buy_min_coherence=params["buy_min_coherence"],
+            buy_min_stability=params["buy_min_stability"],
+            buy_max_entropy=params["buy_max_entropy"],
+            sell_max_stability=params["sell_max_stability"],
+            sell_min_entropy=params["sell_min_entropy"],
+        )
+        raw, high = direction, direction != rules.HOLD
+        weights = (0.40, 0.10, 0.50)
+    else:
+        raise rules.RuleError(f"rule_type={rule_type!r} is unknown")
+    threshold = params.get("confirm_threshold")
+    if higher and threshold is not None:
+        confirmations = []
+        for frame in higher:
+            frame_direction, frame_confidence = rules.pipeline_signals(
+                coherence=frame.coherence,
+                stability=frame.stability,
+                entropy=frame.entropy,
+                modifier=frame.modifier,
+                weight_stability=weights[0],
+                weight_coherence=weights[1],
+                weight_entropy=weights[2],
+            )
+            found = frame.found()
+            frame_direction = xp.where(
+                found, rules.gather_closed(frame_direction, frame.index), rules.HOLD
+            )
+            confirmations.append(
+                (frame_direction, rules.gather_closed(frame_confidence, frame.index))
+            )
+            known_at = xp.maximum(
+                known_at, xp.where(found, rules.gather_closed(frame.known_at, frame.index), 0)
+            )
+        direction = rules.confirm(direction, confirmations, threshold)
+    direction = xp.where(features.valid, direction, rules.HOLD).astype(xp.int8)
+    return Signals(direction, confidence, raw, high, features.valid, known_at)
+
+
+def check_causal(signals: Signals, outcomes: Outcomes, *, allow_look_ahead: bool) -> None:
+    """Refuse signals whose features were known after their label's prices started."""
+    known = np.asarray(to_numpy(signals.known_at))
+    active = np.asarray(to_numpy(signals.valid)) & outcomes.valid
+    leaks = active & (known > outcomes.label_start)
+    if leaks.any() and not allow_look_ahead:
+        first = int(np.flatnonzero(leaks)[0])
+        raise LookAheadError(
+            f"{int(leaks.sum())} signal(s) use prices after their label starts (first at candle "
+            f"{first}: features known at {int(known[first])}, label starts at "
+            f"{int(outcomes.label_start[first])}); evaluate causally, or ask for the labelled "
+            "leaky comparison explicitly (alignment='leaky', allow_look_ahead=True)"
+        )
+
+
+def _net(direction: np.ndarray, outcomes: Outcomes) -> np.ndarray:
+    return np.where(
+        direction > 0, outcomes.long_net, np.where(direction < 0, outcomes.short_net, 0)
+    )
+
+
+def score(
+    direction: np.ndarray,
+    outcomes: Outcomes,
+    eligible: np.ndarray,
+    times: np.ndarray,
+    *,
+    dead_band_pips: float,
+) -> Performance:
+    return performance(
+        direction,
+        net_pips=_net(direction, outcomes),
+        move_pips=outcomes.move_pips,
+        bars_held=outcomes.bars_held,
+        eligible=eligible,
+        times=times,
+        dead_band_pips=dead_band_pips,
+    )
+
+
+def baseline_signals(
+    candles: Candles, eligible: np.ndarray, signal_rate: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Random (same signal rate, fair coin for the side, fixed seed), momentum (the sign of the
+    last move, known at the close) and always-long, on the same eligible candles."""
+    rng = np.random.default_rng(seed)
+    count = len(candles)
+    fire = rng.random(count) < signal_rate
+    side = np.where(rng.random(count) < 0.5, 1, -1)
+    previous = np.r_[candles.close[0] if count else 0.0, candles.close[:-1]]
+    momentum = np.sign(candles.close - previous).astype(np.int8)
+    return {
+        "random": np.where(fire & eligible, side, 0).astype(np.int8),
+        "momentum": np.where(eligible, momentum, 0).astype(np.int8),
+        "always_long": np.where(eligible, 1, 0).astype(np.int8),
+    }
+
+
+def evaluate_rule(
+    candles: Candles,
+    rule: rules.Rule,
+    *,
+    pair: str = "EUR_USD",
+    horizon: int = 1,
+    costs: Costs | None = None,
+    alignment: str = "causal",
+    allow_look_ahead: bool = False,
+    dead_band_pips: float = 0.5,
+    seed: int = 0,
+    backend: str | ModuleType | None = None,
+) -> Evaluation:
+    """Score ``rule`` on ``candles`` at ``horizon`` candles, after costs, with baselines."""
+    costs = costs or Costs.for_pair(pair)
+    rule = rules.validate_rule(rule.rule_type, rule.params)
+    features, higher = compute_features(candles, rule, alignment=alignment, backend=backend)
+    signals = rule_signals(rule.rule_type, rule.params, features, higher)
+    signals = Signals(
+        *(
+            to_numpy(value)
+            for value in (
+                signals.direction,
+                signals.confidence,
+                signals.raw_direction,
+                signals.high_confidence,
+                signals.valid,
+                signals.known_at,
+            )
+        )
+    )
+    outcomes = trade_outcomes(candles, horizon=horizon, costs=costs)
+    check_causal(signals, outcomes, allow_look_ahead=allow_look_ahead)
+    eligible = signals.valid & outcomes.valid
+    times = candles.times
+    result = score(signals.direction, outcomes, eligible, times, dead_band_pips=dead_band_pips)
+    price = float(candles.close[-1]) if len(candles) else 1.0
+    money, currency = pips_to_account(
+        result.pnl_pips,
+        pair=pair,
+        price=price,
+        units=costs.units,
+        account_currency=costs.account_currency,
+    )
+    result = Performance(
+        **{**result.as_dict(), "pnl_account": float(money), "account_currency": currency}
+    )
+    baselines = {
+        name: score(direction, outcomes, eligible, times, dead_band_pips=dead_band_pips)
+        for name, direction in baseline_signals(candles, eligible, result.signal_rate, seed).items()
+    }
+    original = _original_figures(signals, outcomes, eligible, dead_band_pips)
+    trade = (signals.direction != 0) & eligible
+    pnl = _net(signals.direction, outcomes)[trade]
+    cumulative = np.cumsum(pnl)
+    step = max(1, len(cumulative) // EQUITY_POINTS)
+    equity = [
+        (int(times[index]), round(float(value), 3))
+        for index, value in zip(np.flatnonzero(trade)[::step], cumulative[::step], strict=False)
+    ]
+    return Evaluation(
+        rule=rule,
+        pair=pair,
+        alignment=alignment,
+        label=LEAKY_LABEL if alignment == "leaky" else CAUSAL_LABEL,
+        horizon=horizon,
+        costs=costs,
+        candles=len(candles),
+        start=int(times[0]) if len(candles) else 0,
+        end=int(candles.close_times[-1]) if len(candles) else 0,
+        performance=result,
+        baselines=baselines,
+        original=original,
+        equity=equity,
+    )
+
+
+def _original_figures(
+    signals: Signals, outcomes: Outcomes, eligible: np.ndarray, dead_band_pips: float
+) -> dict[str, Any]:
+    """The testbed's own measures (QFH_SPEC.md section 6.1), gross of costs: overall accuracy of
+    every non-HOLD signal, accuracy and rate of the high-confidence ones, and HC accuracy given
+    that the move left the dead band."""
+    from qfh.evaluation.metrics import wilson_interval
+
+    raw = signals.raw_direction * eligible
+    signed = raw * outcomes.move_pips
+    non_hold = raw != 0
+    high = non_hold & signals.high_confidence
+    beyond = high & (np.abs(outcomes.move_pips) > dead_band_pips)
+
+    def share(mask: np.ndarray) -> dict[str, Any]:
+        trials = int(mask.sum())
+        correct = int((signed[mask] > dead_band_pips).sum())
+        low, high_ = wilson_interval(correct, trials)
+        return {
+            "correct": correct,
+            "trials": trials,
+            "rate": correct / trials if trials else 0.0,
+            "low": low,
+            "high": high_,
+        }
+
+    return {
+        "dead_band_pips": dead_band_pips,
+        "non_hold_signals": int(non_hold.sum()),
+        "overall_accuracy": share(non_hold),
+        "hc_accuracy": share(high),
+        "hc_rate": float(high.sum() / max(int(non_hold.sum()), 1)),
+        "hc_accuracy_beyond_band": share(beyond),
+        "bars_beyond_band": float((np.abs(outcomes.move_pips[eligible]) > dead_band_pips).mean())
+        if eligible.any()
+        else 0.0,
+    }

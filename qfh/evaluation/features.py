@@ -1,0 +1,240 @@
+"""Per-candle QFH features for the signal rules, with the moment each one became known.
+
+Two alignments exist, and every feature array carries ``known_at``: the epoch second of the
+latest candle close it used. The evaluation refuses labels that start before that moment
+(``qfh.evaluation.evaluate.LookAheadError``), so the look-ahead of the original cannot slip in.
+
+Let T[c] be the testbed's numbers for candle c: the QFH window of bits ending at bit c (bit c is
+close[c + 1] > close[c]), the pattern modifier of the first 10 bits of bits[c - 11 .. c - 1], the
+20-candle volatility before c and candle c's volume.
+
+* ``causal``: the signal at candle j uses T[j - 1]: bits up to j - 1, i.e. closes up to close[j].
+  It is known at candle j's close, before any move it is scored on.
+* ``leaky``: the testbed's alignment (QFH_SPEC.md section 6.1). Its first candle is skipped, so
+  the signal scored at index i is T[i + 1], whose window holds bit i (the move being scored) and
+  bit i + 1; vm is the mean range of the last 100 candles of the whole series. For the labelled
+  comparison only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from qfh import rules
+from qfh.engine import (
+    QFHParams,
+    analyze_trailing,
+    bits_from_closes,
+    candle_volatility_pips,
+    forward_window_metrics,
+    pattern_modifier,
+    testbed_m1_metrics,
+)
+from qfh.evaluation.candles import Candles, aggregate
+
+ALIGNMENTS = ("causal", "leaky")
+# The testbed and the M5/M15 pipeline analyse at collapse threshold 0.3 (QFH_SPEC.md 2.2).
+TESTBED_QFH = QFHParams(collapse_threshold=0.3)
+# simulateForwardWindowMetrics looks at the first 10 bits of an 11-bit window.
+PATTERN_BITS = 10
+HIGHER_TIMEFRAMES = (300, 900)
+# A shift of the candle index: causal uses T[j - 1], leaky T[j + 1].
+SHIFT = {"causal": -1, "leaky": 1}
+
+
+@dataclass(frozen=True)
+class Features:
+    """Arrays of one value per candle (NaN-free; ``valid`` marks candles that have a window)."""
+
+    coherence: Any
+    stability: Any
+    entropy: Any
+    multiplier: Any
+    volatility: Any
+    modifier: Any
+    valid: Any
+    known_at: Any
+    alignment: str
+
+
+@dataclass(frozen=True)
+class HigherTimeframe:
+    """A higher timeframe's pipeline metrics (section 5.2) on its own candles, and for every M1
+    candle the index of the higher candle it is joined to (-1: none, which never confirms).
+
+    Rules score the higher candles first and gather the answers onto the M1 grid: a higher
+    timeframe has 5 or 15 times fewer candles, so this is the cheap order.
+    """
+
+    seconds: int
+    coherence: Any
+    stability: Any
+    entropy: Any
+    modifier: Any
+    valid: Any
+    known_at: Any
+    index: Any
+
+    def found(self) -> Any:
+        """Whether each M1 candle has a joined higher candle with a window."""
+        return (self.index >= 0) & rules.gather_closed(self.valid, self.index, False)
+
+
+def _pattern_modifier(bits: Any, xp: ModuleType) -> Any:
+    """pm for every candle c (pattern index p = c - 1): the section 5.1 look-up on the first 10
+    bits of bits[max(0, p - 10) : p + 1]; 1 where there is no window."""
+    count = bits.shape[-1]
+    candle = xp.arange(count)
+    pattern = candle - 1
+    start = xp.maximum(pattern - 10, 0)
+    length = xp.clip(pattern + 1 - start, 0, PATTERN_BITS)
+    padded = xp.concatenate([bits, xp.zeros(PATTERN_BITS, dtype=bits.dtype)])
+    rows = padded[start[:, None] + xp.arange(PATTERN_BITS)[None, :]]
+    table = forward_window_metrics(rows, length, backend=xp)
+    return pattern_modifier(table["coherence"], table["stability"])
+
+
+def _table(candles: Candles, window: int, xp: ModuleType, *, testbed: bool) -> dict[str, Any]:
+    """T[c] for c = 0 .. N - 2 (the last candle has no bit of its own)."""
+    close = xp.asarray(candles.close)
+    bits = bits_from_closes(close, backend=xp)
+    result, lengths = analyze_trailing(bits, window, TESTBED_QFH, backend=xp)
+    modifier = _pattern_modifier(bits, xp)
+    if testbed:
+        volatility = candle_volatility_pips(
+            xp.asarray(candles.high), xp.asarray(candles.low), pip=candles.pip, backend=xp
+        )[: bits.shape[-1]]
+        metrics = testbed_m1_metrics(result, volatility)
+        coherence = metrics["coherence"]
+        # The temporal factor runs over the pattern list, which starts at candle 1.
+        temporal = xp.concatenate([xp.ones(1), rules.temporal_factor(coherence[1:])])
+        volume = rules.volume_factor(xp.asarray(candles.volume)[: bits.shape[-1]])
+        multiplier = volume * temporal[: bits.shape[-1]] * modifier
+    else:
+        coherence = result.coherence
+        metrics = {
+            "coherence": coherence,
+            "stability": 1.0 - result.rupture_ratio,
+            "entropy": result.entropy,
+        }
+        multiplier = modifier
+    return {
+        "coherence": metrics["coherence"],
+        "stability": metrics["stability"],
+        "entropy": metrics["entropy"],
+        "multiplier": multiplier,
+        "modifier": modifier,
+        "valid": lengths >= 2,
+    }
+
+
+def _aligned(
+    table: dict[str, Any], candles: Candles, alignment: str, xp: ModuleType
+) -> tuple[dict[str, Any], Any]:
+    """Move T onto the candle grid for ``alignment``; returns (arrays, known_at)."""
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment={alignment!r} is unknown; expected one of {ALIGNMENTS}")
+    count = len(candles)
+    source = xp.arange(count) + SHIFT[alignment]
+    inside = (source >= 0) & (source < count - 1)
+    safe = xp.clip(source, 0, max(count - 2, 0))
+    out = {}
+    for name, values in table.items():
+        if count < 2:
+            out[name] = xp.zeros(count, dtype=values.dtype)
+            continue
+        fill = False if values.dtype == bool else 0.0
+        out[name] = xp.where(inside, values[safe], fill)
+    out["valid"] = out["valid"] & inside if count else out["valid"]
+    # T[c] uses closes up to close[c + 1].
+    close_times = xp.asarray(candles.close_times)
+    known_index = xp.clip(source + 1, 0, max(count - 1, 0))
+    known_at = close_times[known_index] if count else xp.zeros(0, dtype=xp.int64)
+    return out, known_at
+
+
+def testbed_features(
+    candles: Candles,
+    *,
+    window: int = 11,
+    volatility_lookback: int = 100,
+    alignment: str = "causal",
+    backend: str | ModuleType | None = None,
+) -> Features:
+    """Section 5.1 inputs for every candle: C, S, H (testbed M1 row), m = vf * tc * pm and vm."""
+    xp = rules._xp(candles.close) if backend is None else _module(backend)
+    table = _table(candles, window, xp, testbed=True)
+    out, known_at = _aligned(table, candles, alignment, xp)
+    ranges = xp.asarray(candles.range_pips)
+    if alignment == "causal":
+        volatility = rules.volatility_multiplier(ranges, lookback=volatility_lookback)
+    else:
+        volatility = rules.leaky_volatility_multiplier(ranges, lookback=volatility_lookback)
+        if len(candles):
+            known_at = xp.maximum(known_at, int(candles.close_times[-1]))
+    return Features(
+        coherence=out["coherence"],
+        stability=out["stability"],
+        entropy=out["entropy"],
+        multiplier=out["multiplier"],
+        volatility=volatility,
+        modifier=out["modifier"],
+        valid=out["valid"],
+        known_at=known_at,
+        alignment=alignment,
+    )
+
+
+def higher_timeframe_features(
+    candles: Candles,
+    seconds: int,
+    *,
+    window: int = 11,
+    alignment: str = "causal",
+    backend: str | ModuleType | None = None,
+) -> HigherTimeframe:
+    """The M5/M15 pipeline metrics of section 5.2, aggregated from the M1 ``candles`` and joined
+    onto each M1 candle.
+
+    Causal: the latest higher candle that had closed by the M1 candle's close, keyed on the
+    floored bucket time, with its own causal window. Leaky: the bucket that *contains* the M1
+    candle (the original's key), with the testbed alignment.
+    """
+    xp = rules._xp(candles.close) if backend is None else _module(backend)
+    higher = aggregate(candles, seconds)
+    table = _table(higher, window, xp, testbed=False)
+    out, known_at = _aligned(table, higher, alignment, xp)
+    if alignment == "causal":
+        index = rules.closed_bucket_index(
+            xp.asarray(candles.times), candles.seconds, xp.asarray(higher.times), seconds
+        )
+    else:
+        key = (xp.asarray(candles.times) // seconds) * seconds
+        position = xp.clip(xp.searchsorted(xp.asarray(higher.times), key), 0, len(higher) - 1)
+        index = xp.where(xp.asarray(higher.times)[position] == key, position, -1)
+    return HigherTimeframe(
+        seconds=seconds,
+        coherence=out["coherence"],
+        stability=out["stability"],
+        entropy=out["entropy"],
+        modifier=out["modifier"],
+        valid=out["valid"],
+        known_at=known_at,
+        index=index,
+    )
+
+
+def _module(backend: str | ModuleType) -> ModuleType:
+    from qfh.engine import get_array_module
+
+    return get_array_module(backend)
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    from qfh.engine import to_numpy
+
+    return to_numpy(value)
