@@ -7,7 +7,7 @@ DEMO_PORT ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check services services-down \
-	bench bench-ingest bench-qfh bench-oandasim
+	bench bench-ingest bench-qfh bench-oandasim bench-train
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ migrations-check: install
 check: lint types migrations-check test
 
 # Every benchmark in bench/, each printing name=value lines (figures in README.md).
-bench: bench-ingest bench-qfh bench-oandasim
+bench: bench-ingest bench-qfh bench-oandasim bench-train
 
 bench-ingest: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
@@ -66,3 +66,6 @@ bench-qfh: install
 
 bench-oandasim: install
 	$(BIN)/python bench/oandasim.py
+
+bench-train: install
+	$(BIN)/python bench/train.py

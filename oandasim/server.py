@@ -81,6 +81,8 @@ class StreamState:
     kind: str
     action: str | None = None  # "drop" or "end", set by the fault endpoint
     unix_times: bool = False
+    # Raw lines the fault endpoint asked to send as they are (malformed data from the broker).
+    raw_lines: list[str] = field(default_factory=list)
 
 
 RFC3339_NANOS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
@@ -103,6 +105,8 @@ class Faults:
     remaining: int = 0
     latency: float = 0.0
     silent_until: dict[str, float] = field(default_factory=dict)
+    # Candle responses still to corrupt (high and low of the first candle swapped).
+    corrupt_candles: int = 0
 
     def to_wire(self, now: float) -> Body:
         return {
@@ -110,6 +114,7 @@ class Faults:
             "remaining": self.remaining,
             "latency": self.latency,
             "silent": sorted(kind for kind, until in self.silent_until.items() if until > now),
+            "corrupt_candles": self.corrupt_candles,
         }
 
 
@@ -385,11 +390,11 @@ class SimServer:
             query = CandleQuery.parse(request.params, now)
         except CandleRequestError as error:
             return 400, {"errorMessage": str(error)}
-        return 200, {
-            "instrument": name,
-            "granularity": query.granularity,
-            "candles": build_candles(series, query, now),
-        }
+        candles = build_candles(series, query, now)
+        if self.faults.corrupt_candles > 0 and candles:
+            self.faults.corrupt_candles -= 1
+            candles = [_corrupted(candles[0]), *candles[1:]]
+        return 200, {"instrument": name, "granularity": query.granularity, "candles": candles}
 
     def _instrument_list(self, request: Request) -> list[str] | None:
         raw = request.params.get("instruments", "")
@@ -468,6 +473,10 @@ class SimServer:
                         lines.append({"type": "HEARTBEAT", "time": format_time(now)})
                         next_heartbeat = loop.time() + self.settings.heartbeat
                     first = False
+                if state.raw_lines:
+                    raw = "".join(line + "\n" for line in state.raw_lines).encode()
+                    state.raw_lines.clear()
+                    writer.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
                 if lines:
                     await self._write_lines(writer, lines, state)
                 await asyncio.sleep(self.settings.stream_interval)
@@ -820,6 +829,8 @@ class SimServer:
             self.faults.remaining = int(data.get("count", 1))
         if "latency" in data:
             self.faults.latency = float(data["latency"])
+        if "corrupt_candles" in data:
+            self.faults.corrupt_candles = int(data["corrupt_candles"])
         if "stream" in data:
             kind = data["stream"]
             if kind not in ("pricing", "transactions"):
@@ -834,10 +845,27 @@ class SimServer:
                 for stream in self.streams:
                     if stream.kind == kind:
                         stream.action = action
+            elif action == "inject" and kind == "pricing":
+                raw_lines = [str(line) for line in data.get("lines", [])]
+                for stream in self.streams:
+                    if stream.kind == kind:
+                        stream.raw_lines.extend(raw_lines)
             else:
-                return 400, {"errorMessage": "action must be silence, resume, drop or end"}
+                return 400, {
+                    "errorMessage": "action must be silence, resume, drop, end or inject (pricing)"
+                }
         return 200, self.faults.to_wire(loop_time)
 
     def fault_clear(self, request: Request) -> Reply:
         self.faults = Faults()
         return 200, self.faults.to_wire(asyncio.get_running_loop().time())
+
+
+def _corrupted(candle: Body) -> Body:
+    """The same candle with high and low swapped in every price component (high < low)."""
+    broken = dict(candle)
+    for component in ("mid", "bid", "ask"):
+        prices = candle.get(component)
+        if isinstance(prices, dict):
+            broken[component] = {**prices, "h": prices["l"], "l": prices["h"]}
+    return broken

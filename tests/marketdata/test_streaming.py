@@ -336,3 +336,48 @@ def test_the_stream_prices_command_stops_cleanly_on_sigterm(
     assert "stream_prices: stopped" in out
     assert time.monotonic() - started < 15
     assert TOKEN not in out + err
+
+
+@stream_db
+def test_bad_data_from_the_broker_is_logged_whole_and_skipped_without_dropping_the_stream(
+    timescaledb: None, simulator: SimulatorProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache.clear()
+    broken_json = '{"type":"PRICE","instrument":"EUR_USD","bids":[{"price":"1.1'
+    bad_price = (
+        '{"type":"PRICE","instrument":"EUR_USD","time":"2025-07-24T09:00:10.000000000Z",'
+        '"bids":[{"price":"abc"}],"asks":[{"price":"1.17600"}],"tradeable":true}'
+    )
+    with Running(simulator, pairs=["EUR_USD"], stream_transactions=False) as running:
+        wait_until(lambda: newest_time("EUR_USD") is not None, 20, "the first candles")
+        reached = newest_time("EUR_USD")
+        assert reached is not None
+        # When the broker sends a line that is not JSON, a price of "abc" and a candle with
+        # high < low
+        control(
+            simulator,
+            "fault",
+            {"stream": "pricing", "action": "inject", "lines": [broken_json, bad_price]},
+        )
+        control(simulator, "fault", {"corrupt_candles": 1})
+        wait_until(
+            lambda: (newest_time("EUR_USD") or reached) >= reached + timedelta(minutes=3),
+            30,
+            "three more minutes",
+        )
+        reconnects = running.streamer.state.price_reconnects
+        stored = complete_minutes("EUR_USD")
+        expected = broker_minutes(
+            simulator,
+            "EUR_USD",
+            datetime(2025, 7, 24, 8, 30, tzinfo=UTC),
+            stored[-1][0] + timedelta(minutes=1),
+        )
+
+    # Then each is logged with its raw content, the stream was never dropped for it, and the
+    # rejected candle was fetched again whole at the next minute
+    assert broken_json in caplog.text
+    assert "'abc'" in caplog.text or '"abc"' in caplog.text
+    assert "is below low" in caplog.text
+    assert reconnects == 0
+    assert stored == expected
