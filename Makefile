@@ -7,7 +7,7 @@ DEMO_PORT ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check services services-down \
-	bench bench-ingest bench-qfh bench-oandasim bench-train
+	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,11 +55,15 @@ migrations-check: install
 check: lint types migrations-check test
 
 # Every benchmark in bench/, each printing name=value lines (figures in README.md).
-bench: bench-ingest bench-qfh bench-oandasim bench-train
+bench: bench-ingest bench-backfill bench-qfh bench-oandasim bench-train
 
 bench-ingest: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
 	$(BIN)/python bench/ingest.py
+
+bench-backfill: install
+	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
+	$(BIN)/python bench/backfill.py
 
 bench-qfh: install
 	$(BIN)/python bench/qfh.py

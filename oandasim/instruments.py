@@ -124,5 +124,22 @@ INSTRUMENTS: dict[str, Instrument] = {
         _pair("GBP_JPY", "190.000", "2.8"),
         _pair("EUR_CHF", "0.95000", "2.0"),
         _pair("AUD_JPY", "99.000", "2.0"),
+        # The rest of the 28 pairs of the eight majors, so a full system can be load-tested.
+        _pair("EUR_AUD", "1.66000", "2.4"),
+        _pair("EUR_NZD", "1.82000", "3.2"),
+        _pair("EUR_CAD", "1.48000", "2.6"),
+        _pair("GBP_AUD", "1.93000", "3.0"),
+        _pair("GBP_NZD", "2.11000", "4.0"),
+        _pair("GBP_CAD", "1.72000", "3.2"),
+        _pair("GBP_CHF", "1.11000", "3.0"),
+        _pair("AUD_NZD", "1.09000", "2.8"),
+        _pair("AUD_CAD", "0.89000", "2.4"),
+        _pair("AUD_CHF", "0.58000", "2.4"),
+        _pair("NZD_CAD", "0.81000", "3.0"),
+        _pair("NZD_CHF", "0.53000", "3.0"),
+        _pair("NZD_JPY", "90.000", "2.8"),
+        _pair("CAD_CHF", "0.65000", "2.6"),
+        _pair("CAD_JPY", "110.000", "2.4"),
+        _pair("CHF_JPY", "170.000", "2.8"),
     )
 }

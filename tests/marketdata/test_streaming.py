@@ -381,3 +381,64 @@ def test_bad_data_from_the_broker_is_logged_whole_and_skipped_without_dropping_t
     assert "is below low" in caplog.text
     assert reconnects == 0
     assert stored == expected
+
+
+@pytest.mark.slow
+@stream_db
+def test_a_simulated_week_with_faults_leaves_exactly_the_brokers_candles(timescaledb: None) -> None:
+    # Given a synthetic GBP/USD week (Sunday's open to Friday's close) replayed 6000 times faster
+    # than real time, about 100 seconds in all
+    sunday = "2025-12-07T21:30:00Z"
+    # New York is on EST in December: the week closes at 22:00 UTC.
+    friday_close = datetime(2025, 12, 12, 22, 0, tzinfo=UTC)
+    start = datetime(2025, 12, 7, 21, 0, tzinfo=UTC)
+    with SimulatorProcess(
+        token=TOKEN,
+        account=ACCOUNT,
+        extra_args=[
+            *("--start", sunday, "--speed", "6000", "--history-days", "2"),
+            *("--heartbeat", "0.5", "--stream-interval", "0.1", "--rate-limit", "0"),
+        ],
+    ) as simulator:
+        with Running(simulator, pairs=["GBP_USD"], stream_transactions=False) as running:
+            # When the broker misbehaves along the way: 429 and 503 bursts, a dropped price
+            # stream, a silent one, and slow answers
+            faults: list[dict[str, Any]] = [
+                {"status": 429, "count": 4},
+                {"stream": "pricing", "action": "drop"},
+                {"status": 503, "count": 3},
+                {"stream": "pricing", "action": "silence", "seconds": 3},
+                {"latency": 0.05},
+                {"stream": "pricing", "action": "end"},
+            ]
+            for fault in faults:
+                time.sleep(8)
+                control(simulator, "fault", fault)
+            control(simulator, "fault", {"clear": True})
+            wait_until(
+                lambda: (newest_time("GBP_USD") or start) >= friday_close - timedelta(minutes=5),
+                120,
+                "Friday's close",
+            )
+            time.sleep(2)
+        stored = complete_minutes("GBP_USD")
+        expected = broker_minutes_paged(
+            simulator, "GBP_USD", start - timedelta(hours=1), friday_close
+        )
+
+    # Then the table holds exactly the broker's candles for the whole week, gaps and all
+    assert running.streamer.state.price_reconnects >= 3
+    assert len(stored) > 5 * 1380
+    assert stored == expected
+
+
+def broker_minutes_paged(
+    simulator: SimulatorProcess, pair: str, start: datetime, end: datetime
+) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    cursor = start
+    while cursor < end:
+        step = min(end, cursor + timedelta(days=3))
+        rows += broker_minutes(simulator, pair, cursor, step)
+        cursor = step
+    return rows
