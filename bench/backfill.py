@@ -108,7 +108,8 @@ def main() -> None:
         account=ACCOUNT,
         extra_args=[
             *("--start", sim_start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--speed", "1"),
-            *("--stream-interval", "0.25", "--rate-limit", "0", "--history-days", "2"),
+            *("--stream-interval", "0.25", "--stream-unchanged", "--rate-limit", "0"),
+            *("--history-days", "2", "--heartbeat", "1"),
         ],
         ready_timeout=120,
     ) as simulator:

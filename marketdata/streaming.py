@@ -56,6 +56,10 @@ TRANSACTION_SILENCE_SECONDS = 20.0
 MIN_CONNECT_INTERVAL = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 FORMING_CANDLE_WRITE_SECONDS = 5.0
+# How long after a minute ends its candle is asked for, then asked again, then given up on.
+CLOSE_GRACE = timedelta(milliseconds=300)
+RETRY_SECONDS = 0.5
+GIVE_UP_SECONDS = 10.0
 STATE_KEY = "stream:state"
 PRICE_KEY = "price:{pair}"
 MINUTE = timedelta(minutes=1)
@@ -158,7 +162,10 @@ class Streamer:
         self.pairs_changed = threading.Event()
         self.catch_up_now = threading.Event()
         self.broker_time: datetime | None = None
-        self.closed_through: datetime | None = None
+        self.broker_time_seen_at = 0.0
+        self.closed_through: dict[str, datetime] = {}
+        # Per pair: the minute being closed, when it was first and last asked for.
+        self.attempts: dict[str, tuple[datetime, float, float]] = {}
         self.forming: dict[str, _Forming] = {}
 
     # ----- the main loop ------------------------------------------------------------------------
@@ -203,22 +210,31 @@ class Streamer:
                 for pair in pairs:
                     self.state.pairs.setdefault(pair, PairState())
                 self.pairs_changed.set()
-                # A newly enabled pair gets its history at the next minute close.
-                self.closed_through = None
+                # A newly enabled pair gets its history at once.
                 self.catch_up_now.set()
 
     def _close_minutes(self, client: OandaClient) -> None:
-        """Store the broker's complete candles up to the broker's current minute."""
+        """Store the broker's complete candles of every minute that has ended, pair by pair."""
         with self.lock:
-            broker_time = self.broker_time
+            broker_time, seen_at = self.broker_time, self.broker_time_seen_at
             pairs = list(self.pairs)
         if broker_time is None:
             return
-        current = broker_time.replace(second=0, microsecond=0)
-        if self.closed_through is not None and current <= self.closed_through:
-            return
-        done = True
+        # The broker's clock moves on between messages: estimate it from the local clock since
+        # the last one (prices may be minutes apart on a quiet market), and leave the broker a
+        # moment to finalise the candle of the minute that just ended.
+        estimate = broker_time + timedelta(seconds=max(0.0, time.monotonic() - seen_at))
+        current = (estimate - CLOSE_GRACE).replace(second=0, microsecond=0)
+        now = time.monotonic()
         for pair in pairs:
+            if self.closed_through.get(pair, datetime.min.replace(tzinfo=UTC)) >= current:
+                continue
+            minute, first_try, last_try = self.attempts.get(pair, (current, now, 0.0))
+            if minute != current:
+                first_try, last_try = now, 0.0
+            if now - last_try < RETRY_SECONDS:
+                continue
+            self.attempts[pair] = (current, first_try, now)
             newest_before = _newest_complete(pair)
             start = None if newest_before is not None else current - self.bootstrap
             try:
@@ -227,7 +243,6 @@ class Streamer:
                 )
             except OandaError as error:
                 logger.warning("event=candle_catch_up_failed pair=%s error=%s", pair, error)
-                done = False
                 continue
             newest_after = _newest_complete(pair)
             with self.lock:
@@ -237,8 +252,12 @@ class Streamer:
             if newest_after is not None and (newest_before is None or newest_after > newest_before):
                 first = (newest_before + MINUTE) if newest_before else result.start or newest_after
                 self.on_candles_closed(pair, first, newest_after + MINUTE)
-        if done:
-            self.closed_through = current
+            # The minute just ended may not be final at the broker yet: ask again shortly, but a
+            # minute without a single tick has no candle at all, so stop asking after a while.
+            settled = newest_after is not None and newest_after >= current - MINUTE
+            if settled or now - first_try > GIVE_UP_SECONDS:
+                self.closed_through[pair] = current
+                self.attempts.pop(pair, None)
 
     # ----- prices -------------------------------------------------------------------------------
 
@@ -300,11 +319,15 @@ class Streamer:
         except CandleTimeError:
             logger.warning("event=price_line_unreadable reason=time raw=%r", message)
             return False
-        self._advance_broker_time(moment)
         if kind == "HEARTBEAT":
+            self._advance_broker_time(moment)
             return True
         if kind != "PRICE":
             return True
+        if message.get("tradeable"):
+            # A price sent while the market is closed carries the time of its last tick, which
+            # may be last Friday's: only heartbeats and live prices tell the broker's time.
+            self._advance_broker_time(moment)
         pair = message.get("instrument")
         try:
             bid = _price(message["bids"][0]["price"])
@@ -342,6 +365,7 @@ class Streamer:
             previous = self.broker_time
             if previous is None or moment > previous:
                 self.broker_time = moment
+                self.broker_time_seen_at = time.monotonic()
         if previous is not None and moment.replace(second=0, microsecond=0) > previous.replace(
             second=0, microsecond=0
         ):

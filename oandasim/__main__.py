@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between price batches on the pricing stream (OANDA: 0.25)",
     )
     parser.add_argument(
+        "--stream-unchanged",
+        action="store_true",
+        help="send every tradeable price in every batch, changed or not (load tests: with "
+        "--stream-interval 0.25 that is 4 prices/s per instrument)",
+    )
+    parser.add_argument(
         "--rate-limit", type=int, default=120, help="REST requests per second, 0 for none"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the synthetic walks")
@@ -142,6 +148,7 @@ async def serve(args: argparse.Namespace) -> None:
         token=args.token,
         heartbeat=args.heartbeat,
         stream_interval=args.stream_interval,
+        stream_unchanged=args.stream_unchanged,
         rate_limit=args.rate_limit,
         state_file=args.state,
     )

@@ -127,6 +127,8 @@ class Settings:
     token: str
     heartbeat: float = 5.0
     stream_interval: float = 0.25
+    # Load tests: every batch carries every tradeable price, as a busy market would.
+    stream_unchanged: bool = False
     rate_limit: int = 120
     state_file: Path | None = None
 
@@ -463,7 +465,11 @@ class SimServer:
                             price["tradeable"],
                         )
                         previous = last.get(name)
-                        changed = previous is None or previous != key
+                        changed = (
+                            previous is None
+                            or previous != key
+                            or (self.settings.stream_unchanged and price["tradeable"])
+                        )
                         # While closed, only the first price (or the close itself) is sent.
                         if changed and (price["tradeable"] or previous is None or previous[2]):
                             if not first or snapshot:
