@@ -17,8 +17,6 @@ bench/ingest.py.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import threading
@@ -29,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 
-from bench.ingest import bench_database_url, ensure_database  # noqa: E402
+from bench.ingest import setup_bench_database  # noqa: E402
 
 TOKEN = "bench-token"
 ACCOUNT = "101-001-0000000-009"
@@ -47,27 +45,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     args = parser.parse_args()
 
-    url = bench_database_url()
-    ensure_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
+    setup_bench_database()
     from marketdata.models import Pair
     from marketdata.oanda import OandaClient, OandaConfig
     from marketdata.services import candles_backfill
     from marketdata.streaming import Streamer
     from oandasim.client import SimulatorProcess
     from oandasim.instruments import INSTRUMENTS
-
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE market_candles")
-    print(f"machine={platform.node()} cpus={os.cpu_count()} python={platform.python_version()}")
 
     # 1. A year of one pair.
     end = datetime(2026, 1, 2, 0, 0, tzinfo=UTC)

@@ -50,6 +50,27 @@ def ensure_database(url: str) -> None:
             connection.execute(f'CREATE DATABASE "{name}"')
 
 
+def setup_bench_database() -> None:
+    """Point Django at the bench database, migrate it, empty the candles, print the machine."""
+    url = bench_database_url()
+    ensure_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        version = cursor.fetchone()
+        cursor.execute("TRUNCATE market_candles")
+    print(f"machine={platform.node()} cpus={os.cpu_count()} python={platform.python_version()}")
+    print(f"timescaledb={version[0] if version else 'absent'}")
+
+
 def synthetic_candles(count: int, start: datetime) -> list[dict[str, object]]:
     rows = []
     price = 110000  # in units of 0.00001
@@ -82,26 +103,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     args = parser.parse_args()
 
-    url = bench_database_url()
-    ensure_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    setup_bench_database()
     from django.db import connection
 
     from marketdata.selectors import candles_last
     from marketdata.services import candles_ingest, candles_ingest_batches
-
-    call_command("migrate", verbosity=0)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
-        version = cursor.fetchone()
-        cursor.execute("TRUNCATE market_candles")
-    print(f"machine={platform.node()} cpus={os.cpu_count()} python={platform.python_version()}")
-    print(f"timescaledb={version[0] if version else 'absent'}")
 
     # 1. Ingestion through the service.
     start = datetime(2024, 1, 1, tzinfo=UTC)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 from timescale.db.models.fields import TimescaleDateTimeField
 
-from marketdata.models import Pair
+from marketdata.models import pair_foreign_key
 from marketdata.timeframes import Timeframe
 
 
@@ -17,16 +17,8 @@ class CandleMetrics(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    pair = models.ForeignKey(
-        Pair,
-        to_field="symbol",
-        db_column="pair",
-        on_delete=models.PROTECT,
-        related_name="qfh_metrics",
-        db_index=False,
-        # As for candles: the writer validates the pair, and a per-row check slows bulk writes.
-        db_constraint=False,
-    )
+    # As for candles: the writer validates the pair, and a per-row check slows bulk writes.
+    pair = pair_foreign_key("qfh_metrics", indexed=False, constrained=False)
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices)
     time = TimescaleDateTimeField(interval="7 days")
     params_version = models.CharField(max_length=32)
@@ -68,13 +60,7 @@ class PairModel(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    pair = models.ForeignKey(
-        Pair,
-        to_field="symbol",
-        db_column="pair",
-        on_delete=models.PROTECT,
-        related_name="qfh_models",
-    )
+    pair = pair_foreign_key("qfh_models")
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices, default=Timeframe.M1)
     rule_type = models.CharField(max_length=32)
     params = models.JSONField()
@@ -125,13 +111,7 @@ class RuleEvaluation(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    pair = models.ForeignKey(
-        Pair,
-        to_field="symbol",
-        db_column="pair",
-        on_delete=models.PROTECT,
-        related_name="qfh_evaluations",
-    )
+    pair = pair_foreign_key("qfh_evaluations")
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices, default=Timeframe.M1)
     rule_type = models.CharField(max_length=32)
     params = models.JSONField()

@@ -4,7 +4,7 @@ import uuid
 
 from django.db import models
 
-from marketdata.models import Pair
+from marketdata.models import pair_foreign_key
 from marketdata.timeframes import Timeframe
 
 
@@ -29,14 +29,8 @@ class TradingSignal(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The start of the candle whose close produced the signal, in UTC.
     time = models.DateTimeField()
-    pair = models.ForeignKey(
-        Pair,
-        to_field="symbol",
-        db_column="pair",
-        on_delete=models.PROTECT,
-        related_name="signals",
-        db_index=False,
-    )
+    # The unique constraint below starts with the pair and serves as its index.
+    pair = pair_foreign_key("signals", indexed=False)
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices, default=Timeframe.M1)
     direction = models.CharField(max_length=4, choices=Direction.choices)
     # A score from the signal rule, not money: the testbed's can exceed 1.
