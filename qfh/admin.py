@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from qfh import reports
 from qfh.evaluation.services import PromotionRefusedError, pair_model_promote
 from qfh.models import PairModel, RuleEvaluation
 
@@ -149,6 +150,9 @@ class RuleEvaluationAdmin(ReadOnlyAdmin):
         "hit_high",
         "pnl_pips",
         "inputs_hash",
+        "equity_curve",
+        "hit_rate_by_confidence",
+        "baseline_comparison",
         "params_pretty",
         "costs_pretty",
         "performance_pretty",
@@ -156,7 +160,19 @@ class RuleEvaluationAdmin(ReadOnlyAdmin):
         "original_pretty",
         "created_at",
     )
-    exclude = ("params", "costs", "performance", "baselines", "original", "equity")
+    exclude = ("params", "costs", "performance", "baselines", "original", "equity", "by_confidence")
+
+    @admin.display(description="equity curve (net pips)")
+    def equity_curve(self, obj: RuleEvaluation) -> str:
+        return reports.equity_svg(obj.equity)
+
+    @admin.display(description="hit rate by confidence")
+    def hit_rate_by_confidence(self, obj: RuleEvaluation) -> str:
+        return reports.confidence_table(obj.by_confidence)
+
+    @admin.display(description="against the baselines")
+    def baseline_comparison(self, obj: RuleEvaluation) -> str:
+        return reports.baseline_table(obj.performance, obj.baselines)
 
     @admin.display(description="parameters")
     def params_pretty(self, obj: RuleEvaluation) -> str:

@@ -126,6 +126,9 @@ class RuleEvaluation(models.Model):
     baselines = models.JSONField()
     original = models.JSONField(help_text="The testbed's own measures (gross, dead band).")
     equity = models.JSONField(default=list, blank=True)
+    by_confidence = models.JSONField(
+        default=list, blank=True, help_text="Hit rate per confidence quintile of the trades."
+    )
     trades = models.PositiveIntegerField()
     hit_rate = models.FloatField()
     hit_low = models.FloatField()

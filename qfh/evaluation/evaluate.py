@@ -27,7 +27,7 @@ from qfh.evaluation.features import (
     higher_timeframe_features,
     testbed_features,
 )
-from qfh.evaluation.metrics import Performance, performance
+from qfh.evaluation.metrics import Performance, performance, wilson_interval
 from qfh.evaluation.outcomes import Costs, Outcomes, pips_to_account, trade_outcomes
 
 LEAKY_LABEL = "leaky (testbed alignment with look-ahead; for comparison only, not a result)"
@@ -66,6 +66,7 @@ class Evaluation:
     baselines: dict[str, Performance]
     original: dict[str, Any]
     equity: list[tuple[int, float]] = field(default_factory=list)
+    by_confidence: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -304,6 +305,7 @@ def evaluate_rule(
         (int(times[index]), round(float(value), 3))
         for index, value in zip(np.flatnonzero(trade)[::step], cumulative[::step], strict=False)
     ]
+    by_confidence = confidence_buckets(np.asarray(signals.confidence, dtype=np.float64)[trade], pnl)
     return Evaluation(
         rule=rule,
         pair=pair,
@@ -318,7 +320,48 @@ def evaluate_rule(
         baselines=baselines,
         original=original,
         equity=equity,
+        by_confidence=by_confidence,
     )
+
+
+CONFIDENCE_BUCKETS = 5
+
+
+def confidence_buckets(
+    confidence: np.ndarray, net_pips: np.ndarray, buckets: int = CONFIDENCE_BUCKETS
+) -> list[dict[str, Any]]:
+    """Hit rate (net P&L > 0 after costs) per confidence quintile of the traded signals.
+
+    A rule whose confidence means something shows rising hit rates from bucket to bucket; each
+    row carries its Wilson interval, so a thin bucket reads as the guess it is.
+    """
+    if len(confidence) == 0:
+        return []
+    edges = np.unique(np.quantile(confidence, np.linspace(0.0, 1.0, buckets + 1)))
+    if len(edges) == 1:
+        edges = np.array([edges[0], edges[0]])
+    index = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for bucket in range(len(edges) - 1):
+        chosen = index == bucket
+        trades = int(chosen.sum())
+        if trades == 0:
+            continue
+        hits = int((net_pips[chosen] > 0).sum())
+        low, high = wilson_interval(hits, trades)
+        rows.append(
+            {
+                "low": round(float(edges[bucket]), 4),
+                "high": round(float(edges[bucket + 1]), 4),
+                "trades": trades,
+                "hits": hits,
+                "hit_rate": round(hits / trades, 4),
+                "hit_low": round(float(low), 4),
+                "hit_high": round(float(high), 4),
+                "pnl_pips": round(float(net_pips[chosen].sum()), 1),
+            }
+        )
+    return rows
 
 
 def _original_figures(

@@ -105,6 +105,7 @@ def rule_evaluation_run(
         baselines={name: value.as_dict() for name, value in evaluation.baselines.items()},
         original=evaluation.original,
         equity=evaluation.equity,
+        by_confidence=evaluation.by_confidence,
         trades=result.trades,
         hit_rate=result.hit_rate,
         hit_low=result.hit_low,
