@@ -42,6 +42,23 @@ def parse_broker_time(value: Any) -> datetime:
         raise CandleTimeError(
             "is not a timestamp; expected RFC 3339 text like 2025-07-23T20:40:00Z"
         )
+    # OANDA's own form, "2025-07-23T20:40:00.000000000Z", read by the C parser (a backfill reads
+    # hundreds of thousands); anything else goes through the general pattern below.
+    if (
+        len(value) == 30
+        and value[4] == "-"
+        and value[10] == "T"
+        and value[13] == ":"
+        and value[19] == "."
+        and value[29] == "Z"
+        and value[20:29].isdigit()
+    ):
+        try:
+            whole_seconds = datetime.fromisoformat(value[:19])
+        except ValueError:
+            pass
+        else:
+            return whole_seconds.replace(microsecond=int(value[20:26]), tzinfo=UTC)
     text = value.strip()
     if _UNIX.match(text):
         seconds = Decimal(text)
@@ -123,8 +140,11 @@ _MAX_PRICE = Decimal("1e9")
 
 
 def _price(value: Any) -> Decimal:
-    if type(value) is Decimal:
+    kind = type(value)
+    if kind is Decimal:
         return value
+    if kind is str:
+        return Decimal(value)
     if isinstance(value, bool):
         raise InvalidOperation
     if isinstance(value, float):

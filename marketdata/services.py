@@ -352,8 +352,8 @@ def candles_backfill(
     if start is None:
         raise ValueError(f"no candles of {pair} {timeframe} are stored yet: give a start time")
     result = BackfillResult(pair, timeframe, start, finish)
-    cursor = start
-    while cursor < finish:
+
+    def fetch(cursor: datetime) -> dict[str, Any]:
         endpoint = instrument_candles(
             pair,
             {
@@ -364,29 +364,40 @@ def candles_backfill(
                 "includeFirst": "true",
             },
         )
-        page = client.request(endpoint)
-        result.requests += 1
-        rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
-        read_times = [_broker_time_or_none(row.get("time")) for row in rows]
-        # A candle with an unreadable time is passed on for ingestion to reject with its reason.
-        wanted = [row for row, t in zip(rows, read_times, strict=True) if t is None or t < finish]
-        times = [t for t in read_times if t is not None]
-        result.ingest.merge(
-            candles_ingest(
-                candles=wanted, pair=pair, timeframe=timeframe, row_offset=result.ingest.received
+        page: dict[str, Any] = client.request(endpoint)
+        return page
+
+    # The next page is fetched while this one is stored: the broker's (or the simulator's) work
+    # and the database's overlap. The client is used by one thread at a time.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch") as fetcher:
+        cursor = start
+        upcoming = fetcher.submit(fetch, cursor) if cursor < finish else None
+        while upcoming is not None:
+            page = upcoming.result()
+            upcoming = None
+            result.requests += 1
+            rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
+            read_times = [_broker_time_or_none(row.get("time")) for row in rows]
+            # A candle with an unreadable time goes on to ingestion, which rejects it by name.
+            wanted = [r for r, t in zip(rows, read_times, strict=True) if t is None or t < finish]
+            times = [t for t in read_times if t is not None]
+            # OANDA counts only candles that exist (no weekend gaps), so a short page, or one
+            # ending in the forming candle, means the broker has nothing newer.
+            reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
+                r.get("complete", True) for r in rows
             )
-        )
-        if on_page is not None:
-            on_page(result)
-        # OANDA counts only candles that exist (no weekend gaps), so a short page, or one ending in
-        # the forming candle, means the broker has nothing newer.
-        reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
-            r.get("complete", True) for r in rows
-        )
-        newest = max(times) if times else None
-        if reached_present or newest is None or newest + step <= cursor:
-            break
-        cursor = newest + step
+            newest = max(times) if times else None
+            if not (reached_present or newest is None or newest + step <= cursor):
+                cursor = newest + step
+                if cursor < finish:
+                    upcoming = fetcher.submit(fetch, cursor)
+            offset = result.ingest.received
+            stored = candles_ingest(
+                candles=wanted, pair=pair, timeframe=timeframe, row_offset=offset
+            )
+            result.ingest.merge(stored)
+            if on_page is not None:
+                on_page(result)
     logger.info("event=backfill_done %s", result.summary())
     return result
 

@@ -5,6 +5,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from marketdata.models import Candle
 from marketdata.services import COPY_THRESHOLD, candles_ingest
@@ -214,3 +216,16 @@ def test_a_pipelined_load_of_many_batches_stores_every_valid_candle_once(timesca
     assert results[1].unchanged == 10
     assert sum(r.stored for r in results) == 3 * COPY_THRESHOLD - 1 - 10
     assert Candle.objects.filter(pair_id="EUR_USD").count() == 3 * COPY_THRESHOLD - 1
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    )
+)
+def test_the_fast_reading_of_oanda_times_agrees_with_the_general_parser(moment: datetime) -> None:
+    from marketdata.candle_input import parse_broker_time
+
+    oanda = moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    # A space instead of the T takes the general (regular expression) path.
+    assert parse_broker_time(oanda) == parse_broker_time(oanda.replace("T", " ")) == moment
