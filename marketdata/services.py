@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -89,12 +90,17 @@ def candles_ingest_batches(
     """
     moment = now or datetime.now(UTC)
     known_pairs = _known_pairs()
+    copying = connection.vendor == "postgresql"
 
     def validate(
         item: tuple[int, Sequence[Mapping[str, Any]]],
-    ) -> tuple[list[CandleRow], IngestResult]:
+    ) -> tuple[list[CandleRow], IngestResult, str | None]:
         offset, batch = item
-        return _validate(batch, pair, timeframe, moment, offset, known_pairs)
+        rows, result = _validate(batch, pair, timeframe, moment, offset, known_pairs)
+        # The COPY text is made here too, so this thread does all the per-row Python work and
+        # the caller's thread mostly waits on the database.
+        payload = _copy_payload(rows) if copying and len(rows) >= COPY_THRESHOLD else None
+        return rows, result, payload
 
     items = iter(batches)
     first = next(items, None)
@@ -103,9 +109,9 @@ def candles_ingest_batches(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-validator") as validator:
         upcoming = validator.submit(validate, first)
         for item in items:
-            rows, result = upcoming.result()
+            rows, result, payload = upcoming.result()
             upcoming = validator.submit(validate, item)
-            yield _store(rows, result)
+            yield _store(rows, result, payload)
         yield _store(*upcoming.result())
 
 
@@ -155,11 +161,11 @@ def _validate(
     return list(valid.values()), result
 
 
-def _store(rows: list[CandleRow], result: IngestResult) -> IngestResult:
+def _store(rows: list[CandleRow], result: IngestResult, payload: str | None = None) -> IngestResult:
     if rows:
         with transaction.atomic():
             if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
-                written = _upsert_by_copy(rows)
+                written = _upsert_by_copy(rows, payload or _copy_payload(rows))
             else:
                 written = _upsert_by_values(rows)
         result.stored += written
@@ -220,16 +226,52 @@ def _upsert_by_values(rows: list[CandleRow]) -> int:
     return written
 
 
+# datetime.isoformat() took half the time of a COPY line (3 µs). Every stored candle starts on a
+# whole minute (validation guarantees it), so its text is a cached date plus one of 1440 minutes.
+_MINUTE_TEXT = tuple(f"{minute // 60:02d}:{minute % 60:02d}:00+00" for minute in range(1440))
+
+
+@functools.lru_cache(maxsize=8192)
+def _day_text(day: int) -> str:
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def _copy_line(row: CandleRow) -> str:
     # Every field was validated: pairs are known symbols, prices finite decimals, so nothing here
     # needs COPY escaping.
+    pair, timeframe, time, open_, high, low, close, volume, complete = row
+    day, second = divmod(int(time.timestamp()), 86400)
+    stamp = (
+        f"{_day_text(day)} {_MINUTE_TEXT[second // 60]}"
+        if second % 60 == 0 and time.microsecond == 0
+        else time.isoformat()
+    )
     return (
-        f"{row.pair}\t{row.timeframe}\t{row.time.isoformat()}\t{row.open}\t{row.high}\t"
-        f"{row.low}\t{row.close}\t{row.volume}\t{'t' if row.complete else 'f'}\n"
+        "\t".join(
+            (
+                pair,
+                timeframe,
+                stamp,
+                str(open_),
+                str(high),
+                str(low),
+                str(close),
+                str(volume),
+                "t" if complete else "f",
+            )
+        )
+        + "\n"
     )
 
 
-def _upsert_by_copy(rows: list[CandleRow]) -> int:
+def _copy_payload(rows: list[CandleRow]) -> str:
+    return "".join(map(_copy_line, rows))
+
+
+def _upsert_by_copy(rows: list[CandleRow], payload: str) -> int:
     """PostgreSQL fast path for large batches; returns the number of rows written.
 
     A batch whose time range holds no stored candle yet (the usual backfill) is copied straight
@@ -237,7 +279,6 @@ def _upsert_by_copy(rows: list[CandleRow]) -> int:
     meets a concurrent writer's rows, goes through a temporary staging table and one
     INSERT ... ON CONFLICT.
     """
-    payload = "".join(map(_copy_line, rows))
     with connection.cursor() as cursor:
         if _ranges_are_empty(cursor, rows):
             try:
