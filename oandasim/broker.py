@@ -578,19 +578,9 @@ class Broker:
             on_fill["stopLossOnFill"] = details
         trailing = request.get("trailingStopLossOnFill")
         if isinstance(trailing, dict):
-            if trailing.get("distance") is None:
-                raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MISSING")
-            distance = self._parse_price(
-                instrument, trailing["distance"], "STOP_LOSS_ON_FILL_PRICE_PRECISION_EXCEEDED"
+            on_fill["trailingStopLossOnFill"] = self._trailing_details(
+                instrument, trailing, "STOP_LOSS_ON_FILL_PRICE_PRECISION_EXCEEDED"
             )
-            minimum, maximum = instrument.trailing_bounds()
-            if distance < instrument.to_points(minimum):
-                raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MINIMUM_NOT_MET")
-            if distance > instrument.to_points(maximum):
-                raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MAXIMUM_EXCEEDED")
-            details = self._dependent_details(instrument, trailing, None)
-            details["distance"] = instrument.format(distance)
-            on_fill["trailingStopLossOnFill"] = details
         return on_fill
 
     def _dependent_details(
@@ -1441,21 +1431,25 @@ class Broker:
         response["lastTransactionID"] = self.last_transaction_id
         return 200, response
 
+    def _trailing_details(
+        self, instrument: Instrument, request: Body, precision_error: str
+    ) -> Body:
+        """A trailing stop's distance checked against the instrument's bounds, in wire form."""
+        if request.get("distance") is None:
+            raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MISSING")
+        distance = self._parse_price(instrument, request["distance"], precision_error)
+        minimum, maximum = instrument.trailing_bounds()
+        if distance < instrument.to_points(minimum):
+            raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MINIMUM_NOT_MET")
+        if distance > instrument.to_points(maximum):
+            raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MAXIMUM_EXCEEDED")
+        details = self._dependent_details(instrument, request, None)
+        details["distance"] = instrument.format(distance)
+        return details
+
     def _validate_dependent(self, instrument: Instrument, kind: str, request: Body) -> Body:
         if kind == "TRAILING_STOP_LOSS":
-            if request.get("distance") is None:
-                raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MISSING")
-            distance = self._parse_price(
-                instrument, request["distance"], "PRICE_PRECISION_EXCEEDED"
-            )
-            minimum, maximum = instrument.trailing_bounds()
-            if distance < instrument.to_points(minimum):
-                raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MINIMUM_NOT_MET")
-            if distance > instrument.to_points(maximum):
-                raise RejectError("TRAILING_STOP_LOSS_ON_FILL_PRICE_DISTANCE_MAXIMUM_EXCEEDED")
-            details = self._dependent_details(instrument, request, None)
-            details["distance"] = instrument.format(distance)
-            return details
+            return self._trailing_details(instrument, request, "PRICE_PRECISION_EXCEEDED")
         if request.get("price") is not None:
             price = self._parse_price(instrument, request["price"], "PRICE_PRECISION_EXCEEDED")
             return self._dependent_details(instrument, request, price)
