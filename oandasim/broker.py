@@ -1196,11 +1196,7 @@ class Broker:
         self.sync(now)
         trade = self.find_trade(specifier)
         if trade is None or trade.state != "OPEN":
-            return 404, {
-                "errorCode": "NO_SUCH_TRADE",
-                "errorMessage": REJECT_MESSAGES["TRADE_DOESNT_EXIST"],
-                "lastTransactionID": self.last_transaction_id,
-            }
+            return self._not_found("NO_SUCH_TRADE", "TRADE_DOESNT_EXIST")
         requested = str(body.get("units", "ALL")) if body else "ALL"
         self._begin(now)
         try:
@@ -1345,17 +1341,21 @@ class Broker:
         response["lastTransactionID"] = self.last_transaction_id
         return 200, response
 
+    def _not_found(self, code: str, message: str) -> Response:
+        """OANDA's 404 for an unknown trade or order: no transaction is used for it."""
+        return 404, {
+            "errorCode": code,
+            "errorMessage": REJECT_MESSAGES[message],
+            "lastTransactionID": self.last_transaction_id,
+        }
+
     def set_dependent_orders(self, specifier: str, body: Body) -> Response:
         """TradeCRCDO: create, replace or cancel a trade's take-profit, stop-loss, trailing stop."""
         now = self.clock.now()
         self.sync(now)
         trade = self.find_trade(specifier)
         if trade is None or trade.state != "OPEN":
-            return 404, {
-                "errorCode": "NO_SUCH_TRADE",
-                "errorMessage": REJECT_MESSAGES["TRADE_DOESNT_EXIST"],
-                "lastTransactionID": self.last_transaction_id,
-            }
+            return self._not_found("NO_SUCH_TRADE", "TRADE_DOESNT_EXIST")
         instrument = INSTRUMENTS[trade.instrument]
         prefixes = {
             "take_profit": ("takeProfit", "TAKE_PROFIT"),
@@ -1497,11 +1497,7 @@ class Broker:
         self.sync(now)
         order = self.find_order(specifier)
         if order is None or order.state != "PENDING":
-            return 404, {
-                "errorCode": "ORDER_DOESNT_EXIST",
-                "errorMessage": REJECT_MESSAGES["ORDER_DOESNT_EXIST"],
-                "lastTransactionID": self.last_transaction_id,
-            }
+            return self._not_found("ORDER_DOESNT_EXIST", "ORDER_DOESNT_EXIST")
         request = body.get("order")
         if order.is_dependent and isinstance(request, dict):
             key = {v: k for k, v in DEPENDENT_TYPE.items()}[order.type]
