@@ -42,6 +42,12 @@ class Pair(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.UNTRAINED)
     state_reason = models.CharField(max_length=500, blank=True)
     risk_overrides = models.JSONField(default=dict, blank=True)
+    # Trading without a promoted pair model is an audited operator decision.
+    forced_without_model = models.BooleanField(default=False)
+    # The execution node that trades this pair; none means the default ``execution`` queue.
+    node = models.ForeignKey(
+        "septrader.Node", on_delete=models.SET_NULL, null=True, blank=True, related_name="pairs"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

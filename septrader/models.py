@@ -23,3 +23,48 @@ class SystemConfig(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class AuditLog(models.Model):
+    """Every operator action and every automatic state change: who, what, when, from where."""
+
+    id = models.BigAutoField(primary_key=True)
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    # A username, or ``system:<component>`` for automatic actions (risk trips, reconciliation).
+    actor = models.CharField(max_length=150)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "audit_log"
+        ordering = ["-time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class Node(models.Model):
+    """An execution node (a droplet): its queue is ``exec.<name>``; it trades its pairs."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DRAINING = "draining", "Draining (no new pairs, its pairs move away)"
+        DOWN = "down", "Down (silent beyond the threshold)"
+
+    name = models.SlugField(max_length=50, unique=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "cluster_nodes"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        return f"exec.{self.name}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.db import models
 
@@ -38,6 +39,9 @@ class TradingSignal(models.Model):
     # The candle's close when the signal was made, to measure how far fills land from it.
     price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
     qfh_metrics = models.JSONField(default=dict, blank=True)
+    pair_model = models.ForeignKey(
+        "qfh.PairModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="signals"
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.NEW)
     status_reason = models.CharField(max_length=500, blank=True)
     executed = models.BooleanField(default=False)
@@ -82,3 +86,185 @@ class BrokerTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.type}"
+
+
+class Order(models.Model):
+    """An order we sent (or are about to send) to OANDA, keyed by our deterministic client id.
+
+    The row is written *before* the request leaves (status ``pending``), so an executor killed
+    between sending and recording leaves a trace that reconciliation resolves by looking the
+    order up at the broker by ``@client_id``. A cancel (``MARKET_HALTED``, ``INSUFFICIENT_MARGIN``,
+    ...) is an outcome stored in ``cancel_reason``, not an exception.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (sent or about to be sent)"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled by the broker"
+        REJECTED = "rejected", "Rejected by the broker"
+        NOT_SENT = "not_sent", "Never reached the broker"
+
+    class Kind(models.TextChoices):
+        ENTRY = "entry", "Entry"
+        CLOSE = "close", "Close"
+
+    id = models.BigAutoField(primary_key=True)
+    # Derived from the signal id, so the same signal can never make two orders at the broker.
+    client_id = models.CharField(max_length=128, unique=True)
+    account_id = models.CharField(max_length=64)
+    signal = models.OneToOneField(
+        TradingSignal, on_delete=models.PROTECT, null=True, blank=True, related_name="order"
+    )
+    pair = pair_foreign_key("orders")
+    kind = models.CharField(max_length=5, choices=Kind.choices, default=Kind.ENTRY)
+    # Signed like OANDA's: positive buys, negative sells.
+    units = models.DecimalField(max_digits=16, decimal_places=2)
+    requested_price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    stop_loss_price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    take_profit_price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    broker_order_id = models.CharField(max_length=32, blank=True, db_index=True)
+    broker_trade_id = models.CharField(max_length=32, blank=True)
+    fill_price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    filled_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "trading_orders"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="trading_orders_status")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.pair_id} {self.units} {self.status}"
+
+
+class Trade(models.Model):
+    """A trade as the broker holds it: opened by a fill, reduced or closed by later fills."""
+
+    class State(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        CLOSED = "CLOSED", "Closed"
+
+    id = models.BigAutoField(primary_key=True)
+    account_id = models.CharField(max_length=64)
+    broker_trade_id = models.CharField(max_length=32)
+    order = models.OneToOneField(
+        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="trade"
+    )
+    client_id = models.CharField(max_length=128, blank=True)
+    pair = pair_foreign_key("trades")
+    initial_units = models.DecimalField(max_digits=16, decimal_places=2)
+    current_units = models.DecimalField(max_digits=16, decimal_places=2)
+    open_price = models.DecimalField(max_digits=16, decimal_places=6)
+    opened_at = models.DateTimeField()
+    stop_loss_price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    take_profit_price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    state = models.CharField(max_length=6, choices=State.choices, default=State.OPEN)
+    close_price = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # The broker's reason for the last reducing fill: STOP_LOSS_ORDER, TAKE_PROFIT_ORDER, ...
+    close_reason = models.CharField(max_length=64, blank=True)
+    # Account currency, as the broker reports it.
+    realized_pl = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+    unrealized_pl = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+    financing = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "trading_trades"
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_id", "broker_trade_id"], name="trading_trades_broker_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "pair"], name="trading_trades_state_pair")]
+
+    def __str__(self) -> str:
+        return f"trade {self.broker_trade_id} {self.pair_id} {self.current_units} {self.state}"
+
+
+class AccountSnapshot(models.Model):
+    """The account's figures at one moment (from AccountSummary), for equity curves and limits."""
+
+    id = models.BigAutoField(primary_key=True)
+    account_id = models.CharField(max_length=64)
+    time = models.DateTimeField(db_index=True)
+    currency = models.CharField(max_length=3, default="USD")
+    balance = models.DecimalField(max_digits=18, decimal_places=4)
+    nav = models.DecimalField(max_digits=18, decimal_places=4)
+    unrealized_pl = models.DecimalField(max_digits=18, decimal_places=4)
+    realized_pl = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+    financing = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+    margin_used = models.DecimalField(max_digits=18, decimal_places=4)
+    margin_available = models.DecimalField(max_digits=18, decimal_places=4)
+    open_trade_count = models.IntegerField(default=0)
+    pending_order_count = models.IntegerField(default=0)
+    last_transaction_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "trading_account_snapshots"
+        ordering = ["-time"]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.time:%Y-%m-%dT%H:%M:%SZ} NAV {self.nav}"
+
+
+class TradingState(models.Model):
+    """The system's trading mode, one row: ``trading``, ``reducing`` (exits only) or ``halted``.
+
+    Reducing is entered by the daily loss limit, the drawdown limit or the operator; halted is the
+    kill switch. Leaving either is an operator action (audited); the reason is what the console
+    shows when entries are refused.
+    """
+
+    class Mode(models.TextChoices):
+        TRADING = "trading", "Trading"
+        REDUCING = "reducing", "Reducing only (exits only)"
+        HALTED = "halted", "Halted (kill switch)"
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.TRADING)
+    reason = models.CharField(max_length=500, blank=True)
+    # The 17:00 New York trading day the reducing trip belongs to (daily loss resets with it).
+    tripped_day = models.DateField(null=True, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+    # Whether the market schedule considers the market open, and why not when it is closed.
+    market_open = models.BooleanField(default=True)
+    market_reason = models.CharField(max_length=200, blank=True)
+    market_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "trading_state"
+
+    def __str__(self) -> str:
+        return f"{self.mode}: {self.reason}" if self.reason else self.mode
+
+
+class MaintenanceWindow(models.Model):
+    """An operator-declared time when no entries are sent (all pairs, or the listed ones)."""
+
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+    # Pair symbols; empty means every pair.
+    pairs = models.JSONField(default=list, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "trading_maintenance_windows"
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="maintenance_window_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%H:%M} UTC"
