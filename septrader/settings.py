@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from septrader.env import (
@@ -186,6 +187,18 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Periodic tasks, run by one `celery beat` process. A beat entry expires before the next one is due,
+# so a worker that was down does not run a backlog of stale copies when it comes back
+# (https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html).
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # On the minute, so the 16:58 New York daily break is seen within seconds of starting.
+    "trading.refresh_market_state": {
+        "task": "trading.refresh_market_state_task",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 50},
+    },
+}
 
 
 # Cache and the latest prices ----------------------------------------------------------------------

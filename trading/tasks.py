@@ -1,4 +1,7 @@
-"""Celery tasks of the trading app: thin wrappers that take ids and call one service."""
+"""Celery tasks of the trading app, routed to the ``execution`` queue by their ``trading.`` name.
+
+Thin wrappers that take ids and call one service.
+"""
 
 from __future__ import annotations
 
@@ -23,3 +26,21 @@ def reconcile_account_task() -> str:
 
     report = account_reconcile()
     return report.summary() if report is not None else "skipped: another pass is running"
+
+
+@shared_task(name="trading.refresh_market_state_task", ignore_result=False)
+def refresh_market_state_task() -> dict[str, object]:
+    """Move the system between open and closed by the market schedule; safe to run twice.
+
+    Run by beat every minute (CELERY_BEAT_SCHEDULE in settings); see trading/market.py.
+    """
+    from trading.market import market_state_refresh
+
+    refresh = market_state_refresh()
+    return {
+        "open": refresh.status.open,
+        "reason": refresh.status.reason,
+        "next_change": refresh.status.next_change.isoformat(),
+        "changed": refresh.changed,
+        "flattened": refresh.flattened,
+    }
