@@ -39,5 +39,9 @@ def audit_record(
     ``actor`` is a username, or ``system:<component>`` for what the system did by itself.
     """
     return AuditLog.objects.create(
-        actor=actor[:150], action=action, target=target[:200], details=details or {}, address=address
+        actor=actor[:150],
+        action=action,
+        target=target[:200],
+        details=details or {},
+        address=address,
     )
