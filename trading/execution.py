@@ -35,7 +35,7 @@ from marketdata.models import Pair
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading import risk
-from trading.ledger import decimal_or_zero, transactions_apply
+from trading.ledger import TRADE_SUFFIX, decimal_or_zero, transactions_apply
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,12 @@ def broker_client() -> oanda.OandaClient:
 def client_order_id(signal_id: Any) -> str:
     """The client id of the order a signal makes: the same signal can only ever mean one order."""
     return f"sep-{str(signal_id).replace('-', '')}"
+
+
+def trade_client_id(order_client_id: str) -> str:
+    """The client id the broker gives the trade an order opens (a separate id: OANDA keeps order
+    and trade client ids in one namespace, so reusing the order's would hide the order)."""
+    return f"{order_client_id}{TRADE_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -404,7 +410,7 @@ def order_request_body(
             "timeInForce": "FOK",
             "positionFill": "DEFAULT",
             "clientExtensions": {"id": order.client_id, "tag": "septrader"},
-            "tradeClientExtensions": {"id": order.client_id, "tag": "septrader"},
+            "tradeClientExtensions": {"id": trade_client_id(order.client_id), "tag": "septrader"},
             "stopLossOnFill": {"distance": format(distance, "f"), "timeInForce": "GTC"},
         }
     }
