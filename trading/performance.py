@@ -278,6 +278,7 @@ def equity_curve(
     if max_points is not None and max_points < 1:
         raise ValueError(f"max_points={max_points!r} is not valid; expected an integer >= 1.")
     snapshots = _snapshots(account_id).filter(time__gte=start, time__lt=end)
+    columns = ["time", "nav", "balance"]
     if max_points is not None:
         width = (end - start).total_seconds() / max_points
         # Bucket numbers are computed in SQL from two numbers we made, never from user text.
@@ -290,9 +291,11 @@ def equity_curve(
         )
         # PostgreSQL's DISTINCT ON keeps the first row of each bucket in this order: its last.
         snapshots = snapshots.annotate(bucket=bucket).order_by("bucket", "-time").distinct("bucket")
+        # DISTINCT ON needs its expression among the selected columns.
+        columns.append("bucket")
     points = [
-        EquityPoint(time=time, nav=nav, balance=balance)
-        for time, nav, balance in snapshots.values_list("time", "nav", "balance")
+        EquityPoint(time=row[0], nav=row[1], balance=row[2])
+        for row in snapshots.values_list(*columns)
     ]
     points.sort(key=lambda point: point.time)
     return points
