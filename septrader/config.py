@@ -126,6 +126,72 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             3600,
         ),
         ConfigKey(
+            "risk.max_units_per_order", "int", 1_000_000, "Most units in one order.", 1, 100_000_000
+        ),
+        ConfigKey(
+            "risk.max_units_per_pair",
+            "int",
+            2_000_000,
+            "Most units open on one pair.",
+            1,
+            100_000_000,
+        ),
+        ConfigKey(
+            "risk.max_margin_used_percent",
+            "decimal",
+            "50",
+            "No entry that would take margin used above this, % of NAV.",
+            Decimal("1"),
+            Decimal("100"),
+        ),
+        ConfigKey(
+            "risk.one_position_per_pair",
+            "bool",
+            True,
+            "Refuse an entry on a pair that already has an open trade.",
+        ),
+        ConfigKey(
+            "risk.max_orders_per_minute", "int", 10, "Most entries sent in any 60 s.", 1, 1000
+        ),
+        ConfigKey(
+            "risk.loss_streak_length",
+            "int",
+            3,
+            "Losses in a row that start a cooldown (0 = never).",
+            0,
+            100,
+        ),
+        ConfigKey(
+            "risk.loss_streak_cooldown_minutes",
+            "int",
+            60,
+            "How long entries pause after a losing streak.",
+            0,
+            10080,
+        ),
+        ConfigKey(
+            "execution.stop_loss_pips",
+            "decimal",
+            "15",
+            "Stop-loss distance when the pair model names none.",
+            Decimal("0.5"),
+            Decimal("1000"),
+        ),
+        ConfigKey(
+            "execution.take_profit_pips",
+            "decimal",
+            "30",
+            "Take-profit distance when the pair model names none (0 = no take-profit).",
+            Decimal("0"),
+            Decimal("5000"),
+        ),
+        ConfigKey(
+            "execution.kill_switch_closes_trades",
+            "bool",
+            True,
+            "Whether the kill switch also closes every trade (it always cancels pending orders).",
+        ),
+        ConfigKey(
             "signals.max_age_seconds",
             "int",
             120,

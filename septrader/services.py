@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import F
 
 from septrader.config import validate_config_value
-from septrader.models import SystemConfig
+from septrader.models import AuditLog, SystemConfig
 
 
 @transaction.atomic
@@ -24,3 +24,24 @@ def config_set(*, key: str, value: Any, updated_by: str = "") -> SystemConfig:
         )
         setting.refresh_from_db()
     return setting
+
+
+def audit_record(
+    *,
+    actor: str,
+    action: str,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+    address: str | None = None,
+) -> AuditLog:
+    """Write one audit entry: an operator's action or an automatic state change.
+
+    ``actor`` is a username, or ``system:<component>`` for what the system did by itself.
+    """
+    return AuditLog.objects.create(
+        actor=actor[:150],
+        action=action,
+        target=target[:200],
+        details=details or {},
+        address=address,
+    )

@@ -198,6 +198,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 50},
     },
+    # Our orders, trades and P&L made equal to the broker's (the streams keep them current
+    # between passes; this catches what a dropped stream or a killed executor left behind).
+    "trading.reconcile_account": {
+        "task": "trading.reconcile_account_task",
+        "schedule": env_int("RECONCILE_EVERY_SECONDS", 120, minimum=10),
+        "options": {"expires": 100},
+    },
 }
 
 

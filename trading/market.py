@@ -159,12 +159,8 @@ def market_state_refresh(*, now: datetime | None = None) -> MarketRefresh:
 
 def _close_all_trades() -> bool:
     """Close every trade through the trading service (imported late: it lives with execution)."""
-    from trading import services
+    from trading.services import trades_close_all
 
-    close_all = getattr(services, "trades_close_all", None)
-    if close_all is None:
-        logger.error("event=flatten_unavailable reason=%r", "trading.services.trades_close_all")
-        return False
     logger.info("event=flatten_before_weekend")
-    close_all(actor=SCHEDULE_ACTOR, reason=FLATTEN_REASON)
+    trades_close_all(actor=SCHEDULE_ACTOR, reason=FLATTEN_REASON)
     return True
