@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -96,7 +96,7 @@ def test_an_executor_killed_at_random_moments_never_loses_or_duplicates_an_order
     outcomes: dict[str, int] = {}
 
     for round_number in range(20):
-        minute = (timezone.datetime(2025, 7, 24, 8, 0) + timedelta(minutes=round_number)).strftime(
+        minute = (datetime(2025, 7, 24, 8, 0) + timedelta(minutes=round_number)).strftime(
             "%Y-%m-%dT%H:%M:00Z"
         )
         signal = make_signal(minute=minute, direction=chooser.choice(["BUY", "SELL"]))
