@@ -25,7 +25,7 @@ def backup_database_task() -> str:
     return str(backup_create().path)
 
 
-@shared_task(name="septrader.run_probe_task")
+@shared_task(name="septrader.run_probe_task", ignore_result=False)
 def run_probe_task(key: str, seconds: float) -> bool:
     """A keyed no-op that takes ``seconds``: proves a lost task is redelivered and done once.
 
