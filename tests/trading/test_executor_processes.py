@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -133,3 +134,22 @@ def test_an_executor_killed_at_random_moments_never_loses_or_duplicates_an_order
 
     print(f"outcomes={outcomes}")
     assert Order.objects.count() == len({order.client_id for order in Order.objects.all()})
+
+
+def test_a_signal_sent_twice_through_the_execution_queue_makes_one_order(
+    broker: Broker, celery_worker: Any
+) -> None:
+    from trading.tasks import execute_signal_task
+
+    trading_pair()
+    signal = make_signal()
+
+    first = execute_signal_task.delay(str(signal.pk))
+    second = execute_signal_task.delay(str(signal.pk))
+    results = [first.get(timeout=60), second.get(timeout=60)]
+
+    signal.refresh_from_db()
+    assert sorted(result["status"] for result in results) == ["executed", "executed"]
+    assert sorted(result["reason"] for result in results) == ["", "already claimed"]
+    assert signal.status == TradingSignal.Status.EXECUTED
+    assert broker.orders_with_client_id(client_order_id(signal.pk)) == 1
