@@ -77,8 +77,10 @@ def transactions_apply(*, account_id: str, transactions: Iterable[Mapping[str, A
             continue
         readable.append((transaction_id, time, dict(raw)))
     applied = 0
-    for transaction_id, time, raw in sorted(readable, key=lambda item: item[0]):
-        with transaction.atomic():
+    # One database transaction for the batch (an order's answer carries three to five), in id
+    # order, so a fill is applied before the stop-loss order that refers to its trade.
+    with transaction.atomic():
+        for transaction_id, time, raw in sorted(readable, key=lambda item: item[0]):
             if not _insert(account_id, transaction_id, str(raw.get("type", "")), time, raw):
                 continue
             _apply(account_id, raw, time)
