@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from celery.result import AsyncResult
 from django.core.cache import cache
 from django.db import connections
 
@@ -526,12 +527,12 @@ def _newest_complete(pair: str) -> datetime | None:
     return newest
 
 
-def enqueue_analysis(pairs: list[str], time: datetime) -> None:
+def enqueue_analysis(pairs: list[str], time: datetime) -> AsyncResult[Any]:
     """The analysis hook: live signals for the pairs whose M1 candle starting at ``time`` just
     closed, in one task (one engine call), on ``qfh`` or on the CPU fallback queue."""
     from qfh.routing import analysis_queue
     from qfh.tasks import analyze_closed_candles_task
 
-    analyze_closed_candles_task.apply_async(
+    return analyze_closed_candles_task.apply_async(
         args=[pairs, time.isoformat()], queue=analysis_queue(), expires=ANALYSIS_EXPIRES_SECONDS
     )

@@ -68,3 +68,22 @@ class Node(models.Model):
     @property
     def queue(self) -> str:
         return f"exec.{self.name}"
+
+
+class SyncImport(models.Model):
+    """A sync bundle that was imported: importing the same bundle again changes nothing."""
+
+    bundle_id = models.UUIDField(unique=True)
+    sha256 = models.CharField(max_length=64)
+    file_name = models.CharField(max_length=255)
+    source_node = models.CharField(max_length=255)
+    created_at = models.DateTimeField(help_text="When the source node wrote the bundle.")
+    imported_at = models.DateTimeField(auto_now_add=True)
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "sync_imports"
+        ordering = ["-imported_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} from {self.source_node}"

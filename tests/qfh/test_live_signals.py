@@ -234,7 +234,7 @@ def test_a_rerun_stores_no_second_signal_and_the_candle_metrics_once(
     assert signal.pair_model is None and signal.status == TradingSignal.Status.NEW
     assert signal.qfh_metrics["rule_params"] == dict(DEFAULT_LIVE_RULE.params)
     close = next(c["close"] for c in seed_candles if c["time"].startswith(time.strftime("%FT%R")))
-    assert float(signal.price) == pytest.approx(close)
+    assert signal.price is not None and float(signal.price) == pytest.approx(close)
     for key in ("coherence", "stability", "entropy", "rupture_ratio", "flip_ratio"):
         assert isinstance(signal.qfh_metrics[key], float)
     assert signal.qfh_metrics["damped_value"] == pytest.approx(
