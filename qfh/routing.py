@@ -27,12 +27,15 @@ EXECUTION_QUEUE = "execution"
 # Asking the workers which queues they consume takes a broadcast and a wait for the replies, so
 # the answer is reused for this long: a PC that drops off is noticed within half a minute.
 CONSUMERS_CACHE_SECONDS = 30.0
-# How long the broadcast waits for replies. Workers on the private network answer within a few
-# milliseconds; the wait is paid at most once per CONSUMERS_CACHE_SECONDS by the streamer.
-INSPECT_TIMEOUT_SECONDS = 0.5
+# How long the broadcast waits for replies; the wait is paid at most once per
+# CONSUMERS_CACHE_SECONDS by the streamer. A busy worker can answer late (0.5 s proved too short
+# on a loaded two-core test machine); a missed reply only sends the analysis of the next half
+# minute to the CPU fallback, which is harmless because the analysis is idempotent.
+INSPECT_TIMEOUT_SECONDS = 1.0
 
 _lock = threading.Lock()
-_cached: tuple[float, bool] | None = None
+# Per queue: when it was last asked, and whether some worker consumed it then.
+_cached: dict[str, tuple[float, bool]] = {}
 
 
 def execution_queue_for(pair: Pair) -> str:
@@ -60,15 +63,14 @@ def queue_has_consumers(queue: str = ANALYSIS_QUEUE, *, refresh: bool = False) -
     A broker that cannot broadcast (the embedded demo's ``filesystem://``) counts as served: there
     a single worker consumes every queue.
     """
-    global _cached
     now = time.monotonic()
     with _lock:
-        cached = _cached
+        cached = _cached.get(queue)
     if not refresh and cached is not None and now - cached[0] < CONSUMERS_CACHE_SECONDS:
         return cached[1]
     served = _ask_workers(queue)
     with _lock:
-        _cached = (now, served)
+        _cached[queue] = (now, served)
     return served
 
 

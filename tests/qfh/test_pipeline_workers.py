@@ -55,8 +55,8 @@ def test_the_local_worker_writes_signals_and_the_droplet_takes_over_when_it_stop
         "both workers to consume their queues",
     )
 
-    # When a minute closes while the local worker is up
-    assert analysis_queue(refresh=True) == "qfh"
+    # When a minute closes while the local worker is up (as the last look at the workers saw)
+    assert analysis_queue() == "qfh"
     outcome = enqueue_analysis(["EUR_USD"], first).get(timeout=60)
 
     # Then the local worker stored the signal and sent its execution to node-a's queue
