@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from celery.result import AsyncResult
 from django.core.cache import cache
 from django.db import connections
 
@@ -145,6 +146,7 @@ class Streamer:
         transaction_silence: float = TRANSACTION_SILENCE_SECONDS,
         stream_transactions: bool = True,
         on_candles_closed: Callable[[str, datetime, datetime], None] | None = None,
+        on_minute_closed: Callable[[list[str], datetime], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.client_factory = client_factory
@@ -154,7 +156,10 @@ class Streamer:
         self.price_silence = price_silence
         self.transaction_silence = transaction_silence
         self.stream_transactions = stream_transactions
-        self.on_candles_closed = on_candles_closed or enqueue_analysis
+        # Per pair, the range of candles just stored (none by default); per minute, every pair
+        # whose newest closed candle starts then, analysed together (live signals).
+        self.on_candles_closed = on_candles_closed
+        self.on_minute_closed = on_minute_closed or enqueue_analysis
         self.stop = stop or threading.Event()
         self.state = StreamState()
         self.lock = threading.Lock()
@@ -226,6 +231,7 @@ class Streamer:
         estimate = broker_time + timedelta(seconds=max(0.0, time.monotonic() - seen_at))
         current = (estimate - CLOSE_GRACE).replace(second=0, microsecond=0)
         now = time.monotonic()
+        closed: dict[datetime, list[str]] = {}
         for pair in pairs:
             if self.closed_through.get(pair, datetime.min.replace(tzinfo=UTC)) >= current:
                 continue
@@ -251,13 +257,17 @@ class Streamer:
                 )
             if newest_after is not None and (newest_before is None or newest_after > newest_before):
                 first = (newest_before + MINUTE) if newest_before else result.start or newest_after
-                self.on_candles_closed(pair, first, newest_after + MINUTE)
+                if self.on_candles_closed is not None:
+                    self.on_candles_closed(pair, first, newest_after + MINUTE)
+                closed.setdefault(newest_after, []).append(pair)
             # The minute just ended may not be final at the broker yet: ask again shortly, but a
             # minute without a single tick has no candle at all, so stop asking after a while.
             settled = newest_after is not None and newest_after >= current - MINUTE
             if settled or now - first_try > GIVE_UP_SECONDS:
                 self.closed_through[pair] = current
                 self.attempts.pop(pair, None)
+        for minute, minute_pairs in sorted(closed.items()):
+            self.on_minute_closed(minute_pairs, minute)
 
     # ----- prices -------------------------------------------------------------------------------
 
@@ -502,6 +512,11 @@ class Streamer:
         cache.set(STATE_KEY, snapshot, timeout=None)
 
 
+# A signal is for the minute that just closed; an analysis still queued after this long (the PC
+# dropped off with the fallback off) would only make signals that execution expires anyway.
+ANALYSIS_EXPIRES_SECONDS = 120
+
+
 def _newest_complete(pair: str) -> datetime | None:
     newest: datetime | None = (
         Candle.objects.filter(pair_id=pair, timeframe="M1", complete=True)
@@ -512,8 +527,12 @@ def _newest_complete(pair: str) -> datetime | None:
     return newest
 
 
-def enqueue_analysis(pair: str, start: datetime, end: datetime) -> None:
-    """The analysis hook: QFH metrics for the newly closed candles, on the ``qfh`` queue."""
-    from qfh.tasks import analyze_candles_task
+def enqueue_analysis(pairs: list[str], time: datetime) -> AsyncResult[Any]:
+    """The analysis hook: live signals for the pairs whose M1 candle starting at ``time`` just
+    closed, in one task (one engine call), on ``qfh`` or on the CPU fallback queue."""
+    from qfh.routing import analysis_queue
+    from qfh.tasks import analyze_closed_candles_task
 
-    analyze_candles_task.delay([pair], ["M1"], start.isoformat(), end.isoformat())
+    return analyze_closed_candles_task.apply_async(
+        args=[pairs, time.isoformat()], queue=analysis_queue(), expires=ANALYSIS_EXPIRES_SECONDS
+    )

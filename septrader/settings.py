@@ -312,6 +312,13 @@ if OANDA_ENVIRONMENT == "live" and env_optional("OANDA_LIVE_CONFIRM") != "yes-tr
         "OANDA_LIVE_CONFIRM=yes-trade-real-money to confirm."
     )
 
+# Air-gapped sync (DESIGN.md section 1): signed bundles written by `manage.py sync export` and
+# imported from the inbox by `manage.py sync import` or POST /api/sync/pull. The secret is shared
+# by the nodes that exchange bundles; syncing refuses to run without it (septrader/sync.py).
+SEPTRADER_SYNC_SECRET = env_optional("SEPTRADER_SYNC_SECRET")
+SYNC_INBOX_DIR = Path(env_str("SYNC_INBOX_DIR", str(DATA_DIR / "sync" / "inbox"))).resolve()
+SYNC_OUTBOX_DIR = Path(env_str("SYNC_OUTBOX_DIR", str(DATA_DIR / "sync" / "outbox"))).resolve()
+
 
 # Internationalisation: every time is stored in UTC; the FX day is New York's.
 LANGUAGE_CODE = "en-us"
