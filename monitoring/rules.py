@@ -241,8 +241,8 @@ def loss_streak(context: Context) -> list[Firing]:
     )
     if len(closed) < length or any(trade["realized_pl"] >= 0 for trade in closed):
         return []
-    newest: datetime = closed[0]["closed_at"]
-    if context.now - newest > timedelta(hours=24):
+    newest: datetime | None = closed[0]["closed_at"]
+    if newest is None or context.now - newest > timedelta(hours=24):
         return []
     total = sum((trade["realized_pl"] for trade in closed), Decimal(0))
     return [
