@@ -120,25 +120,33 @@ class TradingCollector(Collector):
         )
 
     def _orders(self, now: datetime) -> Iterator[Metric]:
-        from django.db.models import Case, IntegerField, When
-        from django.db.models.functions import Extract
+        from django.db.models import (
+            Case,
+            DurationField,
+            ExpressionWrapper,
+            F,
+            IntegerField,
+            Sum,
+            When,
+        )
 
         from trading.models import Order
 
         filled = Order.objects.filter(
             status=Order.Status.FILLED, sent_at__isnull=False, filled_at__isnull=False
         ).annotate(
-            seconds=Extract("filled_at", "epoch") - Extract("sent_at", "epoch"),
+            latency=ExpressionWrapper(F("filled_at") - F("sent_at"), output_field=DurationField())
         )
         aggregates = {
             f"le_{index}": Count(
-                Case(When(seconds__lte=bound, then=1), output_field=IntegerField())
+                Case(
+                    When(latency__lte=timedelta(seconds=bound), then=1),
+                    output_field=IntegerField(),
+                )
             )
             for index, bound in enumerate(ORDER_LATENCY_BUCKETS)
         }
-        from django.db.models import Sum
-
-        totals = filled.aggregate(total=Count("id"), seconds_sum=Sum("seconds"), **aggregates)
+        totals = filled.aggregate(total=Count("id"), latency_sum=Sum("latency"), **aggregates)
         buckets = [
             (str(bound), float(totals[f"le_{index}"]))
             for index, bound in enumerate(ORDER_LATENCY_BUCKETS)
@@ -147,7 +155,8 @@ class TradingCollector(Collector):
         histogram = HistogramMetricFamily(
             "septrader_order_latency_seconds", "Seconds from sending an order to its fill."
         )
-        histogram.add_metric([], buckets, float(totals["seconds_sum"] or 0))
+        total_latency = totals["latency_sum"] or timedelta(0)
+        histogram.add_metric([], buckets, total_latency.total_seconds())
         yield histogram
 
     def _alerts(self, now: datetime) -> Iterator[Metric]:

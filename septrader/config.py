@@ -125,7 +125,7 @@ MONITORING_KEYS = (
         "int",
         90,
         "Disk use above this percentage of the data volume is reported.",
-        10,
+        0,
         100,
     ),
     ConfigKey(
@@ -133,7 +133,7 @@ MONITORING_KEYS = (
         "int",
         90,
         "Memory use above this percentage is reported.",
-        10,
+        0,
         100,
     ),
     ConfigKey(
