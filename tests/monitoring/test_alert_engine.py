@@ -325,3 +325,24 @@ def test_the_daily_summary_is_sent_once_with_the_days_p_and_l_trades_and_alerts(
     assert figures["alerts_raised"] == 1
     assert "P&L (NAV change): 250.5000" in bodies[0]["text"]
     assert [m.subject for m in mail.outbox] == ["SEP Trader daily summary 2025-07-24"]
+
+
+def test_memory_and_disk_over_their_thresholds_are_system_resource_alerts_that_clear(
+    webhook: Receiver,
+) -> None:
+    # Given thresholds below what this machine uses right now
+    config_set(key="monitoring.memory_percent", value=0)
+    config_set(key="monitoring.disk_percent", value=0)
+
+    evaluation = alerts_evaluate()
+
+    assert {"system.memory", "system.disk"} <= set(evaluation.raised)
+    assert webhook.events("system.memory") == ["raised"]
+    assert "System resource limit: memory" in str(unresolved("system.memory").message)  # type: ignore[union-attr]
+
+    # When the limits are back above the use, both clear
+    config_set(key="monitoring.memory_percent", value=100)
+    config_set(key="monitoring.disk_percent", value=100)
+    evaluation = alerts_evaluate()
+    assert {"system.memory", "system.disk"} <= set(evaluation.resolved)
+    assert webhook.events("system.disk") == ["raised", "resolved"]
