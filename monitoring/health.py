@@ -324,8 +324,9 @@ def check_stream(now: datetime) -> list[ComponentHealth]:
         ]
     if state is None:
         reason = "no streamer has published its state (manage.py stream_prices is not running)"
+        # Without a streamer nothing is known about its streams: the streamer's alert says it.
         return [
-            ComponentHealth(name, "down", reason, None, timer.ms)
+            ComponentHealth(name, "down", reason, None, timer.ms, known=name == "streamer")
             for name in ("streamer", "price_stream", "transaction_stream")
         ]
     updated = _parse(state.get("updated"))
