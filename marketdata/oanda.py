@@ -21,7 +21,10 @@ from typing import Any
 import oandapyV20
 import oandapyV20.endpoints.accounts as accounts_endpoints
 import oandapyV20.endpoints.instruments as instruments_endpoints
+import oandapyV20.endpoints.orders as orders_endpoints
+import oandapyV20.endpoints.positions as positions_endpoints
 import oandapyV20.endpoints.pricing as pricing_endpoints
+import oandapyV20.endpoints.trades as trades_endpoints
 import oandapyV20.endpoints.transactions as transactions_endpoints
 import oandapyV20.oandapyV20 as oanda_core
 import requests
@@ -101,6 +104,17 @@ AccountSummary = accounts_endpoints.AccountSummary
 PricingStream = pricing_endpoints.PricingStream
 TransactionsStream = transactions_endpoints.TransactionsStream
 TransactionsSinceID = transactions_endpoints.TransactionsSinceID
+TransactionDetails = transactions_endpoints.TransactionDetails
+PricingInfo = pricing_endpoints.PricingInfo
+OrderCreate = orders_endpoints.OrderCreate
+OrderDetails = orders_endpoints.OrderDetails
+OrderCancel = orders_endpoints.OrderCancel
+OrdersPending = orders_endpoints.OrdersPending
+OpenTrades = trades_endpoints.OpenTrades
+TradeDetails = trades_endpoints.TradeDetails
+TradeClose = trades_endpoints.TradeClose
+TradeCRCDO = trades_endpoints.TradeCRCDO
+OpenPositions = positions_endpoints.OpenPositions
 
 
 @dataclass(frozen=True)

@@ -464,7 +464,7 @@ class Streamer:
     def _on_transaction_message(
         self, client: OandaClient, account: str, last: int, message: dict[str, Any] | BadLine
     ) -> int:
-        from trading.services import broker_transactions_record
+        from trading.ledger import transactions_apply
 
         if isinstance(message, BadLine):
             logger.warning(
@@ -480,7 +480,7 @@ class Streamer:
             except (TypeError, ValueError):
                 return last
             return self._catch_up_transactions(client, account, last) if newest > last else last
-        broker_transactions_record(account_id=account, transactions=[message])
+        transactions_apply(account_id=account, transactions=[message])
         try:
             last = max(last, int(message["id"]))
         except (KeyError, TypeError, ValueError):
@@ -489,13 +489,13 @@ class Streamer:
         return last
 
     def _catch_up_transactions(self, client: OandaClient, account: str, last: int) -> int:
-        from trading.services import broker_transactions_record
+        from trading.ledger import transactions_apply
 
         missed = client.request(TransactionsSinceID(account, params={"id": last})).get(
             "transactions", []
         )
         if missed:
-            broker_transactions_record(account_id=account, transactions=missed)
+            transactions_apply(account_id=account, transactions=missed)
             last = max([last, *(int(t["id"]) for t in missed if str(t.get("id", "")).isdigit())])
             self._set_last_transaction(last)
         return last

@@ -119,7 +119,8 @@ def weekly_market_open(moment: datetime) -> bool:
 
 
 def market_is_open(now: datetime) -> bool:
-    """The trading schedule's recent verdict (TradingState) if there is one, else the week."""
+    """The trading schedule's recent verdict (TradingState, refreshed each minute by beat), else
+    the schedule itself (trading/market.py), else the plain week."""
     from trading.models import TradingState
 
     try:
@@ -132,7 +133,13 @@ def market_is_open(now: datetime) -> bool:
         and now - state.market_checked_at <= MARKET_VERDICT_MAX_AGE
     ):
         return state.market_open
-    return weekly_market_open(now)
+    try:
+        from trading.market import market_status_at
+
+        return market_status_at(now).open
+    except DatabaseError:
+        # The schedule reads holidays and maintenance windows; without the database, the week.
+        return weekly_market_open(now)
 
 
 # ----- probes ------------------------------------------------------------------------------------

@@ -8,11 +8,13 @@ Later parts of the system add their keys here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-Kind = Literal["decimal", "int", "bool", "str"]
+Kind = Literal["decimal", "int", "bool", "str", "list"]
 
 
 class ConfigValueError(ValueError):
@@ -31,12 +33,16 @@ class ConfigKey:
     help: str
     minimum: Decimal | int | None = None
     maximum: Decimal | int | None = None
-    # For "str" keys: the only values allowed (None allows any text).
-    choices: tuple[str, ...] | None = None
+    # For "str" and "list" settings: a check of the text (of each item, for a list) and the words
+    # that describe what it accepts; the bounds above then limit the length of a list.
+    accepts: Callable[[str], bool] | None = None
+    accepts_text: str = ""
 
     def expectation(self) -> str:
-        if self.choices is not None:
-            return f"one of {', '.join(self.choices)}"
+        if self.kind in ("str", "list"):
+            noun = "text" if self.kind == "str" else "a list of text items"
+            described = f"{noun} ({self.accepts_text})" if self.accepts_text else noun
+            return described + (f" of at most {self.maximum} items" if self.maximum else "")
         bounds = []
         if self.minimum is not None:
             bounds.append(f">= {self.minimum}")
@@ -46,9 +52,33 @@ class ConfigKey:
             "decimal": "a decimal number",
             "int": "an integer",
             "bool": "true or false",
-            "str": "text",
         }[self.kind]
         return noun + (f" {' and '.join(bounds)}" if bounds else "")
+
+
+def _is_holiday_date(text: str) -> bool:
+    """MM-DD (any year; 02-29 allowed) or an ISO date YYYY-MM-DD."""
+    try:
+        if len(text) == 5:
+            date.fromisoformat(f"2000-{text}")
+        elif len(text) == 10:
+            date.fromisoformat(text)
+        else:
+            return False
+    except ValueError:
+        return False
+    return True
+
+
+def _is_holiday_calendar(text: str) -> bool:
+    if not text:
+        return True
+    # Imported here: the calendars are only needed when this setting is validated or read.
+    import holidays
+
+    return (
+        text in holidays.list_supported_financial() or text in holidays.list_supported_countries()
+    )
 
 
 SEVERITY_CHOICES = ("off", "info", "warning", "critical")
@@ -158,14 +188,16 @@ MONITORING_KEYS = (
         "str",
         "critical",
         "Least severity e-mailed.",
-        choices=SEVERITY_CHOICES,
+        accepts=SEVERITY_CHOICES.__contains__,
+        accepts_text="off, info, warning or critical",
     ),
     ConfigKey(
         "alerts.webhook_min_severity",
         "str",
         "warning",
         "Least severity posted to ALERT_WEBHOOK_URL.",
-        choices=SEVERITY_CHOICES,
+        accepts=SEVERITY_CHOICES.__contains__,
+        accepts_text="off, info, warning or critical",
     ),
     ConfigKey("alerts.telegram_chat_id", "str", "", "Telegram chat that receives alerts."),
     ConfigKey(
@@ -173,7 +205,8 @@ MONITORING_KEYS = (
         "str",
         "critical",
         "Least severity sent to Telegram.",
-        choices=SEVERITY_CHOICES,
+        accepts=SEVERITY_CHOICES.__contains__,
+        accepts_text="off, info, warning or critical",
     ),
     ConfigKey(
         "alerts.daily_summary",
@@ -228,6 +261,72 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             3600,
         ),
         ConfigKey(
+            "risk.max_units_per_order", "int", 1_000_000, "Most units in one order.", 1, 100_000_000
+        ),
+        ConfigKey(
+            "risk.max_units_per_pair",
+            "int",
+            2_000_000,
+            "Most units open on one pair.",
+            1,
+            100_000_000,
+        ),
+        ConfigKey(
+            "risk.max_margin_used_percent",
+            "decimal",
+            "50",
+            "No entry that would take margin used above this, % of NAV.",
+            Decimal("1"),
+            Decimal("100"),
+        ),
+        ConfigKey(
+            "risk.one_position_per_pair",
+            "bool",
+            True,
+            "Refuse an entry on a pair that already has an open trade.",
+        ),
+        ConfigKey(
+            "risk.max_orders_per_minute", "int", 10, "Most entries sent in any 60 s.", 1, 1000
+        ),
+        ConfigKey(
+            "risk.loss_streak_length",
+            "int",
+            3,
+            "Losses in a row that start a cooldown (0 = never).",
+            0,
+            100,
+        ),
+        ConfigKey(
+            "risk.loss_streak_cooldown_minutes",
+            "int",
+            60,
+            "How long entries pause after a losing streak.",
+            0,
+            10080,
+        ),
+        ConfigKey(
+            "execution.stop_loss_pips",
+            "decimal",
+            "15",
+            "Stop-loss distance when the pair model names none.",
+            Decimal("0.5"),
+            Decimal("1000"),
+        ),
+        ConfigKey(
+            "execution.take_profit_pips",
+            "decimal",
+            "30",
+            "Take-profit distance when the pair model names none (0 = no take-profit).",
+            Decimal("0"),
+            Decimal("5000"),
+        ),
+        ConfigKey(
+            "execution.kill_switch_closes_trades",
+            "bool",
+            True,
+            "Whether the kill switch also closes every trade (it always cancels pending orders).",
+        ),
+        ConfigKey(
             "signals.max_age_seconds",
             "int",
             120,
@@ -242,6 +341,26 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             "Close every trade this long before Friday 17:00 New York (0 = never).",
             0,
             1440,
+        ),
+        # Market schedule (trading/market.py) -------------------------------------------------
+        ConfigKey(
+            "market.holidays",
+            "list",
+            ["01-01", "12-25"],
+            "Days the market is closed from 17:00 New York the evening before to 17:00 on the day: "
+            "MM-DD every year, or YYYY-MM-DD once.",
+            maximum=400,
+            accepts=_is_holiday_date,
+            accepts_text="MM-DD or YYYY-MM-DD dates",
+        ),
+        ConfigKey(
+            "market.holiday_calendar",
+            "str",
+            "",
+            "A calendar of the holidays package whose days also close the market: a financial "
+            "market code (ECB, NYSE, ...) or a country code (US, GB, ...); empty for none.",
+            accepts=_is_holiday_calendar,
+            accepts_text="empty, or a financial market or country code of the holidays package",
         ),
         ConfigKey(
             "analysis.cpu_fallback",
@@ -263,9 +382,11 @@ def validate_config_value(key: str, value: Any) -> Any:
             raise ConfigValueError(key, value, spec.expectation())
         return value
     if spec.kind == "str":
-        if not isinstance(value, str) or (spec.choices is not None and value not in spec.choices):
+        if not isinstance(value, str) or (spec.accepts and not spec.accepts(value)):
             raise ConfigValueError(key, value, spec.expectation())
         return value
+    if spec.kind == "list":
+        return _validate_list(spec, value)
     if spec.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigValueError(key, value, spec.expectation())
@@ -284,3 +405,16 @@ def validate_config_value(key: str, value: Any) -> Any:
     if spec.maximum is not None and number > spec.maximum:
         raise ConfigValueError(key, value, spec.expectation())
     return str(number) if spec.kind == "decimal" else number
+
+
+def _validate_list(spec: ConfigKey, value: Any) -> list[str]:
+    """A list of text items, each passing the key's check, stored without duplicates in order."""
+    if not isinstance(value, list | tuple) or any(not isinstance(item, str) for item in value):
+        raise ConfigValueError(spec.name, value, spec.expectation())
+    items = list(dict.fromkeys(item.strip() for item in value))
+    if spec.maximum is not None and len(items) > spec.maximum:
+        raise ConfigValueError(spec.name, value, spec.expectation())
+    for item in items:
+        if spec.accepts and not spec.accepts(item):
+            raise ConfigValueError(spec.name, item, spec.expectation())
+    return items

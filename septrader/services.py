@@ -6,9 +6,10 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from septrader.config import validate_config_value
-from septrader.models import SystemConfig
+from septrader.models import AuditLog, SystemConfig, TaskRun
 
 
 @transaction.atomic
@@ -24,3 +25,42 @@ def config_set(*, key: str, value: Any, updated_by: str = "") -> SystemConfig:
         )
         setting.refresh_from_db()
     return setting
+
+
+def audit_record(
+    *,
+    actor: str,
+    action: str,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+    address: str | None = None,
+) -> AuditLog:
+    """Write one audit entry: an operator's action or an automatic state change.
+
+    ``actor`` is a username, or ``system:<component>`` for what the system did by itself.
+    """
+    return AuditLog.objects.create(
+        actor=actor[:150],
+        action=action,
+        target=target[:200],
+        details=details or {},
+        address=address,
+    )
+
+
+@transaction.atomic
+def task_run_begin(*, key: str, task: str) -> bool:
+    """Count an attempt of the task keyed ``key``; False when an earlier attempt completed it."""
+    run, _ = TaskRun.objects.select_for_update().get_or_create(key=key, defaults={"task": task})
+    if run.completed_at is not None:
+        return False
+    TaskRun.objects.filter(key=key).update(attempts=F("attempts") + 1, started_at=timezone.now())
+    return True
+
+
+def task_run_complete(*, key: str, result: dict[str, Any] | None = None) -> bool:
+    """Mark the task keyed ``key`` done; True for the one attempt that completes it."""
+    updated = TaskRun.objects.filter(key=key, completed_at__isnull=True).update(
+        completed_at=timezone.now(), result=result or {}
+    )
+    return updated == 1

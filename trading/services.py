@@ -1,49 +1,474 @@
-"""Writes for the trading app."""
+"""Writes of the trading app: pair lifecycle, trading mode and kill switch, manual broker actions.
+
+Every operator action takes ``actor`` (a username or ``system:<component>``) and ``address`` and
+is written to the AuditLog. Broker actions go through ``marketdata.oanda`` and their answers
+through ``trading.ledger``, like every other transaction.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marketdata.candle_input import CandleTimeError, parse_broker_time
-from trading.models import BrokerTransaction
+from django.db import transaction
+
+from marketdata import oanda
+from marketdata.models import Pair
+from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_value
+from septrader.models import Node
+from septrader.selectors import config_values
+from septrader.services import audit_record
+from trading.execution import _apply_response, broker_client
+from trading.models import Trade, TradingState
 
 logger = logging.getLogger(__name__)
 
 
-def broker_transactions_record(
-    *, account_id: str, transactions: Iterable[Mapping[str, Any]]
-) -> int:
-    """Store broker transactions once each (keyed by the broker's id); return how many were new.
+class TradingError(Exception):
+    """An operator action that cannot be done as asked; the message says why."""
 
-    A transaction without a readable id or time is logged with its content and skipped.
-    """
-    rows = []
-    for transaction in transactions:
-        try:
-            broker_id = int(transaction["id"])
-            time = parse_broker_time(transaction["time"])
-        except (KeyError, TypeError, ValueError, CandleTimeError) as error:
-            logger.warning(
-                "event=broker_transaction_unreadable error=%r raw=%r", str(error), dict(transaction)
-            )
-            continue
-        rows.append(
-            BrokerTransaction(
-                id=broker_id,
-                account_id=account_id,
-                type=str(transaction.get("type", "")),
-                time=time,
-                payload=dict(transaction),
-            )
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(TradingError):
+    code = "not_found"
+
+
+class Conflict(TradingError):
+    code = "conflict"
+
+
+# ----- pairs -------------------------------------------------------------------------------------
+
+# The original's PairManager lifecycle: untrained → training → ready ⇄ trading, plus disabled and
+# error reachable from anywhere and left only towards untrained or ready.
+PAIR_TRANSITIONS: dict[str, set[str]] = {
+    Pair.State.UNTRAINED: {Pair.State.TRAINING, Pair.State.DISABLED, Pair.State.ERROR},
+    Pair.State.TRAINING: {
+        Pair.State.READY,
+        Pair.State.UNTRAINED,
+        Pair.State.ERROR,
+        Pair.State.DISABLED,
+    },
+    Pair.State.READY: {
+        Pair.State.TRADING,
+        Pair.State.TRAINING,
+        Pair.State.DISABLED,
+        Pair.State.ERROR,
+    },
+    Pair.State.TRADING: {Pair.State.READY, Pair.State.DISABLED, Pair.State.ERROR},
+    Pair.State.DISABLED: {Pair.State.UNTRAINED, Pair.State.READY},
+    Pair.State.ERROR: {Pair.State.UNTRAINED, Pair.State.READY, Pair.State.DISABLED},
+}
+
+
+def _pair(symbol: str, *, lock: bool = True) -> Pair:
+    query = Pair.objects.select_for_update() if lock else Pair.objects
+    try:
+        return query.get(symbol=symbol)
+    except Pair.DoesNotExist:
+        raise NotFound(f"pair={symbol!r} is not a known pair.", field="pair") from None
+
+
+def _has_promoted_model(symbol: str) -> bool:
+    from qfh.models import PairModel
+
+    return PairModel.objects.filter(pair_id=symbol, promoted=True).exists()
+
+
+@transaction.atomic
+def pair_transition(
+    *, symbol: str, to_state: str, actor: str, reason: str = "", address: str | None = None
+) -> Pair:
+    """Move a pair to another lifecycle state; only the legal transitions are allowed."""
+    pair = _pair(symbol)
+    if to_state not in Pair.State.values:
+        raise TradingError(
+            f"state={to_state!r} is not valid; expected one of {', '.join(Pair.State.values)}.",
+            field="state",
         )
-    if not rows:
-        return 0
-    known = set(
-        BrokerTransaction.objects.filter(id__in=[row.id for row in rows]).values_list(
-            "id", flat=True
+    if to_state == pair.state:
+        return pair
+    if to_state not in PAIR_TRANSITIONS[pair.state]:
+        raise Conflict(
+            f"{symbol} cannot go from {pair.state} to {to_state}; allowed: "
+            f"{', '.join(sorted(PAIR_TRANSITIONS[pair.state]))}.",
+            field="state",
         )
+    previous = pair.state
+    pair.state = to_state
+    pair.state_reason = reason[:500]
+    pair.enabled = to_state == Pair.State.TRADING
+    pair.save(update_fields=["state", "state_reason", "enabled", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="pair.state",
+        target=symbol,
+        details={"from": previous, "to": to_state, "reason": reason},
+        address=address,
     )
-    BrokerTransaction.objects.bulk_create(rows, ignore_conflicts=True)
-    return len({row.id for row in rows} - known)
+    return pair
+
+
+@transaction.atomic
+def pair_enable(
+    *, symbol: str, actor: str, address: str | None = None, force: bool = False
+) -> Pair:
+    """Start trading a pair. Without a promoted pair model only ``force`` allows it (audited)."""
+    pair = _pair(symbol)
+    if pair.state == Pair.State.TRADING and pair.enabled:
+        return pair
+    has_model = _has_promoted_model(symbol)
+    if not has_model and not force:
+        raise Conflict(
+            f"{symbol} has no promoted pair model; promote one first, or enable with force=true "
+            "to trade it on the default rule.",
+            field="force",
+        )
+    if pair.state == Pair.State.TRAINING:
+        raise Conflict(f"{symbol} is training; enable it when training ends.", field="pair")
+    previous = pair.state
+    pair.state = Pair.State.TRADING
+    pair.enabled = True
+    pair.forced_without_model = not has_model
+    pair.state_reason = "enabled by the operator" + (
+        " without a pair model" if not has_model else ""
+    )
+    pair.save()
+    audit_record(
+        actor=actor,
+        action="pair.enable",
+        target=symbol,
+        details={"from": previous, "forced": not has_model},
+        address=address,
+    )
+    return pair
+
+
+@transaction.atomic
+def pair_disable(*, symbol: str, actor: str, address: str | None = None, reason: str = "") -> Pair:
+    """Stop entries on a pair (its open trades keep their broker-side stops)."""
+    pair = _pair(symbol)
+    previous = pair.state
+    pair.enabled = False
+    pair.forced_without_model = False
+    pair.state = Pair.State.DISABLED
+    pair.state_reason = reason or "disabled by the operator"
+    pair.save()
+    audit_record(
+        actor=actor,
+        action="pair.disable",
+        target=symbol,
+        details={"from": previous, "reason": reason},
+        address=address,
+    )
+    return pair
+
+
+@transaction.atomic
+def pair_assign_node(
+    *, symbol: str, node_name: str | None, actor: str, address: str | None = None
+) -> Pair:
+    pair = _pair(symbol)
+    node = None
+    if node_name:
+        node = Node.objects.filter(name=node_name).first()
+        if node is None:
+            raise NotFound(f"node={node_name!r} is not a known node.", field="node")
+    previous = pair.node.name if pair.node else None
+    pair.node = node
+    pair.save(update_fields=["node", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="pair.assign_node",
+        target=symbol,
+        details={"from": previous, "to": node_name},
+        address=address,
+    )
+    return pair
+
+
+@transaction.atomic
+def pair_set_risk_overrides(
+    *, symbol: str, overrides: dict[str, Any], actor: str, address: str | None = None
+) -> Pair:
+    """Per-pair risk limits: names of ``risk.*`` settings without the prefix, validated alike."""
+    pair = _pair(symbol)
+    if not isinstance(overrides, dict):
+        raise TradingError(
+            "risk_overrides must be an object of risk settings.", field="risk_overrides"
+        )
+    clean = {}
+    for name, value in overrides.items():
+        key = f"risk.{name}"
+        if key not in CONFIG_KEYS:
+            known = sorted(k.removeprefix("risk.") for k in CONFIG_KEYS if k.startswith("risk."))
+            raise TradingError(
+                f"risk_overrides.{name} is not a risk setting; expected one of {', '.join(known)}.",
+                field=f"risk_overrides.{name}",
+            )
+        try:
+            clean[name] = validate_config_value(key, value)
+        except ConfigValueError as error:
+            raise TradingError(str(error), field=f"risk_overrides.{name}") from None
+    previous = pair.risk_overrides
+    pair.risk_overrides = clean
+    pair.save(update_fields=["risk_overrides", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="pair.risk_overrides",
+        target=symbol,
+        details={"from": previous, "to": clean},
+        address=address,
+    )
+    return pair
+
+
+# ----- trading mode and kill switch ---------------------------------------------------------------
+
+
+@transaction.atomic
+def trading_mode_set(
+    *, mode: str, actor: str, reason: str = "", address: str | None = None
+) -> TradingState:
+    """The operator's switch between trading, reducing-only and halted."""
+    if mode not in TradingState.Mode.values:
+        raise TradingError(
+            f"mode={mode!r} is not valid; expected one of {', '.join(TradingState.Mode.values)}.",
+            field="mode",
+        )
+    state, _ = TradingState.objects.select_for_update().get_or_create(pk=1)
+    previous = state.mode
+    state.mode = mode
+    state.reason = reason or f"set to {mode} by {actor}"
+    state.changed_by = actor
+    if mode == TradingState.Mode.TRADING:
+        state.tripped_day = None
+    state.save()
+    audit_record(
+        actor=actor,
+        action="trading.mode",
+        target=mode,
+        details={"from": previous, "reason": reason},
+        address=address,
+    )
+    return state
+
+
+@dataclass
+class KillSwitchResult:
+    orders_cancelled: int
+    trades_closed: int
+    failures: list[str]
+
+
+def kill_switch_engage(
+    *,
+    actor: str,
+    address: str | None = None,
+    close_trades: bool | None = None,
+    client: oanda.OandaClient | None = None,
+) -> KillSwitchResult:
+    """Halt entries, cancel every pending order and (by default) close every trade."""
+    trading_mode_set(
+        mode=TradingState.Mode.HALTED, actor=actor, reason="kill switch", address=address
+    )
+    if close_trades is None:
+        close_trades = bool(config_values("execution.")["execution.kill_switch_closes_trades"])
+    client = client or broker_client()
+    failures = []
+    cancelled = 0
+    pending = client.request(oanda.OrdersPending(client.account_id)).get("orders", [])
+    for order in pending:
+        if order.get("type") in ("STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP_LOSS"):
+            # Dependent orders go with their trades; trades left open keep their stops.
+            continue
+        try:
+            _apply_response(
+                client.account_id,
+                client.request(oanda.OrderCancel(client.account_id, str(order["id"]))),
+            )
+            cancelled += 1
+        except oanda.OandaError as error:
+            failures.append(f"order {order['id']}: {error}")
+    closed = 0
+    if close_trades:
+        result = trades_close_all(actor=actor, address=address, client=client, audit=False)
+        closed = result.trades_closed
+        failures.extend(result.failures)
+    audit_record(
+        actor=actor,
+        action="trading.kill_switch",
+        target="all",
+        details={
+            "orders_cancelled": cancelled,
+            "trades_closed": closed,
+            "close_trades": close_trades,
+            "failures": failures,
+        },
+        address=address,
+    )
+    return KillSwitchResult(cancelled, closed, failures)
+
+
+# ----- manual broker actions ---------------------------------------------------------------------
+
+
+def _trade(trade_id: int | str) -> Trade:
+    trade = Trade.objects.filter(pk=trade_id).first() if str(trade_id).isdigit() else None
+    if trade is None:
+        raise NotFound(f"trade={trade_id!r} is not a known trade.", field="trade")
+    return trade
+
+
+def _units(value: Any, trade: Trade) -> str:
+    if value in (None, "", "ALL"):
+        return "ALL"
+    try:
+        units = Decimal(str(value))
+    except InvalidOperation:
+        units = Decimal(-1)
+    if not units.is_finite() or units <= 0 or units > abs(trade.current_units):
+        raise TradingError(
+            f"units={value!r} is not valid; expected a positive number up to "
+            f"{abs(trade.current_units)} (the trade's open units), or ALL.",
+            field="units",
+        )
+    return format(units.normalize(), "f")
+
+
+def trade_close(
+    *,
+    trade_id: int | str,
+    actor: str,
+    units: Any = None,
+    address: str | None = None,
+    client: oanda.OandaClient | None = None,
+    audit: bool = True,
+) -> Trade:
+    """Close a trade at the broker, fully or by ``units``; our row follows the fill."""
+    trade = _trade(trade_id)
+    if trade.state != Trade.State.OPEN:
+        raise Conflict(f"trade {trade.pk} is already closed.", field="trade")
+    amount = _units(units, trade)
+    client = client or broker_client()
+    try:
+        response = client.request(
+            oanda.TradeClose(client.account_id, trade.broker_trade_id, data={"units": amount})
+        )
+    except oanda.OandaError as error:
+        raise TradingError(f"the broker refused to close trade {trade.pk}: {error}") from error
+    _apply_response(client.account_id, response)
+    if audit:
+        audit_record(
+            actor=actor,
+            action="trade.close",
+            target=f"{trade.pair_id} trade {trade.broker_trade_id}",
+            details={"units": amount},
+            address=address,
+        )
+    trade.refresh_from_db()
+    return trade
+
+
+def trade_amend(
+    *,
+    trade_id: int | str,
+    actor: str,
+    stop_loss: Any = None,
+    take_profit: Any = None,
+    address: str | None = None,
+    client: oanda.OandaClient | None = None,
+) -> Trade:
+    """Move a trade's stop-loss and/or take-profit at the broker."""
+    trade = _trade(trade_id)
+    if trade.state != Trade.State.OPEN:
+        raise Conflict(f"trade {trade.pk} is closed.", field="trade")
+    if stop_loss is None and take_profit is None:
+        raise TradingError("give stop_loss, take_profit or both.", field="stop_loss")
+    data: dict[str, Any] = {}
+    for name, key, value in (
+        ("stop_loss", "stopLoss", stop_loss),
+        ("take_profit", "takeProfit", take_profit),
+    ):
+        if value is None:
+            continue
+        try:
+            price = Decimal(str(value))
+        except InvalidOperation:
+            price = Decimal(-1)
+        if not price.is_finite() or price <= 0:
+            raise TradingError(
+                f"{name}={value!r} is not valid; expected a positive price.", field=name
+            )
+        data[key] = {"price": format(price.normalize(), "f"), "timeInForce": "GTC"}
+    client = client or broker_client()
+    try:
+        response = client.request(
+            oanda.TradeCRCDO(client.account_id, trade.broker_trade_id, data=data)
+        )
+    except oanda.OandaError as error:
+        raise TradingError(
+            f"the broker refused the new stops for trade {trade.pk}: {error}"
+        ) from error
+    _apply_response(client.account_id, response)
+    audit_record(
+        actor=actor,
+        action="trade.amend",
+        target=f"{trade.pair_id} trade {trade.broker_trade_id}",
+        details={"stop_loss": str(stop_loss), "take_profit": str(take_profit)},
+        address=address,
+    )
+    trade.refresh_from_db()
+    return trade
+
+
+@dataclass
+class CloseAllResult:
+    trades_closed: int
+    failures: list[str]
+
+
+def trades_close_all(
+    *,
+    actor: str,
+    pair: str | None = None,
+    reason: str = "",
+    address: str | None = None,
+    client: oanda.OandaClient | None = None,
+    audit: bool = True,
+) -> CloseAllResult:
+    """Close every open trade at the broker (of one pair when given), from the broker's list."""
+    if pair is not None:
+        _pair(pair, lock=False)
+    client = client or broker_client()
+    closed = 0
+    failures = []
+    for wire in client.request(oanda.OpenTrades(client.account_id)).get("trades", []):
+        if pair is not None and wire.get("instrument") != pair:
+            continue
+        try:
+            response = client.request(
+                oanda.TradeClose(client.account_id, str(wire["id"]), data={"units": "ALL"})
+            )
+            _apply_response(client.account_id, response)
+            closed += 1
+        except oanda.OandaError as error:
+            failures.append(f"trade {wire['id']}: {error}")
+    if audit:
+        audit_record(
+            actor=actor,
+            action="trades.close_all",
+            target=pair or "all",
+            details={"closed": closed, "failures": failures, "reason": reason},
+            address=address,
+        )
+    logger.info("event=trades_close_all pair=%s closed=%d failures=%d", pair, closed, len(failures))
+    return CloseAllResult(closed, failures)

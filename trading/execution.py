@@ -1,0 +1,538 @@
+"""From a claimed signal to an order at OANDA, exactly once (DESIGN.md section 4, step 3).
+
+1. The signal is claimed with a conditional update; whoever loses the race does nothing.
+2. Entries on the account are serialised by a PostgreSQL advisory lock, so two signals arriving
+   together cannot both pass "one position per pair" or "max open trades".
+3. Market schedule, pair state and every risk rule (``trading.risk``) are checked on live broker
+   figures (account summary and price with its conversion factors).
+4. The Order row, with a client id derived from the signal id, is committed *before* the request
+   leaves. Then the market order goes out once, with the stop-loss (distance) and take-profit
+   (price) attached on fill, so the stops live at the broker from the first moment.
+5. The broker's answer is applied through ``trading.ledger`` like any other transaction. A timeout
+   or dropped connection is never retried blindly: the order is looked up by ``@client_id``; only
+   when the broker says it never saw it is the same request (same client id) sent again.
+   When even the lookup fails the order stays ``pending`` for reconciliation to settle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.db import connection
+from django.db.models import Max
+from django.utils import timezone
+
+from marketdata import oanda
+from marketdata.candle_input import parse_broker_time
+from marketdata.models import Pair
+from septrader.selectors import config_values
+from septrader.services import audit_record
+from trading import risk
+from trading.ledger import TRADE_SUFFIX, decimal_or_zero, transactions_apply
+from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+
+logger = logging.getLogger(__name__)
+
+# The key of the advisory lock that serialises entries on one database (any constant works; this
+# one spells "SEPX" so it is recognisable in pg_locks).
+ENTRY_LOCK_KEY = 0x53455058
+
+_clients = threading.local()
+
+
+def broker_client() -> oanda.OandaClient:
+    """One OANDA client per thread (requests sessions are not thread-safe), built once."""
+    client: oanda.OandaClient | None = getattr(_clients, "client", None)
+    if client is None:
+        client = oanda.OandaClient()
+        _clients.client = client
+    return client
+
+
+def client_order_id(signal_id: Any) -> str:
+    """The client id of the order a signal makes: the same signal can only ever mean one order."""
+    return f"sep-{str(signal_id).replace('-', '')}"
+
+
+def trade_client_id(order_client_id: str) -> str:
+    """The client id the broker gives the trade an order opens (a separate id: OANDA keeps order
+    and trade client ids in one namespace, so reusing the order's would hide the order)."""
+    return f"{order_client_id}{TRADE_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    signal_id: str
+    status: str
+    reason: str = ""
+    client_id: str = ""
+    order_status: str = ""
+
+
+@contextmanager
+def entry_lock() -> Iterator[None]:
+    """Serialise entries across every executor sharing this PostgreSQL database.
+
+    A session-level lock, released in ``finally`` or by PostgreSQL when a killed executor's
+    connection drops. SQLite (the demo) serialises writers itself.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [ENTRY_LOCK_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ENTRY_LOCK_KEY])
+
+
+# ----- inputs ------------------------------------------------------------------------------------
+
+
+def limits_for(pair: Pair, values: dict[str, Any] | None = None) -> risk.RiskLimits:
+    """SystemConfig ``risk.*`` with the pair's overrides (same names, without the prefix)."""
+    merged = dict(values if values is not None else config_values("risk."))
+    for name, value in (pair.risk_overrides or {}).items():
+        merged[f"risk.{name}"] = value
+    return risk.RiskLimits(
+        risk_per_trade_percent=Decimal(str(merged["risk.per_trade_percent"])),
+        max_units_per_order=Decimal(str(merged["risk.max_units_per_order"])),
+        max_units_per_pair=Decimal(str(merged["risk.max_units_per_pair"])),
+        max_open_trades=int(merged["risk.max_open_trades"]),
+        max_margin_used_percent=Decimal(str(merged["risk.max_margin_used_percent"])),
+        one_position_per_pair=bool(merged["risk.one_position_per_pair"]),
+        max_spread_pips=Decimal(str(merged["risk.max_spread_pips"])),
+        stale_price_seconds=int(merged["risk.stale_price_seconds"]),
+        max_orders_per_minute=int(merged["risk.max_orders_per_minute"]),
+        daily_loss_limit_percent=Decimal(str(merged["risk.daily_loss_limit_percent"])),
+        max_drawdown_percent=Decimal(str(merged["risk.max_drawdown_percent"])),
+        loss_streak_length=int(merged["risk.loss_streak_length"]),
+        loss_streak_cooldown_minutes=int(merged["risk.loss_streak_cooldown_minutes"]),
+    )
+
+
+def fetch_quote(client: oanda.OandaClient, pair: str) -> tuple[risk.Quote, datetime]:
+    """The pair's current price from the broker, and the broker's clock at that moment.
+
+    The broker's clock is the one the entry is judged by (price age, market hours, trading day):
+    it is the real clock in production and the simulated one against the simulator.
+    """
+    body = client.request(oanda.PricingInfo(client.account_id, params={"instruments": pair}))
+    price = body["prices"][0]
+    factors = price.get("quoteHomeConversionFactors") or {}
+    quote = risk.Quote(
+        bid=Decimal(price["bids"][0]["price"] if price.get("bids") else price["closeoutBid"]),
+        ask=Decimal(price["asks"][0]["price"] if price.get("asks") else price["closeoutAsk"]),
+        time=parse_broker_time(price["time"]),
+        tradeable=bool(price.get("tradeable", True)),
+        quote_home_positive=Decimal(factors.get("positiveUnits", "1")),
+        quote_home_negative=Decimal(factors.get("negativeUnits", "1")),
+    )
+    broker_now = parse_broker_time(body["time"]) if body.get("time") else timezone.now()
+    return quote, broker_now
+
+
+def account_snapshot_take(
+    client: oanda.OandaClient, *, now: datetime | None = None
+) -> AccountSnapshot:
+    """Ask the broker for the account summary and keep it as a snapshot."""
+    account = client.request(oanda.AccountSummary(client.account_id))["account"]
+    return AccountSnapshot.objects.create(
+        account_id=client.account_id,
+        time=now or timezone.now(),
+        currency=account.get("currency", "USD"),
+        balance=decimal_or_zero(account.get("balance")),
+        nav=decimal_or_zero(account.get("NAV")),
+        unrealized_pl=decimal_or_zero(account.get("unrealizedPL")),
+        realized_pl=decimal_or_zero(account.get("pl")),
+        financing=decimal_or_zero(account.get("financing")),
+        margin_used=decimal_or_zero(account.get("marginUsed")),
+        margin_available=decimal_or_zero(account.get("marginAvailable")),
+        open_trade_count=int(account.get("openTradeCount", 0)),
+        pending_order_count=int(account.get("pendingOrderCount", 0)),
+        last_transaction_id=int(account["lastTransactionID"])
+        if account.get("lastTransactionID")
+        else None,
+    )
+
+
+def trading_day_start(now: datetime) -> datetime:
+    """The UTC start of the 17:00 New York trading day containing ``now``."""
+    from trading.schedule import trading_day, trading_day_bounds
+
+    return trading_day_bounds(trading_day(now))[0]
+
+
+def account_figures(snapshot: AccountSnapshot, now: datetime) -> risk.AccountFigures:
+    snapshots = AccountSnapshot.objects.filter(account_id=snapshot.account_id)
+    peak = snapshots.aggregate(peak=Max("nav"))["peak"] or snapshot.nav
+    day_start = trading_day_start(now)
+    opening = (
+        snapshots.filter(time__lte=day_start)
+        .order_by("-time")
+        .values_list("nav", flat=True)
+        .first()
+    )
+    if opening is None:
+        opening = (
+            snapshots.filter(time__gte=day_start)
+            .order_by("time")
+            .values_list("nav", flat=True)
+            .first()
+        )
+    opening = opening if opening is not None else snapshot.nav
+    return risk.AccountFigures(
+        nav=snapshot.nav,
+        margin_used=snapshot.margin_used,
+        peak_nav=max(peak, snapshot.nav),
+        day_start_nav=opening,
+        day_pl=snapshot.nav - opening,
+    )
+
+
+def loss_streak(now: datetime) -> tuple[int, datetime | None]:
+    """Losses in a row among the most recently closed trades, and when the last one closed."""
+    recent = Trade.objects.filter(state=Trade.State.CLOSED).order_by("-closed_at")[:50]
+    streak = 0
+    last_loss_at = None
+    for trade in recent.values_list("realized_pl", "financing", "closed_at"):
+        if trade[0] + trade[1] >= 0:
+            break
+        streak += 1
+        last_loss_at = last_loss_at or trade[2]
+    return streak, last_loss_at
+
+
+def stop_distances(signal: TradingSignal) -> tuple[Decimal, Decimal | None]:
+    """Stop-loss and take-profit pips: the pair model's when it names them, else SystemConfig."""
+    defaults = config_values("execution.")
+    params = signal.pair_model.params if signal.pair_model_id and signal.pair_model else {}
+    stop = Decimal(str(params.get("stop_loss_pips", defaults["execution.stop_loss_pips"])))
+    take = Decimal(str(params.get("take_profit_pips", defaults["execution.take_profit_pips"])))
+    return stop, (take if take > 0 else None)
+
+
+def trading_state() -> TradingState:
+    state, _ = TradingState.objects.get_or_create(pk=1)
+    return state
+
+
+def market_open(pair: str, now: datetime) -> tuple[bool, str]:
+    from trading.market import market_is_open
+
+    return market_is_open(pair=pair, at=now)
+
+
+# ----- the entry path ----------------------------------------------------------------------------
+
+
+def signal_claim(signal_id: Any) -> bool:
+    """Take the signal for this executor; False when another one (or an earlier run) has it."""
+    return (
+        TradingSignal.objects.filter(pk=signal_id, status=TradingSignal.Status.NEW).update(
+            status=TradingSignal.Status.CLAIMED, updated_at=timezone.now()
+        )
+        == 1
+    )
+
+
+def _finish(signal: TradingSignal, status: str, reason: str = "", **result: Any) -> Outcome:
+    TradingSignal.objects.filter(pk=signal.pk, status=TradingSignal.Status.CLAIMED).update(
+        status=status,
+        status_reason=reason[:500],
+        executed=status == TradingSignal.Status.EXECUTED,
+        result={**signal.result, **result},
+        updated_at=timezone.now(),
+    )
+    logger.info(
+        "event=signal_%s signal=%s pair=%s reason=%r", status, signal.pk, signal.pair_id, reason
+    )
+    return Outcome(
+        signal_id=str(signal.pk),
+        status=status,
+        reason=reason,
+        client_id=str(result.get("client_id", "")),
+        order_status=str(result.get("order_status", "")),
+    )
+
+
+def signal_execute(
+    *,
+    signal_id: Any,
+    client: oanda.OandaClient | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    """Execute one signal at most once; every outcome is stored on the signal.
+
+    ``now`` defaults to the broker's clock (see ``fetch_quote``); the signal's age is measured on
+    our own clock from when it was stored, so it holds against a simulator's clock too.
+    """
+    if not signal_claim(signal_id):
+        current = TradingSignal.objects.filter(pk=signal_id).values_list("status", flat=True)
+        return Outcome(str(signal_id), current.first() or "missing", "already claimed")
+    signal = TradingSignal.objects.select_related("pair", "pair_model").get(pk=signal_id)
+    max_age = config_values("signals.")["signals.max_age_seconds"]
+    if (timezone.now() - signal.created_at).total_seconds() > max_age:
+        return _finish(
+            signal,
+            TradingSignal.Status.EXPIRED,
+            f"the signal is older than signals.max_age_seconds={max_age}",
+        )
+    pair = signal.pair
+    if not pair.enabled or pair.state != Pair.State.TRADING:
+        return _finish(
+            signal,
+            TradingSignal.Status.REJECTED,
+            f"{pair.symbol} is not trading (state {pair.state}, enabled={pair.enabled})",
+        )
+    client = client or broker_client()
+    with entry_lock():
+        return _enter(signal, pair, client, now)
+
+
+def _enter(
+    signal: TradingSignal, pair: Pair, client: oanda.OandaClient, now: datetime | None
+) -> Outcome:
+    state = trading_state()
+    stop_pips, take_pips = stop_distances(signal)
+    try:
+        quote, broker_now = fetch_quote(client, pair.symbol)
+        now = now or broker_now
+        is_open, why = market_open(pair.symbol, now)
+        if not is_open:
+            return _finish(signal, TradingSignal.Status.REJECTED, f"market closed: {why}")
+        snapshot = account_snapshot_take(client, now=now)
+    except oanda.OandaError as error:
+        return _finish(
+            signal, TradingSignal.Status.REJECTED, f"broker unavailable before the entry: {error}"
+        )
+    open_trades = Trade.objects.filter(account_id=client.account_id, state=Trade.State.OPEN)
+    pending = Order.objects.filter(
+        account_id=client.account_id, status=Order.Status.PENDING, kind=Order.Kind.ENTRY
+    )
+    pair_units = sum(
+        (units for units in open_trades.filter(pair=pair).values_list("current_units", flat=True)),
+        Decimal(0),
+    ) + sum(
+        (units for units in pending.filter(pair=pair).values_list("units", flat=True)), Decimal(0)
+    )
+    streak, last_loss_at = loss_streak(now)
+    context = risk.EntryContext(
+        pair=pair.symbol,
+        direction=signal.direction,
+        pip_location=pair.pip_location,
+        margin_rate=pair.margin_rate,
+        minimum_trade_size=pair.minimum_trade_size,
+        trade_units_precision=pair.trade_units_precision,
+        stop_loss_pips=stop_pips,
+        quote=quote,
+        account=account_figures(snapshot, now),
+        now=now,
+        mode=state.mode,
+        open_trades=open_trades.count() + pending.count(),
+        pair_open_units=pair_units,
+        orders_last_minute=Order.objects.filter(
+            kind=Order.Kind.ENTRY, created_at__gte=timezone.now() - timedelta(minutes=1)
+        ).count(),
+        consecutive_losses=streak,
+        last_loss_at=last_loss_at,
+    )
+    decision = risk.check_entry(context, limits_for(pair))
+    if decision.trip and state.mode == TradingState.Mode.TRADING:
+        trading_mode_trip(reason=decision.trip, now=now)
+    if not decision.allowed:
+        return _finish(
+            signal, TradingSignal.Status.REJECTED, decision.reason, risk=decision.figures
+        )
+    price = risk.entry_price(quote, signal.direction)
+    stop_price, take_price = risk.stop_prices(
+        direction=signal.direction,
+        price=price,
+        stop_loss_pips=stop_pips,
+        take_profit_pips=take_pips,
+        pip_location=pair.pip_location,
+        display_precision=pair.display_precision,
+    )
+    order = Order.objects.create(
+        client_id=client_order_id(signal.pk),
+        account_id=client.account_id,
+        signal=signal,
+        pair=pair,
+        units=decision.units,
+        requested_price=signal.price if signal.price is not None else price,
+        stop_loss_price=stop_price,
+        take_profit_price=take_price,
+    )
+    order = order_send(
+        order, client=client, stop_loss_pips=stop_pips, pip_location=pair.pip_location
+    )
+    return signal_settle(signal, order)
+
+
+def signal_settle(signal: TradingSignal, order: Order) -> Outcome:
+    """Mark the signal by what became of its order (pending orders are left to reconciliation)."""
+    result = {
+        "client_id": order.client_id,
+        "order_status": order.status,
+        "broker_order_id": order.broker_order_id,
+        "broker_trade_id": order.broker_trade_id,
+        "units": str(order.units),
+        "fill_price": str(order.fill_price) if order.fill_price is not None else None,
+    }
+    if order.status == Order.Status.FILLED:
+        return _finish(signal, TradingSignal.Status.EXECUTED, "", **result)
+    if order.status == Order.Status.PENDING:
+        TradingSignal.objects.filter(pk=signal.pk).update(result={**signal.result, **result})
+        return Outcome(str(signal.pk), signal.status, "order outcome unknown", order.client_id, "")
+    return _finish(
+        signal, TradingSignal.Status.REJECTED, f"order {order.status}: {order.reason}", **result
+    )
+
+
+def order_request_body(
+    order: Order, *, stop_loss_pips: Decimal, pip_location: int
+) -> dict[str, Any]:
+    distance = (stop_loss_pips * risk.pip_size(pip_location)).normalize()
+    body: dict[str, Any] = {
+        "order": {
+            "type": "MARKET",
+            "instrument": order.pair_id,
+            "units": str(order.units.normalize()),
+            "timeInForce": "FOK",
+            "positionFill": "DEFAULT",
+            "clientExtensions": {"id": order.client_id, "tag": "septrader"},
+            "tradeClientExtensions": {"id": trade_client_id(order.client_id), "tag": "septrader"},
+            "stopLossOnFill": {"distance": format(distance, "f"), "timeInForce": "GTC"},
+        }
+    }
+    if order.take_profit_price is not None:
+        body["order"]["takeProfitOnFill"] = {
+            "price": format(order.take_profit_price.normalize(), "f"),
+            "timeInForce": "GTC",
+        }
+    return body
+
+
+def order_send(
+    order: Order, *, client: oanda.OandaClient, stop_loss_pips: Decimal, pip_location: int
+) -> Order:
+    """Send the entry once; after a lost answer, look it up before sending the same one again."""
+    body = order_request_body(order, stop_loss_pips=stop_loss_pips, pip_location=pip_location)
+    Order.objects.filter(pk=order.pk).update(sent_at=timezone.now())
+    for attempt in (1, 2):
+        try:
+            response = client.request(oanda.OrderCreate(client.account_id, data=body))
+        except oanda.OandaRejected as error:
+            return _order_refused(order, client, error)
+        except oanda.OandaError as error:
+            logger.warning(
+                "event=order_answer_lost client_id=%s pair=%s attempt=%d error=%r",
+                order.client_id,
+                order.pair_id,
+                attempt,
+                str(error),
+            )
+            found = order_lookup(order, client=client)
+            if found is None:
+                # The lookup failed too: reconciliation settles it from the broker's records.
+                return Order.objects.get(pk=order.pk)
+            if found is not False:
+                return found
+            # The broker never saw it: the same request (same client id) may go again.
+            continue
+        _apply_response(client.account_id, response)
+        return Order.objects.get(pk=order.pk)
+    return Order.objects.get(pk=order.pk)
+
+
+def _order_refused(order: Order, client: oanda.OandaClient, error: oanda.OandaRejected) -> Order:
+    if error.error_code == "CLIENT_ORDER_ID_ALREADY_EXISTS":
+        # A previous attempt did arrive after all: settle from what the broker holds.
+        found = order_lookup(order, client=client)
+        if found:
+            return found
+        return Order.objects.get(pk=order.pk)
+    reject = error.body.get("orderRejectTransaction")
+    if reject:
+        transactions_apply(account_id=client.account_id, transactions=[reject])
+    Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+        status=Order.Status.REJECTED,
+        reason=f"{error.error_code or error.status}: {error.message}"[:500],
+    )
+    return Order.objects.get(pk=order.pk)
+
+
+def _apply_response(account_id: str, response: dict[str, Any]) -> None:
+    transactions = [
+        value
+        for key, value in response.items()
+        if key.endswith("Transaction") and isinstance(value, dict) and "id" in value
+    ]
+    transactions_apply(account_id=account_id, transactions=transactions)
+
+
+def order_lookup(order: Order, *, client: oanda.OandaClient) -> Order | Literal[False] | None:
+    """Settle a pending order from the broker's record of ``@client_id``.
+
+    Returns the updated order; ``False`` when the broker has no such order (it never arrived);
+    ``None`` when the broker could not be asked.
+    """
+    try:
+        body = client.request(oanda.OrderDetails(client.account_id, f"@{order.client_id}"))
+    except oanda.OandaNotFound:
+        return False
+    except oanda.OandaError as error:
+        logger.warning(
+            "event=order_lookup_failed client_id=%s error=%r", order.client_id, str(error)
+        )
+        return None
+    wire = body.get("order", {})
+    broker_id = str(wire.get("id", ""))
+    Order.objects.filter(pk=order.pk, broker_order_id="").update(broker_order_id=broker_id)
+    fill_id = wire.get("fillingTransactionID")
+    cancel_id = wire.get("cancellingTransactionID")
+    wanted = [transaction_id for transaction_id in (fill_id, cancel_id) if transaction_id]
+    if wanted:
+        fetched = []
+        for transaction_id in wanted:
+            try:
+                fetched.append(
+                    client.request(oanda.TransactionDetails(client.account_id, transaction_id))[
+                        "transaction"
+                    ]
+                )
+            except oanda.OandaError as error:
+                logger.warning(
+                    "event=transaction_lookup_failed id=%s error=%r", transaction_id, str(error)
+                )
+                return None
+        # The related stop-loss/take-profit orders follow the fill; catch up on those too.
+        transactions_apply(account_id=client.account_id, transactions=fetched)
+    return Order.objects.get(pk=order.pk)
+
+
+def trading_mode_trip(*, reason: str, now: datetime) -> None:
+    """Switch to reducing-only because a loss limit was crossed (once; audited)."""
+    from trading.schedule import trading_day
+
+    changed = TradingState.objects.filter(pk=1, mode=TradingState.Mode.TRADING).update(
+        mode=TradingState.Mode.REDUCING,
+        reason=reason[:500],
+        tripped_day=trading_day(now),
+        changed_by="system:risk",
+        changed_at=now,
+    )
+    if changed:
+        audit_record(
+            actor="system:risk", action="risk.trip", target="reducing", details={"reason": reason}
+        )
+        logger.warning("event=risk_trip mode=reducing reason=%r", reason)

@@ -1,0 +1,287 @@
+"""Broker transactions → our orders and trades, each transaction applied exactly once.
+
+Every path that learns of a broker transaction (the answer to an order we sent, the transaction
+stream, the catch-up after a reconnect, reconciliation) hands it to ``transactions_apply``. A
+transaction is inserted into ``trading_broker_transactions`` with ``ON CONFLICT DO NOTHING
+RETURNING id`` and applied in the same database transaction only when that insert created the
+row, so the same transaction arriving twice (stream and catch-up, or two processes) is counted
+once, and a crash between storing and applying leaves neither.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from marketdata.candle_input import CandleTimeError, parse_broker_time
+from marketdata.models import Pair
+from trading.models import Order, Trade
+
+logger = logging.getLogger(__name__)
+
+# The broker transaction types that say an order of ours was refused outright.
+REJECT_TYPES = {"MARKET_ORDER_REJECT", "LIMIT_ORDER_REJECT", "STOP_ORDER_REJECT"}
+# A trade's client id is its opening order's client id with this suffix.
+TRADE_SUFFIX = "-t"
+
+
+def decimal_or_zero(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+def _insert(account_id: str, transaction_id: int, kind: str, time: datetime, raw: Any) -> bool:
+    """Store the transaction; True when this call stored it (it was not known before)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO trading_broker_transactions "
+            "(id, account_id, type, time, payload, received_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+            [
+                transaction_id,
+                account_id,
+                kind,
+                time,
+                json.dumps(raw),
+                timezone.now(),
+            ],
+        )
+        return cursor.fetchone() is not None
+
+
+def transactions_apply(*, account_id: str, transactions: Iterable[Mapping[str, Any]]) -> int:
+    """Store and apply broker transactions in id order; return how many were new."""
+    readable = []
+    for raw in transactions:
+        try:
+            transaction_id = int(raw["id"])
+            time = parse_broker_time(raw["time"])
+        except (KeyError, TypeError, ValueError, CandleTimeError) as error:
+            logger.warning("event=broker_transaction_unreadable error=%r raw=%r", str(error), raw)
+            continue
+        readable.append((transaction_id, time, dict(raw)))
+    applied = 0
+    # One database transaction for the batch (an order's answer carries three to five), in id
+    # order, so a fill is applied before the stop-loss order that refers to its trade.
+    with transaction.atomic():
+        for transaction_id, time, raw in sorted(readable, key=lambda item: item[0]):
+            if not _insert(account_id, transaction_id, str(raw.get("type", "")), time, raw):
+                continue
+            _apply(account_id, raw, time)
+            applied += 1
+    return applied
+
+
+def _apply(account_id: str, raw: dict[str, Any], time: datetime) -> None:
+    kind = raw.get("type", "")
+    if kind == "MARKET_ORDER":
+        _on_order_created(raw)
+    elif kind == "ORDER_FILL":
+        _on_fill(account_id, raw, time)
+    elif kind == "ORDER_CANCEL":
+        _on_order_cancel(raw)
+    elif kind in REJECT_TYPES:
+        _on_order_reject(raw)
+    elif kind == "DAILY_FINANCING":
+        _on_financing(account_id, raw)
+    elif kind in ("STOP_LOSS_ORDER", "TAKE_PROFIT_ORDER"):
+        _on_dependent_order(account_id, raw)
+
+
+def _our_order(raw: Mapping[str, Any]) -> Order | None:
+    client_id = raw.get("clientOrderID") or (raw.get("clientExtensions") or {}).get("id")
+    if client_id:
+        order = Order.objects.filter(client_id=client_id).first()
+        if order is not None:
+            return order
+    order_id = raw.get("orderID") or raw.get("id")
+    if order_id:
+        return Order.objects.filter(broker_order_id=str(order_id)).first()
+    return None
+
+
+def _on_order_created(raw: dict[str, Any]) -> None:
+    client_id = (raw.get("clientExtensions") or {}).get("id")
+    if client_id:
+        Order.objects.filter(client_id=client_id, broker_order_id="").update(
+            broker_order_id=str(raw["id"])
+        )
+
+
+def _on_order_cancel(raw: dict[str, Any]) -> None:
+    order = _our_order(raw)
+    if order is None or order.status == Order.Status.FILLED:
+        return
+    order.status = Order.Status.CANCELLED
+    order.reason = str(raw.get("reason", ""))[:500]
+    order.save(update_fields=["status", "reason", "updated_at"])
+
+
+def _on_order_reject(raw: dict[str, Any]) -> None:
+    order = _our_order(raw)
+    if order is None:
+        return
+    order.status = Order.Status.REJECTED
+    order.reason = str(raw.get("rejectReason", raw.get("reason", "")))[:500]
+    order.save(update_fields=["status", "reason", "updated_at"])
+
+
+def _on_fill(account_id: str, raw: dict[str, Any], time: datetime) -> None:
+    order = _our_order(raw)
+    price = decimal_or_none(raw.get("price"))
+    opened = raw.get("tradeOpened")
+    if order is not None and order.status != Order.Status.FILLED:
+        order.status = Order.Status.FILLED
+        order.fill_price = price
+        order.filled_at = time
+        order.broker_order_id = order.broker_order_id or str(raw.get("orderID", ""))
+        if opened:
+            order.broker_trade_id = str(opened["tradeID"])
+        order.save()
+    if opened:
+        trade_open(
+            account_id=account_id,
+            broker_trade_id=str(opened["tradeID"]),
+            pair=str(raw.get("instrument", "")),
+            units=decimal_or_zero(opened.get("units")),
+            price=decimal_or_none(opened.get("price")) or price or Decimal(0),
+            opened_at=time,
+            client_id=str((opened.get("clientExtensions") or {}).get("id", "")),
+            order=order if order is not None and order.kind == Order.Kind.ENTRY else None,
+        )
+    reason = str(raw.get("reason", ""))
+    for closed in raw.get("tradesClosed") or []:
+        _reduce(account_id, closed, price, time, reason, closes=True)
+    if raw.get("tradeReduced"):
+        _reduce(account_id, raw["tradeReduced"], price, time, reason, closes=False)
+
+
+def trade_open(
+    *,
+    account_id: str,
+    broker_trade_id: str,
+    pair: str,
+    units: Decimal,
+    price: Decimal,
+    opened_at: datetime,
+    client_id: str = "",
+    order: Order | None = None,
+    stop_loss_price: Decimal | None = None,
+    take_profit_price: Decimal | None = None,
+) -> Trade:
+    """Our row for a broker trade, created once (keyed by the broker's trade id)."""
+    if not Pair.objects.filter(symbol=pair).exists():
+        Pair.objects.get_or_create(symbol=pair)
+    if order is None and client_id.endswith(TRADE_SUFFIX):
+        order = Order.objects.filter(
+            client_id=client_id.removesuffix(TRADE_SUFFIX), kind=Order.Kind.ENTRY
+        ).first()
+    trade, created = Trade.objects.get_or_create(
+        account_id=account_id,
+        broker_trade_id=broker_trade_id,
+        defaults={
+            "pair_id": pair,
+            "initial_units": units,
+            "current_units": units,
+            "open_price": price,
+            "opened_at": opened_at,
+            "client_id": client_id,
+            "order": order,
+            "stop_loss_price": stop_loss_price
+            if stop_loss_price is not None
+            else (order.stop_loss_price if order else None),
+            "take_profit_price": take_profit_price
+            if take_profit_price is not None
+            else (order.take_profit_price if order else None),
+        },
+    )
+    if created:
+        logger.info(
+            "event=trade_opened pair=%s trade=%s units=%s price=%s client_id=%s",
+            pair,
+            broker_trade_id,
+            units,
+            price,
+            client_id,
+        )
+    return trade
+
+
+def _reduce(
+    account_id: str,
+    closed: Mapping[str, Any],
+    price: Decimal | None,
+    time: datetime,
+    reason: str,
+    *,
+    closes: bool,
+) -> None:
+    trade = (
+        Trade.objects.select_for_update()
+        .filter(account_id=account_id, broker_trade_id=str(closed.get("tradeID")))
+        .first()
+    )
+    if trade is None:
+        # A trade opened before we kept records; reconciliation creates it from the broker.
+        logger.warning("event=fill_for_unknown_trade trade=%s", closed.get("tradeID"))
+        return
+    units = decimal_or_zero(closed.get("units"))
+    trade.realized_pl += decimal_or_zero(closed.get("realizedPL"))
+    trade.financing += decimal_or_zero(closed.get("financing"))
+    trade.current_units += units
+    trade.close_reason = reason
+    if closes or trade.current_units == 0:
+        trade.current_units = Decimal(0)
+        trade.state = Trade.State.CLOSED
+        trade.close_price = decimal_or_none(closed.get("price")) or price
+        trade.closed_at = time
+        trade.unrealized_pl = Decimal(0)
+    trade.save()
+    logger.info(
+        "event=trade_reduced pair=%s trade=%s units=%s realized_pl=%s reason=%s state=%s",
+        trade.pair_id,
+        trade.broker_trade_id,
+        units,
+        closed.get("realizedPL"),
+        reason,
+        trade.state,
+    )
+
+
+def _on_financing(account_id: str, raw: dict[str, Any]) -> None:
+    for position in raw.get("positionFinancings") or []:
+        for item in position.get("openTradeFinancings") or []:
+            trade = (
+                Trade.objects.select_for_update()
+                .filter(account_id=account_id, broker_trade_id=str(item.get("tradeID")))
+                .first()
+            )
+            if trade is not None:
+                trade.financing += decimal_or_zero(item.get("financing"))
+                trade.save(update_fields=["financing", "updated_at"])
+
+
+def _on_dependent_order(account_id: str, raw: dict[str, Any]) -> None:
+    field = "stop_loss_price" if raw.get("type") == "STOP_LOSS_ORDER" else "take_profit_price"
+    price = decimal_or_none(raw.get("price"))
+    trade_id = raw.get("tradeID")
+    if trade_id and price is not None:
+        Trade.objects.filter(account_id=account_id, broker_trade_id=str(trade_id)).update(
+            **{field: price}
+        )

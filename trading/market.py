@@ -1,0 +1,166 @@
+"""The market schedule against the database: configured holidays, maintenance windows, and the
+open/closed state the beat task keeps in ``TradingState`` (DESIGN.md section 6).
+
+The rules themselves live in ``trading.schedule`` (pure); this module reads their inputs
+(SystemConfig ``market.*`` keys and ``MaintenanceWindow`` rows), records changes of state with an
+audit entry, and flattens the book before the weekend when the operator asked for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+
+from django.db import transaction
+from django.utils import timezone
+
+from septrader.models import AuditLog
+from septrader.selectors import config_get
+from trading.models import MaintenanceWindow, Trade, TradingState
+from trading.schedule import MarketStatus, Window, market_status, should_flatten
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_ACTOR = "system:schedule"
+FLATTEN_REASON = "flatten before the weekend"
+
+
+@lru_cache(maxsize=32)
+def _calendar_days(calendar: str, years: tuple[int, ...]) -> frozenset[date]:
+    import holidays
+
+    if calendar in holidays.list_supported_financial():
+        days = holidays.financial_holidays(calendar, years=years)
+    else:
+        days = holidays.country_holidays(calendar, years=years)
+    return frozenset(days.keys())
+
+
+def market_holidays(years: Iterable[int]) -> frozenset[date]:
+    """The configured holidays falling in ``years``: ``market.holidays`` (MM-DD every year,
+    YYYY-MM-DD once) plus every day of the ``market.holiday_calendar`` calendar, if one is set."""
+    wanted = tuple(sorted(set(years)))
+    days: set[date] = set()
+    for text in config_get("market.holidays"):
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            if day.year in wanted:
+                days.add(day)
+            continue
+        month, day_of_month = int(text[:2]), int(text[3:])
+        for year in wanted:
+            try:
+                days.add(date(year, month, day_of_month))
+            except ValueError:
+                # 02-29 closes the market only in leap years.
+                continue
+    calendar = config_get("market.holiday_calendar")
+    if calendar:
+        days |= _calendar_days(calendar, wanted)
+    return frozenset(days)
+
+
+def maintenance_windows(after: datetime) -> list[Window]:
+    """Maintenance windows that have not ended by ``after``."""
+    return [
+        Window(
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            reason=row.reason,
+            pairs=frozenset(str(pair) for pair in row.pairs or ()),
+        )
+        for row in MaintenanceWindow.objects.filter(ends_at__gt=after).order_by("starts_at")
+    ]
+
+
+def market_status_at(at: datetime | None = None, *, pair: str | None = None) -> MarketStatus:
+    """The market's state at ``at`` (default now), for one pair or for the whole market.
+
+    The window before the weekend close in which trades are flattened counts as closed for
+    entries: a trade opened then would be closed again within minutes.
+    """
+    at = at or timezone.now()
+    return market_status(
+        at,
+        holidays=market_holidays(range(at.year - 1, at.year + 2)),
+        windows=maintenance_windows(at),
+        pair=pair,
+        flatten_minutes=config_get("market.flatten_before_weekend_minutes"),
+    )
+
+
+def market_is_open(pair: str | None = None, at: datetime | None = None) -> tuple[bool, str]:
+    """Whether an entry may be sent now (for ``pair``), and why not: the executor asks before
+    every entry. Computed from the rules rather than read from ``TradingState``, so it is right
+    to the second instead of to the last beat."""
+    status = market_status_at(at, pair=pair)
+    return status.open, status.summary()
+
+
+@dataclass(frozen=True)
+class MarketRefresh:
+    status: MarketStatus
+    # Whether this refresh moved the market between open and closed (and wrote an audit entry).
+    changed: bool
+    flattened: bool
+
+
+def market_state_refresh(*, now: datetime | None = None) -> MarketRefresh:
+    """Record whether the market is open in ``TradingState`` (row 1, created if missing), audit
+    each move between open and closed once, and flatten before the weekend when configured.
+
+    Safe to run from several processes: the move is a conditional update that changes the row
+    only for the first of them, so the audit entry is written once.
+    """
+    now = now or timezone.now()
+    status = market_status_at(now)
+    summary = status.summary()[: TradingState._meta.get_field("market_reason").max_length]
+    with transaction.atomic():
+        TradingState.objects.get_or_create(pk=1)
+        changed = (
+            TradingState.objects.filter(pk=1, market_open=not status.open).update(
+                market_open=status.open, market_reason=summary, market_checked_at=now
+            )
+            == 1
+        )
+        if changed:
+            AuditLog.objects.create(
+                actor=SCHEDULE_ACTOR,
+                action="market.open" if status.open else "market.close",
+                target="market",
+                details={
+                    "reason": status.reason,
+                    "next_change": status.next_change.isoformat(),
+                    "checked_at": now.isoformat(),
+                },
+            )
+            logger.info(
+                "event=market_state_changed open=%s reason=%r next_change=%s",
+                status.open,
+                status.reason,
+                status.next_change.isoformat(),
+            )
+        else:
+            TradingState.objects.filter(pk=1).update(market_reason=summary, market_checked_at=now)
+    flattened = False
+    minutes = config_get("market.flatten_before_weekend_minutes")
+    holidays = market_holidays(range(now.year - 1, now.year + 2))
+    if (
+        should_flatten(now, minutes, holidays)
+        and Trade.objects.filter(state=Trade.State.OPEN).exists()
+    ):
+        # Outside the transaction: closing trades talks to the broker.
+        flattened = _close_all_trades()
+    return MarketRefresh(status=status, changed=changed, flattened=flattened)
+
+
+def _close_all_trades() -> bool:
+    """Close every trade through the trading service (imported late: it lives with execution)."""
+    from trading.services import trades_close_all
+
+    logger.info("event=flatten_before_weekend")
+    trades_close_all(actor=SCHEDULE_ACTOR, reason=FLATTEN_REASON)
+    return True

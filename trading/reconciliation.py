@@ -1,0 +1,270 @@
+"""Our records made equal to the broker's (DESIGN.md section 4, step 4; issue #6 item 5).
+
+Run at start-up, after every stream reconnect and every few minutes (beat). In order:
+
+1. transactions since the newest id we stored, applied once each (``trading.ledger``);
+2. our ``pending`` orders older than a grace period, settled by ``@client_id`` at the broker:
+   filled or cancelled as the broker says, or ``not_sent`` when the broker never saw them;
+3. open trades: the broker's list against ours. A trade we lack is created, one we think open
+   that the broker closed (a stop filled while we were away, a close by hand at the broker) is
+   closed with the broker's realised P&L and financing, and figures that differ are corrected;
+4. claimed signals left without an order by a killed executor go back to ``new`` (no request can
+   have left without its order row) or expire; unclaimed signals past their age expire;
+5. an account snapshot.
+
+Every correction is logged and written to the AuditLog as ``reconciliation.difference``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from marketdata import oanda
+from marketdata.candle_input import parse_broker_time
+from septrader.selectors import config_values
+from septrader.services import audit_record
+from trading.execution import (
+    account_snapshot_take,
+    broker_client,
+    order_lookup,
+    signal_settle,
+)
+from trading.ledger import decimal_or_none, decimal_or_zero, trade_open, transactions_apply
+from trading.models import Order, Trade, TradingSignal
+from trading.selectors import broker_transaction_last_id
+
+logger = logging.getLogger(__name__)
+
+# An order younger than this may still be in flight (connect + read timeout of one request).
+PENDING_GRACE_SECONDS = 30
+RECONCILE_LOCK_KEY = 0x53455052
+
+
+@dataclass
+class ReconcileReport:
+    transactions: int = 0
+    orders_settled: int = 0
+    trades_created: int = 0
+    trades_closed: int = 0
+    trades_corrected: int = 0
+    signals_requeued: int = 0
+    signals_expired: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"transactions={self.transactions} orders_settled={self.orders_settled} "
+            f"trades_created={self.trades_created} trades_closed={self.trades_closed} "
+            f"trades_corrected={self.trades_corrected} signals_requeued={self.signals_requeued} "
+            f"signals_expired={self.signals_expired} differences={len(self.differences)}"
+        )
+
+
+def _difference(report: ReconcileReport, target: str, details: dict[str, Any]) -> None:
+    report.differences.append(target)
+    logger.warning("event=reconciliation_difference target=%s details=%r", target, details)
+    audit_record(
+        actor="system:reconciliation",
+        action="reconciliation.difference",
+        target=target,
+        details=details,
+    )
+
+
+def _try_lock() -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RECONCILE_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [RECONCILE_LOCK_KEY])
+
+
+def account_reconcile(
+    *, client: oanda.OandaClient | None = None, now: datetime | None = None
+) -> ReconcileReport | None:
+    """One reconciliation pass; ``None`` when another process is reconciling right now."""
+    if not _try_lock():
+        return None
+    try:
+        return _reconcile(client or broker_client(), now or timezone.now())
+    finally:
+        _unlock()
+
+
+def _reconcile(client: oanda.OandaClient, now: datetime) -> ReconcileReport:
+    report = ReconcileReport()
+    account = client.account_id
+    last = broker_transaction_last_id(account)
+    if last is not None:
+        body = client.request(oanda.TransactionsSinceID(account, params={"id": last}))
+        report.transactions = transactions_apply(
+            account_id=account, transactions=body.get("transactions", [])
+        )
+    _settle_pending_orders(client, now, report)
+    _match_open_trades(client, report)
+    _settle_signals(now, report)
+    account_snapshot_take(client, now=now)
+    logger.info("event=reconciled %s", report.summary())
+    return report
+
+
+def _settle_pending_orders(
+    client: oanda.OandaClient, now: datetime, report: ReconcileReport
+) -> None:
+    cutoff = now - timedelta(seconds=PENDING_GRACE_SECONDS)
+    stale = Order.objects.filter(
+        account_id=client.account_id, status=Order.Status.PENDING, created_at__lt=cutoff
+    ).select_related("signal")
+    for order in stale:
+        found = order_lookup(order, client=client)
+        if found is None:
+            continue
+        if found is False:
+            Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+                status=Order.Status.NOT_SENT,
+                reason="the broker has no order with this client id: it was never sent",
+            )
+            found = Order.objects.get(pk=order.pk)
+        report.orders_settled += 1
+        _difference(
+            report,
+            f"order {order.client_id}",
+            {"was": "pending", "now": found.status, "broker_trade_id": found.broker_trade_id},
+        )
+        if found.signal is not None and found.signal.status == TradingSignal.Status.CLAIMED:
+            signal_settle(found.signal, found)
+
+
+def _match_open_trades(client: oanda.OandaClient, report: ReconcileReport) -> None:
+    account = client.account_id
+    broker = {
+        str(wire["id"]): wire
+        for wire in client.request(oanda.OpenTrades(account)).get("trades", [])
+    }
+    ours = {
+        trade.broker_trade_id: trade
+        for trade in Trade.objects.filter(account_id=account, state=Trade.State.OPEN)
+    }
+    for trade_id, wire in broker.items():
+        trade = ours.get(trade_id)
+        if trade is None:
+            trade = trade_open(
+                account_id=account,
+                broker_trade_id=trade_id,
+                pair=wire["instrument"],
+                units=decimal_or_zero(wire.get("initialUnits")),
+                price=decimal_or_zero(wire.get("price")),
+                opened_at=parse_broker_time(wire["openTime"]),
+                client_id=str((wire.get("clientExtensions") or {}).get("id", "")),
+            )
+            if trade.state == Trade.State.OPEN:
+                report.trades_created += 1
+                _difference(
+                    report, f"trade {trade_id}", {"missing_here": True, "pair": wire["instrument"]}
+                )
+        _correct(trade, wire, report)
+    for trade_id, trade in ours.items():
+        if trade_id in broker:
+            continue
+        try:
+            wire = client.request(oanda.TradeDetails(account, trade_id))["trade"]
+        except oanda.OandaError as error:
+            logger.warning("event=trade_lookup_failed trade=%s error=%r", trade_id, str(error))
+            continue
+        _correct(trade, wire, report)
+        if trade.state == Trade.State.CLOSED:
+            report.trades_closed += 1
+
+
+def _correct(trade: Trade, wire: dict[str, Any], report: ReconcileReport) -> None:
+    """Make our trade row say what the broker's trade record says."""
+    state = str(wire.get("state", "OPEN"))
+    wanted: dict[str, Any] = {
+        "current_units": decimal_or_zero(wire.get("currentUnits")),
+        "realized_pl": decimal_or_zero(wire.get("realizedPL")),
+        "financing": decimal_or_zero(wire.get("financing")),
+        "state": Trade.State.CLOSED if state == "CLOSED" else Trade.State.OPEN,
+    }
+    stop = (wire.get("stopLossOrder") or {}).get("price")
+    take = (wire.get("takeProfitOrder") or {}).get("price")
+    if state == "OPEN":
+        if stop is not None:
+            wanted["stop_loss_price"] = decimal_or_none(stop)
+        if take is not None:
+            wanted["take_profit_price"] = decimal_or_none(take)
+    else:
+        wanted["closed_at"] = (
+            parse_broker_time(wire["closeTime"]) if wire.get("closeTime") else trade.closed_at
+        )
+        wanted["close_price"] = decimal_or_none(wire.get("averageClosePrice")) or trade.close_price
+        wanted["unrealized_pl"] = Decimal(0)
+    differs = {
+        name: {"ours": str(getattr(trade, name)), "broker": str(value)}
+        for name, value in wanted.items()
+        if getattr(trade, name) != value
+    }
+    for name, value in wanted.items():
+        setattr(trade, name, value)
+    trade.unrealized_pl = (
+        decimal_or_zero(wire.get("unrealizedPL")) if state == "OPEN" else Decimal(0)
+    )
+    trade.save()
+    if differs:
+        report.trades_corrected += 1
+        _difference(report, f"trade {trade.broker_trade_id}", differs)
+
+
+def _settle_signals(now: datetime, report: ReconcileReport) -> None:
+    max_age = config_values("signals.")["signals.max_age_seconds"]
+    cutoff = now - timedelta(seconds=PENDING_GRACE_SECONDS)
+    # An executor killed after its order was settled but before it marked the signal.
+    settled = TradingSignal.objects.filter(
+        status=TradingSignal.Status.CLAIMED, updated_at__lt=cutoff, order__isnull=False
+    ).exclude(order__status=Order.Status.PENDING)
+    for signal in settled.select_related("order"):
+        signal_settle(signal, signal.order)
+    orphans = TradingSignal.objects.filter(
+        status=TradingSignal.Status.CLAIMED, updated_at__lt=cutoff, order__isnull=True
+    )
+    for signal in orphans:
+        age = (now - max(signal.time + timedelta(minutes=1), signal.created_at)).total_seconds()
+        if age <= max_age:
+            # No order row means no request left: running it again cannot duplicate anything.
+            if TradingSignal.objects.filter(
+                pk=signal.pk, status=TradingSignal.Status.CLAIMED, order__isnull=True
+            ).update(status=TradingSignal.Status.NEW, status_reason="requeued by reconciliation"):
+                _requeue(str(signal.pk), signal_queue(signal))
+                report.signals_requeued += 1
+        else:
+            TradingSignal.objects.filter(pk=signal.pk, status=TradingSignal.Status.CLAIMED).update(
+                status=TradingSignal.Status.EXPIRED,
+                status_reason="its executor stopped before sending an order, and it is now too old",
+            )
+            report.signals_expired += 1
+    report.signals_expired += TradingSignal.objects.filter(
+        status=TradingSignal.Status.NEW, created_at__lt=now - timedelta(seconds=max_age)
+    ).update(status=TradingSignal.Status.EXPIRED, status_reason="not executed before it expired")
+
+
+def signal_queue(signal: TradingSignal) -> str:
+    node = signal.pair.node if signal.pair_id else None
+    return node.queue if node is not None else "execution"
+
+
+def _requeue(signal_id: str, queue: str) -> None:
+    from trading.tasks import execute_signal_task
+
+    transaction.on_commit(lambda: execute_signal_task.apply_async(args=[signal_id], queue=queue))

@@ -1,0 +1,46 @@
+"""Celery tasks of the trading app, routed to the ``execution`` queue by their ``trading.`` name.
+
+Thin wrappers that take ids and call one service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+
+@shared_task(name="trading.execute_signal_task", acks_late=True)
+def execute_signal_task(signal_id: str) -> dict[str, Any]:
+    """Execute one signal. Safe to deliver twice: the claim lets only one delivery act."""
+    from trading.execution import signal_execute
+
+    outcome = signal_execute(signal_id=signal_id)
+    return {"signal": outcome.signal_id, "status": outcome.status, "reason": outcome.reason}
+
+
+@shared_task(name="trading.reconcile_account_task", acks_late=True)
+def reconcile_account_task() -> str:
+    """One reconciliation pass (beat, every few minutes; also after start-up and reconnects)."""
+    from trading.reconciliation import account_reconcile
+
+    report = account_reconcile()
+    return report.summary() if report is not None else "skipped: another pass is running"
+
+
+@shared_task(name="trading.refresh_market_state_task", ignore_result=False)
+def refresh_market_state_task() -> dict[str, object]:
+    """Move the system between open and closed by the market schedule; safe to run twice.
+
+    Run by beat every minute (CELERY_BEAT_SCHEDULE in settings); see trading/market.py.
+    """
+    from trading.market import market_state_refresh
+
+    refresh = market_state_refresh()
+    return {
+        "open": refresh.status.open,
+        "reason": refresh.status.reason,
+        "next_change": refresh.status.next_change.isoformat(),
+        "changed": refresh.changed,
+        "flattened": refresh.flattened,
+    }
