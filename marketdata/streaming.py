@@ -90,6 +90,12 @@ class StreamState:
     broker_time: str | None = None
     last_transaction_id: str | None = None
     updated: str | None = None
+    # For monitoring (monitoring/health.py): when each stream last proved alive (any message,
+    # heartbeats included), and running totals that Prometheus turns into rates.
+    prices_alive_at: str | None = None
+    transactions_alive_at: str | None = None
+    prices_received: int = 0
+    candles_written: int = 0
 
 
 @dataclass
@@ -252,6 +258,7 @@ class Streamer:
                 continue
             newest_after = _newest_complete(pair)
             with self.lock:
+                self.state.candles_written += result.ingest.stored
                 self.state.pairs.setdefault(pair, PairState()).last_candle_time = (
                     newest_after.isoformat() if newest_after else None
                 )
@@ -329,6 +336,8 @@ class Streamer:
         except CandleTimeError:
             logger.warning("event=price_line_unreadable reason=time raw=%r", message)
             return False
+        with self.lock:
+            self.state.prices_alive_at = datetime.now(UTC).isoformat()
         if kind == "HEARTBEAT":
             self._advance_broker_time(moment)
             return True
@@ -366,6 +375,7 @@ class Streamer:
             state.last_price_time = moment.isoformat()
             state.last_price_received = received.isoformat()
             state.tradeable = tradeable
+            self.state.prices_received += 1
         if tradeable:
             self._update_forming(str(pair), moment, (bid + ask) / 2)
         return True
@@ -471,6 +481,8 @@ class Streamer:
                 "event=transaction_line_unreadable reason=%s raw=%r", message.reason, message.raw
             )
             return last
+        with self.lock:
+            self.state.transactions_alive_at = datetime.now(UTC).isoformat()
         if message.get("type") == "HEARTBEAT":
             # A heartbeat names the account's newest transaction: a gap means we missed some.
             try:
