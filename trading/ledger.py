@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # The broker transaction types that say an order of ours was refused outright.
 REJECT_TYPES = {"MARKET_ORDER_REJECT", "LIMIT_ORDER_REJECT", "STOP_ORDER_REJECT"}
+# A trade's client id is its opening order's client id with this suffix.
+TRADE_SUFFIX = "-t"
 
 
 def decimal_or_zero(value: Any) -> Decimal:
@@ -184,8 +186,10 @@ def trade_open(
     """Our row for a broker trade, created once (keyed by the broker's trade id)."""
     if not Pair.objects.filter(symbol=pair).exists():
         Pair.objects.get_or_create(symbol=pair)
-    if order is None and client_id:
-        order = Order.objects.filter(client_id=client_id, kind=Order.Kind.ENTRY).first()
+    if order is None and client_id.endswith(TRADE_SUFFIX):
+        order = Order.objects.filter(
+            client_id=client_id.removesuffix(TRADE_SUFFIX), kind=Order.Kind.ENTRY
+        ).first()
     trade, created = Trade.objects.get_or_create(
         account_id=account_id,
         broker_trade_id=broker_trade_id,

@@ -1,7 +1,7 @@
 """Roles: viewer (reads), operator (controls trading), admin (configuration, audit log).
 
 Each role is a Django group holding one permission of its own and those of the roles below it
-(created by the migration ``septrader/0003_api_roles``; ``manage.py set_role USER ROLE`` assigns
+(created by the migration ``septrader/0004_api_roles``; ``manage.py set_role USER ROLE`` assigns
 one). Superusers hold every permission, so they count as admin. Every API view names the role
 each method needs (``roles``); reads default to viewer and writes to operator, so a view that
 forgets to say still refuses anonymous and read-only users.

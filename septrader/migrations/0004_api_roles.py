@@ -42,7 +42,7 @@ def drop_roles(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("septrader", "0002_auditlog_node"),
+        ("septrader", "0003_task_runs"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
