@@ -19,6 +19,7 @@ from septrader.api.errors import not_found
 from septrader.api.fields import PAIR_PATH, TimeRangeSerializer, query
 from septrader.api.permissions import VIEWER
 
+
 class CandleQuerySerializer(TimeRangeSerializer):
     timeframe = serializers.ChoiceField(choices=list(SERVED_TIMEFRAMES), default="M1")
 

@@ -21,6 +21,7 @@ from septrader.api.errors import not_found
 from septrader.api.fields import PAIR_PATH, PairField, query
 from septrader.api.permissions import OPERATOR, VIEWER
 
+
 class MetricsQuerySerializer(CandleQuerySerializer):
     params_version = serializers.CharField(
         required=False, max_length=32, help_text="Engine parameters and window (all by default)."

@@ -61,7 +61,9 @@ def config_update(
     for key, value in values.items():
         validate_config_value(key, value)
     previous = dict(SystemConfig.objects.filter(key__in=values).values_list("key", "value"))
-    settings = {key: config_set(key=key, value=value, updated_by=actor) for key, value in values.items()}
+    settings = {
+        key: config_set(key=key, value=value, updated_by=actor) for key, value in values.items()
+    }
     audit_record(
         actor=actor,
         action="config.set",

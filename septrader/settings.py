@@ -331,10 +331,11 @@ FX_DAY_TIME_ZONE = "America/New_York"
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
-# REST API (septrader/api/, <app>/api.py) ------------------------------------------------------------
+# REST API (septrader/api/, <app>/api.py) ---------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/
-# Every view asks for a role (viewer < operator < admin, Django groups, septrader/api/permissions.py);
-# errors are {"error": {"code", "message", "field"}} (septrader/api/errors.py).
+# Every view asks for a role (viewer < operator < admin: Django groups, see
+# septrader/api/permissions.py), and errors are {"error": {"code", "message", "field"}}
+# (septrader/api/errors.py).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
@@ -389,7 +390,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Control and read SEP Trader. Obtain a token at /api/token/ and send it as "
         "`Authorization: Bearer <access>`. Roles: viewer (read), operator (control), admin "
-        "(configuration, audit log). Errors: {\"error\": {\"code\", \"message\", \"field\"}}."
+        '(configuration, audit log). Errors: {"error": {"code", "message", "field"}}.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

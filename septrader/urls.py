@@ -52,9 +52,7 @@ api = [
     path("trades", trading_api.TradeListView.as_view(), name="trade-list"),
     path("trades/<int:pk>", trading_api.TradeDetailView.as_view(), name="trade-detail"),
     path("trades/<int:pk>/close", trading_api.TradeCloseView.as_view(), name="trade-close"),
-    path(
-        "performance/daily", trading_api.DailyPerformanceView.as_view(), name="performance-daily"
-    ),
+    path("performance/daily", trading_api.DailyPerformanceView.as_view(), name="performance-daily"),
     # Market data and QFH.
     path("candles/<pair:pair>", marketdata_api.CandleListView.as_view(), name="candle-list"),
     path("metrics/qfh/<pair:pair>", qfh_api.MetricsView.as_view(), name="qfh-metrics"),
@@ -66,9 +64,7 @@ api = [
         name="pair-model-promote",
     ),
     path("evaluations", qfh_api.EvaluationListView.as_view(), name="evaluation-list"),
-    path(
-        "evaluations/<int:pk>", qfh_api.EvaluationDetailView.as_view(), name="evaluation-detail"
-    ),
+    path("evaluations/<int:pk>", qfh_api.EvaluationDetailView.as_view(), name="evaluation-detail"),
     # The OpenAPI schema and its docs page (public: the API's shape is no secret).
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

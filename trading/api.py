@@ -18,12 +18,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from septrader.api.client import actor_of, client_address
-from septrader.api.fields import PAIR_PATH, query
 from septrader.api.errors import ApiError, invalid, not_found
+from septrader.api.fields import PAIR_PATH, query
 from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role
 from trading import overview, serializers, services
 from trading.models import Order, Trade, TradingSignal, TradingState
 from trading.schedule import trading_day
+
 
 def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
@@ -174,7 +175,10 @@ class PairEnableView(APIView):
     def post(self, request: Request, pair: str) -> Response:
         body = _body(serializers.PairEnableSerializer, request)
         services.pair_enable(
-            symbol=pair, actor=actor_of(request), address=client_address(request), force=body["force"]
+            symbol=pair,
+            actor=actor_of(request),
+            address=client_address(request),
+            force=body["force"],
         )
         return _pair_answer(pair)
 
@@ -322,9 +326,7 @@ class TradeListView(generics.ListAPIView[Trade]):
 
     def get_queryset(self) -> QuerySet[Trade]:
         filters = query(serializers.TradeFilterSerializer, self.request)
-        return _filtered(
-            Trade.objects.order_by("-opened_at", "-id"), filters, "opened_at", "state"
-        )
+        return _filtered(Trade.objects.order_by("-opened_at", "-id"), filters, "opened_at", "state")
 
 
 class TradeDetailView(generics.RetrieveAPIView[Trade]):

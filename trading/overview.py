@@ -75,7 +75,9 @@ def pairs_status(
         row["pair_id"]: row
         for row in Trade.objects.filter(state=Trade.State.OPEN, pair_id__in=symbols)
         .values("pair_id")
-        .annotate(trades=Count("id"), units=Sum("current_units"), unrealized_pl=Sum("unrealized_pl"))
+        .annotate(
+            trades=Count("id"), units=Sum("current_units"), unrealized_pl=Sum("unrealized_pl")
+        )
     }
     prices = cache.get_many([latest_price_key(symbol) for symbol in symbols])
     signals = _last_signals(symbols)

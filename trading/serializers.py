@@ -46,7 +46,9 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
     class Meta:
         model = Order
         exclude = ["account_id"]
-        read_only_fields = [field.name for field in Order._meta.fields if field.name != "account_id"]
+        read_only_fields = [
+            field.name for field in Order._meta.fields if field.name != "account_id"
+        ]
 
 
 class TradeSerializer(serializers.ModelSerializer[Trade]):
@@ -56,7 +58,9 @@ class TradeSerializer(serializers.ModelSerializer[Trade]):
     class Meta:
         model = Trade
         exclude = ["account_id"]
-        read_only_fields = [field.name for field in Trade._meta.fields if field.name != "account_id"]
+        read_only_fields = [
+            field.name for field in Trade._meta.fields if field.name != "account_id"
+        ]
 
 
 # ----- filters -----------------------------------------------------------------------------------
@@ -94,7 +98,10 @@ class DailyPerformanceQuerySerializer(serializers.Serializer[Any]):
         if start is not None and end is not None:
             if end < start:
                 raise serializers.ValidationError(
-                    {"end": f"end={end.isoformat()} is not valid; expected a day on or after start."}
+                    {
+                        "end": f"end={end.isoformat()} is not valid; "
+                        "expected a day on or after start."
+                    }
                 )
             if (end - start).days > 366:
                 raise serializers.ValidationError(

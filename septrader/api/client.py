@@ -11,9 +11,10 @@ from rest_framework.throttling import BaseThrottle
 def client_address(request: Request) -> str | None:
     """REMOTE_ADDR, or the X-Forwarded-For entry that ``NUM_PROXIES`` trusted proxies vouch for
     (DRF's own rule, so the audit log and the throttles agree); None if that is not an address."""
-    ident = BaseThrottle().get_ident(request).strip()
+    # A WSGI server may leave REMOTE_ADDR out (a Unix socket), and DRF then returns None.
+    ident = BaseThrottle().get_ident(request)
     try:
-        return str(ipaddress.ip_address(ident))
+        return str(ipaddress.ip_address(str(ident).strip()))
     except ValueError:
         return None
 

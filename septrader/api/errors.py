@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error raised by a view: a status, a stable code, a message naming the field."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(
         self, message: str, *, code: str = "invalid", field: str = "", status_code: int = 400
@@ -159,7 +159,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def json_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 404 (no URL matched): the API's JSON shape under /api/, the usual page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+        return JsonResponse(
+            error_body("not_found", f"No API endpoint at {request.path}."), status=404
+        )
     return defaults.page_not_found(request, exception or Http404())
 
 

@@ -1,4 +1,4 @@
-"""Lists are pages of at most 500 items: ``?limit=&offset=``, with ``count``, ``next``, ``previous``."""
+"""Lists come in pages of at most 500 items: ``?limit=&offset=``, with ``count`` and links."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -32,7 +31,7 @@ def role_permission(role: str) -> str:
     return f"septrader.{ROLE_PERMISSIONS[role][0]}"
 
 
-def role_of(user: AbstractBaseUser | AnonymousUser | Any) -> str | None:
+def role_of(user: Any) -> str | None:
     """The highest role a user holds, or None."""
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return None

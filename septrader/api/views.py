@@ -235,7 +235,7 @@ class SyncPullView(APIView):
     @extend_schema(
         request=None,
         responses=SyncPullSerializer,
-        summary="Import the newest bundle from the sync inbox (models and settings from the GPU PC)",
+        summary="Import the newest bundle from the sync inbox (models and settings)",
     )
     def post(self, request: Request) -> Response:
         sync = _sync_module()

@@ -55,7 +55,10 @@ class Migration(migrations.Migration):
                 "permissions": [
                     ("api_read", "Can read the API"),
                     ("api_control", "Can control trading through the API"),
-                    ("api_admin", "Can change configuration and read the audit log through the API"),
+                    (
+                        "api_admin",
+                        "Can change configuration and read the audit log through the API",
+                    ),
                 ],
             },
         ),

@@ -96,8 +96,16 @@ def test_a_blacklisted_refresh_token_cannot_be_refreshed(users: dict[str, Any]) 
 
 def test_verify_tells_a_valid_token_from_a_garbled_one(users: dict[str, Any]) -> None:
     tokens = login("viewer-user").json()
-    assert APIClient().post("/api/token/verify/", {"token": tokens["access"]}, format="json").status_code == 200
-    assert APIClient().post("/api/token/verify/", {"token": "abc.def.ghi"}, format="json").status_code == 401
+    assert (
+        APIClient()
+        .post("/api/token/verify/", {"token": tokens["access"]}, format="json")
+        .status_code
+        == 200
+    )
+    assert (
+        APIClient().post("/api/token/verify/", {"token": "abc.def.ghi"}, format="json").status_code
+        == 401
+    )
 
 
 def test_a_username_is_locked_after_five_failures_even_with_the_right_password(

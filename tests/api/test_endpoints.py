@@ -131,7 +131,8 @@ def test_stop_and_start_switch_the_mode_and_are_audited(operator: APIClient) -> 
     assert TradingState.objects.get().mode == "trading"
     entries = AuditLog.objects.filter(action="trading.mode").order_by("id")
     assert [e.target for e in entries] == ["reducing", "trading"]
-    assert entries.last() is not None and entries.last().address == ADDRESS
+    last = entries.last()
+    assert last is not None and last.address == ADDRESS
 
 
 def test_trading_status_shows_mode_counts_and_the_latest_nav(operator: APIClient) -> None:
@@ -215,7 +216,7 @@ def test_signals_filter_by_pair_direction_and_time_and_paginate(operator: APICli
     for minute in range(5):
         signal("EUR_USD", minute + 1, "BUY" if minute % 2 else "SELL")
     signal("GBP_USD", 1)
-    body = operator.get("/api/signals", {"pair": "EUR_USD", "limit": 2}).json()
+    body = operator.get("/api/signals", {"pair": "EUR_USD", "limit": "2"}).json()
     assert body["count"] == 5
     assert len(body["results"]) == 2
     assert body["next"]
@@ -283,9 +284,7 @@ def test_bad_bodies_are_a_400_naming_the_field(
 
 
 def test_malformed_json_is_a_400(operator: APIClient) -> None:
-    response = operator.post(
-        "/api/trading/stop", "{not json", content_type="application/json"
-    )
+    response = operator.post("/api/trading/stop", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed"
 

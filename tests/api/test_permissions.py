@@ -58,9 +58,11 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
 
 
 def call(client: APIClient, method: str, url: str, body: Any) -> Any:
-    return getattr(client, method)(url, body, format="json") if body is not None else getattr(
-        client, method
-    )(url)
+    return (
+        getattr(client, method)(url, body, format="json")
+        if body is not None
+        else getattr(client, method)(url)
+    )
 
 
 def test_the_matrix_covers_every_endpoint_of_the_schema() -> None:

@@ -30,7 +30,8 @@ class Command(BaseCommand):
         missing = set(ROLES) - set(groups)
         if missing:
             raise CommandError(
-                f"the role groups {', '.join(sorted(missing))} are missing; run `manage.py migrate`."
+                f"the role groups {', '.join(sorted(missing))} are missing; "
+                "run `manage.py migrate`."
             )
         previous = [group.name for group in user.groups.filter(name__in=ROLES)]
         user.groups.remove(*groups.values())
