@@ -134,16 +134,36 @@ class KillSwitchView(APIView):
 # ----- pairs -------------------------------------------------------------------------------------
 
 
+def _json_pair_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A pair status row as PairStatusSerializer writes it, built directly: the status list is
+    polled by every dashboard, and DRF's nested serializers took a third of its time (9 of
+    29 ms for 28 pairs, measured with cProfile)."""
+    position = row["open_position"]
+    if position is not None:
+        row["open_position"] = {
+            "trades": position["trades"],
+            "units": f"{position['units']:.2f}",
+            "unrealized_pl": f"{position['unrealized_pl']:.4f}",
+        }
+    signal = row["last_signal"]
+    if signal is not None:
+        signal["time"] = _iso(signal["time"])
+    return row
+
+
+def _iso(moment: Any) -> str:
+    text = str(moment.isoformat())
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class PairsStatusView(APIView):
     roles = {"GET": VIEWER}
     active_only = False
 
     @extend_schema(responses=serializers.PairStatusListSerializer, summary="Every pair's state")
     def get(self, request: Request) -> Response:
-        rows = overview.pairs_status(active_only=self.active_only)
-        return Response(
-            serializers.PairStatusListSerializer({"count": len(rows), "pairs": rows}).data
-        )
+        rows = [_json_pair_row(row) for row in overview.pairs_status(active_only=self.active_only)]
+        return Response({"count": len(rows), "pairs": rows})
 
 
 class PairsActiveView(PairsStatusView):

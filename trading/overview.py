@@ -40,17 +40,19 @@ def _age_seconds(text: str | None, now: datetime) -> float | None:
     return round((now - moment).total_seconds(), 3)
 
 
-def _last_signals(symbols: list[str]) -> dict[str, TradingSignal]:
-    signals = TradingSignal.objects.only(
-        "id", "pair_id", "time", "timeframe", "direction", "confidence", "status"
-    )
+_SIGNAL_FIELDS = ("id", "pair_id", "time", "timeframe", "direction", "confidence", "status")
+
+
+def _last_signals(symbols: list[str]) -> dict[str, dict[str, Any]]:
+    # Plain rows rather than model instances: this read serves the most polled endpoint.
+    signals = TradingSignal.objects.values(*_SIGNAL_FIELDS)
     if connection.vendor == "postgresql":
         # One query: the newest signal of each pair (DISTINCT ON keeps the first row per pair).
         newest = (
             signals.filter(pair_id__in=symbols).order_by("pair_id", "-time").distinct("pair_id")
         )
-        return {str(signal.pair_id): signal for signal in newest}
-    found: dict[str, TradingSignal] = {}
+        return {str(signal["pair_id"]): signal for signal in newest}
+    found: dict[str, dict[str, Any]] = {}
     for symbol in symbols:
         signal = signals.filter(pair_id=symbol).order_by("-time").first()
         if signal is not None:
@@ -64,13 +66,21 @@ def pairs_status(
     """Every pair (the enabled ones, or one): lifecycle state, node, open position, the age of
     the last price from the streamer, and the last signal."""
     now = now or timezone.now()
-    pairs = Pair.objects.select_related("node").order_by("symbol")
+    pairs = Pair.objects.values(
+        "symbol",
+        "state",
+        "state_reason",
+        "enabled",
+        "forced_without_model",
+        "risk_overrides",
+        "node__name",
+    ).order_by("symbol")
     if active_only:
         pairs = pairs.filter(enabled=True)
     if symbol is not None:
         pairs = pairs.filter(symbol=symbol)
     pair_list = list(pairs)
-    symbols = [pair.symbol for pair in pair_list]
+    symbols = [pair["symbol"] for pair in pair_list]
     positions = {
         row["pair_id"]: row
         for row in Trade.objects.filter(state=Trade.State.OPEN, pair_id__in=symbols)
@@ -83,18 +93,19 @@ def pairs_status(
     signals = _last_signals(symbols)
     rows = []
     for pair in pair_list:
-        position = positions.get(pair.symbol)
-        price = prices.get(latest_price_key(pair.symbol))
-        signal = signals.get(pair.symbol)
+        symbol = pair["symbol"]
+        position = positions.get(symbol)
+        price = prices.get(latest_price_key(symbol))
+        signal = signals.get(symbol)
         rows.append(
             {
-                "pair": pair.symbol,
-                "state": pair.state,
-                "state_reason": pair.state_reason,
-                "enabled": pair.enabled,
-                "forced_without_model": pair.forced_without_model,
-                "node": pair.node.name if pair.node else None,
-                "risk_overrides": pair.risk_overrides,
+                "pair": symbol,
+                "state": pair["state"],
+                "state_reason": pair["state_reason"],
+                "enabled": pair["enabled"],
+                "forced_without_model": pair["forced_without_model"],
+                "node": pair["node__name"],
+                "risk_overrides": pair["risk_overrides"],
                 "open_position": {
                     "trades": position["trades"],
                     "units": position["units"],
@@ -112,12 +123,12 @@ def pairs_status(
                 else None,
                 "last_price_age_seconds": _age_seconds(price.get("time"), now) if price else None,
                 "last_signal": {
-                    "id": str(signal.id),
-                    "time": signal.time,
-                    "timeframe": signal.timeframe,
-                    "direction": signal.direction,
-                    "confidence": signal.confidence,
-                    "status": signal.status,
+                    "id": str(signal["id"]),
+                    "time": signal["time"],
+                    "timeframe": signal["timeframe"],
+                    "direction": signal["direction"],
+                    "confidence": signal["confidence"],
+                    "status": signal["status"],
                 }
                 if signal
                 else None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Permission
+from django.db.models import Q
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -32,13 +34,26 @@ def role_permission(role: str) -> str:
 
 
 def role_of(user: Any) -> str | None:
-    """The highest role a user holds, or None."""
+    """The highest role a user holds, or None; remembered on the user object for the request."""
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return None
-    for role in reversed(ROLES):
-        if user.has_perm(role_permission(role)):
-            return role
-    return None
+    if user.is_superuser:
+        return ADMIN
+    cached: str | bool | None = getattr(user, "_api_role", False)
+    if cached is not False:
+        return cached  # type: ignore[return-value]
+    # One query for the role permissions held directly or through groups (ModelBackend's
+    # has_perm makes two, and loads every other permission too).
+    codenames = set(
+        Permission.objects.filter(
+            Q(group__user=user) | Q(user=user),
+            content_type__app_label="septrader",
+            codename__in=[codename for codename, _ in ROLE_PERMISSIONS.values()],
+        ).values_list("codename", flat=True)
+    )
+    role = next((role for role in reversed(ROLES) if ROLE_PERMISSIONS[role][0] in codenames), None)
+    user._api_role = role
+    return role
 
 
 def has_role(user: Any, role: str) -> bool:
