@@ -6,7 +6,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +13,9 @@ from rest_framework.views import APIView
 from monitoring.metrics import TradingCollector
 from monitoring.selectors import alert_as_dict, alerts_unresolved, health_report, health_summary
 from monitoring.services import AlertNotFound, alert_acknowledge
+from septrader.api.client import client_address
+from septrader.api.errors import ApiError
+from septrader.api.permissions import OPERATOR, VIEWER
 
 
 @require_GET
@@ -24,7 +26,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 class HealthDetailView(APIView):
-    permission_classes = [IsAuthenticated]
+    roles = {"GET": VIEWER}
 
     def get(self, request: Request) -> Response:
         report = health_report()
@@ -33,24 +35,24 @@ class HealthDetailView(APIView):
 
 
 class AlertListView(APIView):
-    permission_classes = [IsAuthenticated]
+    roles = {"GET": VIEWER}
 
     def get(self, request: Request) -> Response:
         return Response({"alerts": [alert_as_dict(alert) for alert in alerts_unresolved()]})
 
 
 class AlertAcknowledgeView(APIView):
-    permission_classes = [IsAuthenticated]
+    roles = {"POST": OPERATOR}
 
     def post(self, request: Request, alert_id: int) -> Response:
         try:
             alert = alert_acknowledge(
                 alert_id=alert_id,
                 actor=request.user.get_username(),
-                address=request.META.get("REMOTE_ADDR"),
+                address=client_address(request),
             )
         except AlertNotFound as error:
-            return Response({"detail": str(error)}, status=404)
+            raise ApiError(str(error), code="not_found", field="alert", status_code=404) from None
         return Response(alert_as_dict(alert))
 
 

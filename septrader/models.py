@@ -40,6 +40,13 @@ class AuditLog(models.Model):
     class Meta:
         db_table = "audit_log"
         ordering = ["-time", "-id"]
+        # The API roles' permissions (septrader/api/permissions.py), held by the groups of the
+        # same names; they sit here because Django permissions belong to a model.
+        permissions = [
+            ("api_read", "Can read the API"),
+            ("api_control", "Can control trading through the API"),
+            ("api_admin", "Can change configuration and read the audit log through the API"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

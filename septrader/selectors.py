@@ -20,3 +20,34 @@ def config_values(prefix: str) -> dict[str, Any]:
     stored = SystemConfig.objects.filter(key__startswith=prefix).values_list("key", "value")
     values.update({key: value for key, value in stored if key in CONFIG_KEYS})
     return values
+
+
+def config_generation() -> int:
+    """The config generation (see ``septrader.services.config_generation_bump``); 0 before any."""
+    from django.core.cache import cache
+
+    from septrader.services import CONFIG_GENERATION_KEY
+
+    return int(cache.get(CONFIG_GENERATION_KEY, 0))
+
+
+def config_listing() -> list[dict[str, Any]]:
+    """Every setting: key, value (stored or default), default, version, help, expectation."""
+    stored = {row.key: row for row in SystemConfig.objects.all()}
+    rows = []
+    for key, spec in sorted(CONFIG_KEYS.items()):
+        row = stored.get(key)
+        rows.append(
+            {
+                "key": key,
+                "value": row.value if row else spec.default,
+                "default": spec.default,
+                "kind": spec.kind,
+                "expected": spec.expectation(),
+                "version": row.version if row else 0,
+                "updated_at": row.updated_at if row else None,
+                "updated_by": row.updated_by if row else "",
+                "help": spec.help,
+            }
+        )
+    return rows

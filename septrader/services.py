@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from septrader.config import validate_config_value
+from septrader.config import ConfigValueError, validate_config_value
 from septrader.models import AuditLog, SystemConfig, TaskRun
 
 
@@ -46,6 +47,66 @@ def audit_record(
         details=details or {},
         address=address,
     )
+
+
+@transaction.atomic
+def config_update(
+    *, values: dict[str, Any], actor: str, address: str | None = None
+) -> dict[str, SystemConfig]:
+    """Set several settings at once: every value is validated before any is written, so one bad
+    value (``ConfigValueError`` naming its key) leaves them all as they were. Audited, and the
+    config generation moves on so processes that cache settings read them again."""
+    if not isinstance(values, dict) or not values:
+        raise ConfigValueError("body", values, "an object of one or more {key: value}")
+    for key, value in values.items():
+        validate_config_value(key, value)
+    previous = dict(SystemConfig.objects.filter(key__in=values).values_list("key", "value"))
+    settings = {
+        key: config_set(key=key, value=value, updated_by=actor) for key, value in values.items()
+    }
+    audit_record(
+        actor=actor,
+        action="config.set",
+        target=", ".join(sorted(values))[:200],
+        details={
+            key: {"from": previous.get(key), "to": setting.value}
+            for key, setting in settings.items()
+        },
+        address=address,
+    )
+    transaction.on_commit(config_generation_bump)
+    return settings
+
+
+CONFIG_GENERATION_KEY = "config:generation"
+
+
+def config_generation_bump() -> int:
+    """Move the config generation on (a counter in the shared cache).
+
+    Settings are read from the database on every use today, so a change takes effect at once;
+    the generation is the signal for any process that keeps settings in memory (now or later) to
+    drop its copy: it compares ``septrader.selectors.config_generation()`` with the number it
+    loaded under.
+    """
+    cache.add(CONFIG_GENERATION_KEY, 0, timeout=None)
+    try:
+        return int(cache.incr(CONFIG_GENERATION_KEY))
+    except ValueError:  # evicted between add() and incr()
+        cache.set(CONFIG_GENERATION_KEY, 1, timeout=None)
+        return 1
+
+
+def config_reload(*, actor: str, address: str | None = None) -> int:
+    """Ask every process to read its settings again (``PUT /api/config/reload``); audited."""
+    generation = config_generation_bump()
+    audit_record(
+        actor=actor,
+        action="config.reload",
+        target=f"generation {generation}",
+        address=address,
+    )
+    return generation
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ broker, both under ``SEPTRADER_DATA_DIR`` (default ``./var``), so ``make demo`` 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,6 +53,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "corsheaders",
     "septrader",
     "marketdata",
     "trading",
@@ -64,6 +70,8 @@ MIDDLEWARE = [
     "monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware, as django-cors-headers asks, so its headers reach every answer.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -369,9 +377,83 @@ FX_DAY_TIME_ZONE = "America/New_York"
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
+# REST API (septrader/api/, <app>/api.py) ---------------------------------------------------------
+# https://www.django-rest-framework.org/api-guide/settings/
+# Every view asks for a role (viewer < operator < admin: Django groups, see
+# septrader/api/permissions.py), and errors are {"error": {"code", "message", "field"}}
+# (septrader/api/errors.py).
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # The console's logged-in operators use the browsable API and the docs page with their
+        # session (CSRF-checked for writes).
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["septrader.api.permissions.HasRole"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "septrader.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "septrader.api.pagination.Pagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    # A dashboard polling a dozen endpoints every few seconds stays far below the user rate; the
+    # login rate is per client address, on top of the per-username lockout below.
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "120/min"),
+        "user": env_str("API_THROTTLE_USER", "3000/min"),
+        "login": env_str("API_THROTTLE_LOGIN", "10/min"),
+    },
+    # How many proxies (nginx) sit in front of Django: the client address is then taken from
+    # X-Forwarded-For, for the throttles and the AuditLog alike. 0 trusts no header.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0, minimum=0),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
 }
+# Short access tokens, longer refresh tokens that rotate, the old one blacklisted on use
+# (https://django-rest-framework-simplejwt.readthedocs.io/en/latest/settings.html).
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("API_ACCESS_TOKEN_MINUTES", 15, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=env_int("API_REFRESH_TOKEN_HOURS", 24, minimum=1)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "ALGORITHM": "HS256",
+    # A separate key lets tokens be revoked all at once without touching sessions.
+    "SIGNING_KEY": env_str("API_JWT_SIGNING_KEY", SECRET_KEY),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+# Failed logins per username before it is locked, and for how long (septrader/api/lockout.py).
+API_LOGIN_MAX_FAILURES = env_int("API_LOGIN_MAX_FAILURES", 5, minimum=1)
+API_LOGIN_LOCKOUT_SECONDS = env_int("API_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Largest candle and metrics read in one request (about four days of M1).
+API_MAX_CANDLES = env_int("API_MAX_CANDLES", 5000, minimum=1)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SEP Trader API",
+    "DESCRIPTION": (
+        "Control and read SEP Trader. Obtain a token at /api/token/ and send it as "
+        "`Authorization: Bearer <access>`. Roles: viewer (read), operator (control), admin "
+        '(configuration, audit log). Errors: {"error": {"code", "message", "field"}}.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api",
+    # The docs page's scripts are served by us (drf-spectacular-sidecar), never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "septrader.api.schema.add_error_responses",
+    ],
+}
+# Closed by default: the console is served from the same origin. List origins to open it.
+CORS_ALLOWED_ORIGINS = env_list("API_CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+# End of the REST API settings ---------------------------------------------------------------------
 
 LOG_LEVEL = env_choice("SEPTRADER_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {

@@ -1,0 +1,96 @@
+"""Query and body fields shared by the apps' API serializers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+
+from marketdata.models import PAIR_SYMBOL_PATTERN, Pair
+
+# The {pair} of a URL (septrader/urls.py matches only this shape; anything else is a 404).
+PAIR_PATH = OpenApiParameter(
+    "pair",
+    str,
+    OpenApiParameter.PATH,
+    description="Pair symbol, such as EUR_USD.",
+    pattern=PAIR_SYMBOL_PATTERN,
+)
+
+
+class PairField(serializers.CharField):
+    """A pair symbol in a query or a body: a 400 naming the value when it is not a known pair."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 7)
+        kwargs.setdefault("help_text", "A pair symbol, such as EUR_USD.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        symbol = super().to_internal_value(data)
+        if not Pair.objects.filter(symbol=symbol).exists():
+            raise serializers.ValidationError(
+                f"pair={symbol!r} is not a known pair; expected a symbol such as EUR_USD."
+            )
+        return symbol
+
+
+# Far-off years are valid dates, but nothing is stored there and arithmetic on them overflows.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 2200
+
+
+class BoundedDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time (UTC when no offset is given) between 1970 and 2200."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        moment = super().to_internal_value(value)
+        if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+            raise serializers.ValidationError(
+                f"{value!r} is not valid; expected a time between {EARLIEST_YEAR} and "
+                f"{LATEST_YEAR}."
+            )
+        return moment
+
+
+class BoundedDateField(serializers.DateField):
+    """A YYYY-MM-DD day between 1970 and 2200."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        day = super().to_internal_value(value)
+        if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+            raise serializers.ValidationError(
+                f"{value!r} is not valid; expected a day between {EARLIEST_YEAR} and {LATEST_YEAR}."
+            )
+        return day
+
+
+class TimeRangeSerializer(serializers.Serializer[Any]):
+    """``from`` and ``to`` (ISO 8601; UTC when no offset is given), ``from`` before ``to``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # "from" is a Python keyword, so the fields are added by name.
+        self.fields["from"] = BoundedDateTimeField(
+            required=False, help_text="Start of the range, inclusive (ISO 8601)."
+        )
+        self.fields["to"] = BoundedDateTimeField(
+            required=False, help_text="End of the range, exclusive (ISO 8601)."
+        )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("from"), attrs.get("to")
+        if start is not None and end is not None and end <= start:
+            raise serializers.ValidationError(
+                {"to": f"to={end.isoformat()} is not valid; expected a time after from."}
+            )
+        return attrs
+
+
+def query(serializer_class: type[serializers.Serializer[Any]], request: Any) -> dict[str, Any]:
+    """Validate a request's query string with a serializer (400 naming the field) and return
+    the clean values; unknown parameters are ignored, as is usual for query strings."""
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

@@ -1,0 +1,276 @@
+"""The trading app's API shapes: records, filters, action bodies and status answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from marketdata.models import Pair
+from septrader.api.fields import BoundedDateField, PairField, TimeRangeSerializer
+from trading.models import Order, Trade, TradingSignal, TradingState
+
+# ----- records -----------------------------------------------------------------------------------
+
+
+class TradingSignalSerializer(serializers.ModelSerializer[TradingSignal]):
+    pair = serializers.CharField(source="pair_id", read_only=True)
+    pair_model = serializers.IntegerField(source="pair_model_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = TradingSignal
+        fields = [
+            "id",
+            "time",
+            "pair",
+            "timeframe",
+            "direction",
+            "confidence",
+            "price",
+            "qfh_metrics",
+            "pair_model",
+            "status",
+            "status_reason",
+            "executed",
+            "result",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer[Order]):
+    pair = serializers.CharField(source="pair_id", read_only=True)
+    signal = serializers.UUIDField(source="signal_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Order
+        exclude = ["account_id"]
+        read_only_fields = [
+            field.name for field in Order._meta.fields if field.name != "account_id"
+        ]
+
+
+class TradeSerializer(serializers.ModelSerializer[Trade]):
+    pair = serializers.CharField(source="pair_id", read_only=True)
+    order = serializers.IntegerField(source="order_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Trade
+        exclude = ["account_id"]
+        read_only_fields = [
+            field.name for field in Trade._meta.fields if field.name != "account_id"
+        ]
+
+
+# ----- filters -----------------------------------------------------------------------------------
+
+
+class SignalFilterSerializer(TimeRangeSerializer):
+    pair = PairField(required=False)
+    status = serializers.ChoiceField(choices=TradingSignal.Status.choices, required=False)
+    direction = serializers.ChoiceField(choices=TradingSignal.Direction.choices, required=False)
+
+
+class OrderFilterSerializer(TimeRangeSerializer):
+    pair = PairField(required=False)
+    status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
+    kind = serializers.ChoiceField(choices=Order.Kind.choices, required=False)
+
+
+class TradeFilterSerializer(TimeRangeSerializer):
+    pair = PairField(required=False)
+    status = serializers.ChoiceField(
+        choices=Trade.State.choices, required=False, help_text="OPEN or CLOSED."
+    )
+
+
+class DailyPerformanceQuerySerializer(serializers.Serializer[Any]):
+    days = serializers.IntegerField(
+        required=False, min_value=1, max_value=366, help_text="Trading days up to today (7)."
+    )
+    start = BoundedDateField(required=False, help_text="First trading day (YYYY-MM-DD).")
+    end = BoundedDateField(required=False, help_text="Last trading day (YYYY-MM-DD).")
+    pair = PairField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("start"), attrs.get("end")
+        if start is not None and end is not None:
+            if end < start:
+                raise serializers.ValidationError(
+                    {
+                        "end": f"end={end.isoformat()} is not valid; "
+                        "expected a day on or after start."
+                    }
+                )
+            if (end - start).days > 366:
+                raise serializers.ValidationError(
+                    {"end": "the range is too long; expected at most 366 days."}
+                )
+        return attrs
+
+
+# ----- action bodies -----------------------------------------------------------------------------
+
+
+class PairEnableSerializer(serializers.Serializer[Any]):
+    force = serializers.BooleanField(
+        default=False, help_text="Trade the pair on the default rule when it has no promoted model."
+    )
+
+
+class ReasonSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(required=False, default="", max_length=500, allow_blank=True)
+
+
+class PairUpdateSerializer(serializers.Serializer[Any]):
+    node = serializers.CharField(
+        required=False, allow_null=True, max_length=50, help_text="Execution node name, or null."
+    )
+    risk_overrides = serializers.DictField(
+        required=False, help_text="risk.* settings without the prefix, e.g. {max_open_trades: 2}."
+    )
+
+
+class KillSwitchSerializer(serializers.Serializer[Any]):
+    close_trades = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Also close every trade (default: execution.kill_switch_closes_trades).",
+    )
+
+
+class TradeCloseSerializer(serializers.Serializer[Any]):
+    units = serializers.CharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=32,
+        help_text="Units to close (positive, at most the open units), or ALL (the default).",
+    )
+
+
+class TradeAmendSerializer(serializers.Serializer[Any]):
+    stop_loss = serializers.DecimalField(
+        max_digits=16, decimal_places=6, required=False, allow_null=True, min_value=0
+    )
+    take_profit = serializers.DecimalField(
+        max_digits=16, decimal_places=6, required=False, allow_null=True, min_value=0
+    )
+
+
+# ----- answers -----------------------------------------------------------------------------------
+
+
+class PositionSerializer(serializers.Serializer[Any]):
+    trades = serializers.IntegerField()
+    units = serializers.DecimalField(max_digits=18, decimal_places=2)
+    unrealized_pl = serializers.DecimalField(max_digits=18, decimal_places=4)
+
+
+class PriceSerializer(serializers.Serializer[Any]):
+    bid = serializers.CharField(allow_null=True)
+    ask = serializers.CharField(allow_null=True)
+    time = serializers.CharField(allow_null=True)
+    tradeable = serializers.BooleanField(allow_null=True)
+
+
+class LastSignalSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    time = serializers.DateTimeField()
+    timeframe = serializers.CharField()
+    direction = serializers.CharField()
+    confidence = serializers.FloatField()
+    status = serializers.CharField()
+
+
+class PairStatusSerializer(serializers.Serializer[Any]):
+    pair = serializers.CharField()
+    state = serializers.ChoiceField(choices=Pair.State.choices)
+    state_reason = serializers.CharField()
+    enabled = serializers.BooleanField()
+    forced_without_model = serializers.BooleanField()
+    node = serializers.CharField(allow_null=True)
+    risk_overrides = serializers.DictField()
+    open_position = PositionSerializer(allow_null=True)
+    last_price = PriceSerializer(allow_null=True)
+    last_price_age_seconds = serializers.FloatField(allow_null=True)
+    last_signal = LastSignalSerializer(allow_null=True)
+
+
+class PairStatusListSerializer(serializers.Serializer[Any]):
+    count = serializers.IntegerField()
+    pairs = PairStatusSerializer(many=True)
+
+
+class AccountSerializer(serializers.Serializer[Any]):
+    time = serializers.DateTimeField()
+    currency = serializers.CharField()
+    balance = serializers.DecimalField(max_digits=18, decimal_places=4)
+    nav = serializers.DecimalField(max_digits=18, decimal_places=4)
+    unrealized_pl = serializers.DecimalField(max_digits=18, decimal_places=4)
+    margin_used = serializers.DecimalField(max_digits=18, decimal_places=4)
+    margin_available = serializers.DecimalField(max_digits=18, decimal_places=4)
+
+
+class TodaySerializer(serializers.Serializer[Any]):
+    day = serializers.DateField()
+    pl = serializers.DecimalField(max_digits=18, decimal_places=4)
+    realized_pl = serializers.DecimalField(max_digits=18, decimal_places=4)
+    loss_percent = serializers.DecimalField(max_digits=10, decimal_places=4, allow_null=True)
+
+
+class TradingStatusSerializer(serializers.Serializer[Any]):
+    mode = serializers.ChoiceField(choices=TradingState.Mode.choices)
+    reason = serializers.CharField()
+    changed_by = serializers.CharField()
+    changed_at = serializers.DateTimeField(allow_null=True)
+    market_open = serializers.BooleanField()
+    market_reason = serializers.CharField()
+    open_trades = serializers.IntegerField()
+    pending_orders = serializers.IntegerField()
+    unrealized_pl = serializers.DecimalField(max_digits=18, decimal_places=4)
+    account = AccountSerializer(allow_null=True)
+    today = TodaySerializer()
+
+
+class KillSwitchResultSerializer(serializers.Serializer[Any]):
+    mode = serializers.CharField()
+    orders_cancelled = serializers.IntegerField()
+    trades_closed = serializers.IntegerField()
+    failures = serializers.ListField(child=serializers.CharField())
+
+
+class CloseAllResultSerializer(serializers.Serializer[Any]):
+    pair = serializers.CharField()
+    trades_closed = serializers.IntegerField()
+    failures = serializers.ListField(child=serializers.CharField())
+
+
+class TradingModeSerializer(serializers.Serializer[Any]):
+    mode = serializers.ChoiceField(choices=TradingState.Mode.choices)
+    reason = serializers.CharField()
+    changed_by = serializers.CharField()
+
+
+class TallySerializer(serializers.Serializer[Any]):
+    realized_pl = serializers.DecimalField(max_digits=18, decimal_places=4)
+    trades_closed = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.DecimalField(max_digits=6, decimal_places=4, allow_null=True)
+
+
+class DayPerformanceSerializer(TallySerializer):
+    day = serializers.DateField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    pairs = serializers.DictField(child=TallySerializer())
+
+
+class DailyPerformanceSerializer(serializers.Serializer[Any]):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    pair = serializers.CharField(allow_null=True)
+    days = DayPerformanceSerializer(many=True)
