@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
+from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 
@@ -31,3 +33,21 @@ class EstimatedCountPaginator(Paginator):
         estimate = int(row[0]) if row and row[0] is not None else -1
         # A table never analysed reports -1 or 0: count it for real, it is small.
         return estimate if estimate > 10_000 else super().count
+
+
+def operator(request: HttpRequest) -> tuple[str, str | None]:
+    """Who acts and from where, as the services' ``actor`` and ``address`` for the AuditLog."""
+    return request.user.get_username(), request.META.get("REMOTE_ADDR") or None
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows owned by the broker or written by the system: the console shows them, never edits."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -23,6 +23,7 @@ from qfh.evaluation.training import (
     walk_forward,
 )
 from qfh.models import PairModel, RuleEvaluation
+from septrader.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -218,12 +219,15 @@ def pair_model_train(
     return model
 
 
-def pair_model_promote(*, model_id: int) -> PairModel:
+def pair_model_promote(
+    *, model_id: int, actor: str = "system:qfh", address: str | None = None
+) -> PairModel:
     """Promote a model that passed its gates, demoting the pair's previous one.
 
     The gates are checked again against the stored figures and the *current* configuration, so
     tightening the gates also stops models trained before the change; a refusal stores the
     failed gates on the model (the console shows them) and raises ``PromotionRefusedError``.
+    Promotions and refusals are both written to the AuditLog under ``actor``.
     """
     with transaction.atomic():
         model = PairModel.objects.select_for_update().get(pk=model_id)
@@ -237,6 +241,13 @@ def pair_model_promote(*, model_id: int) -> PairModel:
             model.promoted = True
             model.promoted_at = timezone.now()
             model.save(update_fields=["promoted", "promoted_at"])
+        audit_record(
+            actor=actor,
+            action="pair_model.promote_refused" if failed else "pair_model.promote",
+            target=f"{model.pair_id} model {model.pk}",
+            details={"failed_gates": failed},
+            address=address,
+        )
     if failed:
         logger.info(
             "event=qfh_pair_model_promotion_refused pair=%s model_id=%d failed=%d",

@@ -1,0 +1,411 @@
+"""Reads for the operator console: the dashboard's panels and a pair's chart window.
+
+Every read is bounded: a fixed number of queries whatever the size of the candle hypertable, and
+each candle or metrics read covers only the requested window (the (pair, timeframe, time) indexes
+serve them), so pages stay fast with years of M1 candles stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from marketdata.models import Pair
+from marketdata.selectors import Bar, candles_between, candles_last, stream_state
+from marketdata.timeframes import Timeframe, timeframe_duration
+from septrader.models import AuditLog, Node
+from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
+
+logger = logging.getLogger(__name__)
+
+RECENT_ROWS = 10
+OPEN_TRADES_SHOWN = 50
+# Beyond these ages the dashboard marks a heartbeat or a pair's prices as stale. Heartbeats are
+# written every few seconds; prices arrive several times a minute on an open market.
+STALE_HEARTBEAT_SECONDS = 90
+STALE_PRICE_SECONDS = 60
+
+
+def operator_time_zone() -> ZoneInfo:
+    return ZoneInfo(settings.OPERATOR_TIME_ZONE)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _age_seconds(now: datetime, moment: datetime | None) -> float | None:
+    return None if moment is None else max(0.0, (now - moment).total_seconds())
+
+
+@dataclass(frozen=True)
+class MarketPanel:
+    open: bool
+    reason: str
+    next_change: datetime | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AccountPanel:
+    snapshot: AccountSnapshot | None
+    day_pl: Decimal | None
+    day_start_nav: Decimal | None
+    realized_today: Decimal
+    closed_today: int
+    day_start: datetime
+
+
+@dataclass(frozen=True)
+class PairLag:
+    pair: str
+    last_price_received: datetime | None
+    price_age_seconds: float | None
+    last_candle_time: datetime | None
+    candle_age_seconds: float | None
+    source: str
+    stale: bool
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    component: str
+    last_seen: datetime | None
+    age_seconds: float | None
+    state: str = ""
+
+    @property
+    def stale(self) -> bool:
+        return self.age_seconds is None or self.age_seconds > STALE_HEARTBEAT_SECONDS
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    now: datetime
+    time_zone: str
+    trading: TradingState
+    market: MarketPanel
+    account: AccountPanel
+    open_trades: list[Trade]
+    open_trade_count: int
+    unrealized_total: Decimal
+    pairs_by_state: dict[str, int]
+    streamer_updated: datetime | None
+    stream: list[PairLag]
+    heartbeats: list[Heartbeat]
+    alerts: list[Any]
+    alerts_available: bool
+    recent_actions: list[AuditLog] = field(default_factory=list)
+
+
+def _market(now: datetime) -> MarketPanel:
+    from trading.market import market_status_at
+    from trading.schedule import ScheduleError
+
+    try:
+        status = market_status_at(now)
+    except ScheduleError as error:
+        # A broken maintenance window must not take the console down with it.
+        return MarketPanel(open=False, reason="unknown", next_change=None, error=str(error))
+    return MarketPanel(open=status.open, reason=status.reason, next_change=status.next_change)
+
+
+def _account(now: datetime) -> AccountPanel:
+    from trading.execution import account_figures, trading_day_start
+
+    day_start = trading_day_start(now)
+    snapshot = AccountSnapshot.objects.order_by("-time").first()
+    day_pl = day_start_nav = None
+    if snapshot is not None:
+        figures = account_figures(snapshot, now)
+        day_pl, day_start_nav = figures.day_pl, figures.day_start_nav
+    closed = Trade.objects.filter(closed_at__gte=day_start).aggregate(
+        count=Count("id"), realized=Sum("realized_pl")
+    )
+    return AccountPanel(
+        snapshot=snapshot,
+        day_pl=day_pl,
+        day_start_nav=day_start_nav,
+        realized_today=closed["realized"] or Decimal(0),
+        closed_today=closed["count"],
+        day_start=day_start,
+    )
+
+
+def _stream(now: datetime, market_open: bool) -> tuple[datetime | None, list[PairLag]]:
+    """Per pair: how old the newest price and the newest closed candle are.
+
+    The streamer's published state is the live source; pairs it does not mention (or every pair,
+    when no streamer has run) fall back to the newest stored M1 candle, one indexed read each.
+    """
+    try:
+        state = stream_state() or {}
+    except Exception as error:  # The cache being down is shown, not raised.
+        logger.warning("event=dashboard_stream_state_unreadable error=%s", error)
+        state = {}
+    published = state.get("pairs") or {}
+    wanted = set(Pair.objects.filter(enabled=True).values_list("symbol", flat=True))
+    wanted |= set(published)
+    lags = []
+    for pair in sorted(wanted):
+        entry = published.get(pair) or {}
+        received = _parse_time(entry.get("last_price_received"))
+        candle_time = _parse_time(entry.get("last_candle_time"))
+        source = "streamer"
+        if candle_time is None:
+            newest = candles_last(pair=pair, timeframe=Timeframe.M1, count=1)
+            candle_time = newest[0].time if newest else None
+            source = "stored candles" if not entry else source
+        # A candle is closed one period after its start: the lag is counted from its close.
+        closed_at = candle_time + timedelta(minutes=1) if candle_time else None
+        price_age = _age_seconds(now, received)
+        lags.append(
+            PairLag(
+                pair=pair,
+                last_price_received=received,
+                price_age_seconds=price_age,
+                last_candle_time=candle_time,
+                candle_age_seconds=_age_seconds(now, closed_at),
+                source=source,
+                # On a closed market no prices is what should happen.
+                stale=market_open and (price_age is None or price_age > STALE_PRICE_SECONDS),
+            )
+        )
+    return _parse_time(state.get("updated")), lags
+
+
+def _heartbeats(now: datetime) -> list[Heartbeat]:
+    beats = [
+        Heartbeat(
+            component=f"node:{node.name}",
+            last_seen=node.last_heartbeat,
+            age_seconds=_age_seconds(now, node.last_heartbeat),
+            state=node.state,
+        )
+        for node in Node.objects.all()
+    ]
+    if apps.is_installed("monitoring"):
+        model = apps.get_model("monitoring", "Heartbeat")
+        beats.extend(
+            Heartbeat(
+                component=row.component,
+                last_seen=row.last_seen,
+                age_seconds=_age_seconds(now, row.last_seen),
+            )
+            for row in model.objects.order_by("component")
+        )
+    return beats
+
+
+def _alerts() -> list[Any]:
+    if not apps.is_installed("monitoring"):
+        return []
+    model = apps.get_model("monitoring", "Alert")
+    return list(model.objects.order_by("resolved_at", "-last_seen")[:RECENT_ROWS])
+
+
+def dashboard_summary(now: datetime | None = None) -> Dashboard:
+    """Everything the console's front page shows, in a fixed number of queries."""
+    now = now or timezone.now()
+    trading, _ = TradingState.objects.get_or_create(pk=1)
+    open_trades = Trade.objects.filter(state=Trade.State.OPEN).order_by("-opened_at")
+    totals = open_trades.aggregate(count=Count("id"), unrealized=Sum("unrealized_pl"))
+    market = _market(now)
+    streamer_updated, stream = _stream(now, market.open)
+    return Dashboard(
+        now=now,
+        time_zone=settings.OPERATOR_TIME_ZONE,
+        trading=trading,
+        market=market,
+        account=_account(now),
+        open_trades=list(open_trades[:OPEN_TRADES_SHOWN]),
+        open_trade_count=totals["count"],
+        unrealized_total=totals["unrealized"] or Decimal(0),
+        pairs_by_state=dict(
+            Pair.objects.values_list("state").annotate(count=Count("id")).order_by("state")
+        ),
+        streamer_updated=streamer_updated,
+        stream=stream,
+        heartbeats=_heartbeats(now),
+        alerts=_alerts(),
+        alerts_available=apps.is_installed("monitoring"),
+        recent_actions=list(AuditLog.objects.order_by("-time", "-id")[:RECENT_ROWS]),
+    )
+
+
+# ----- a pair's chart ----------------------------------------------------------------------------
+
+CHART_TIMEFRAMES: tuple[str, ...] = (Timeframe.M1, Timeframe.M5, Timeframe.M15, Timeframe.H1)
+# Default windows hold about 300 candles whatever the timeframe: readable, and a small read.
+DEFAULT_HOURS: dict[str, int] = {
+    Timeframe.M1: 6,
+    Timeframe.M5: 24,
+    Timeframe.M15: 72,
+    Timeframe.H1: 14 * 24,
+}
+# More candles than this no longer fit the chart's width as anything but a smear.
+MAX_CANDLES = 2000
+
+
+class ChartRequestError(ValueError):
+    """A chart parameter that cannot be used; the message names it and what was expected."""
+
+
+@dataclass(frozen=True)
+class ChartWindow:
+    timeframe: str
+    start: datetime
+    end: datetime
+    hours: int
+
+
+@dataclass(frozen=True)
+class SignalMark:
+    time: datetime
+    direction: str
+    confidence: float
+    price: Decimal | None
+    status: str
+
+
+@dataclass(frozen=True)
+class TradeMark:
+    broker_trade_id: str
+    units: Decimal
+    opened_at: datetime
+    open_price: Decimal
+    closed_at: datetime | None
+    close_price: Decimal | None
+    realized_pl: Decimal
+    unrealized_pl: Decimal
+
+
+@dataclass(frozen=True)
+class MetricsPoint:
+    time: datetime
+    coherence: float
+    stability: float
+    entropy: float
+
+
+@dataclass(frozen=True)
+class ChartData:
+    window: ChartWindow
+    candles: list[Bar]
+    signals: list[SignalMark]
+    trades: list[TradeMark]
+    metrics: list[MetricsPoint]
+    metrics_version: str
+
+
+def chart_window(
+    *, pair: str, timeframe: str | None, hours: str | None, end: str | None
+) -> ChartWindow:
+    """The window a chart request asks for; by default the last hours before the newest candle.
+
+    Anchoring on the newest stored candle (one indexed read) rather than on the clock keeps the
+    chart useful over a weekend or on a replayed history.
+    """
+    timeframe = timeframe or Timeframe.M1
+    if timeframe not in CHART_TIMEFRAMES:
+        raise ChartRequestError(
+            f"timeframe={timeframe!r} is not valid; expected one of {', '.join(CHART_TIMEFRAMES)}."
+        )
+    period = timeframe_duration(timeframe)
+    if hours in (None, ""):
+        span = DEFAULT_HOURS[timeframe]
+    else:
+        try:
+            span = int(str(hours))
+        except ValueError:
+            span = 0
+        most = int(MAX_CANDLES * period.total_seconds() // 3600)
+        if not 1 <= span <= most:
+            raise ChartRequestError(
+                f"hours={hours!r} is not valid; expected a whole number from 1 to {most} "
+                f"(at most {MAX_CANDLES} {timeframe} candles)."
+            )
+    if end in (None, ""):
+        newest = candles_last(pair=pair, timeframe=Timeframe.M1, count=1)
+        finish = newest[0].time + timedelta(minutes=1) if newest else timezone.now()
+    else:
+        parsed = _parse_time(end)
+        if parsed is None:
+            raise ChartRequestError(
+                f"end={end!r} is not valid; expected an ISO 8601 time such as 2025-07-25T21:00Z."
+            )
+        finish = parsed
+    # Whole periods, so an aggregated candle is never cut in half at the window's edges.
+    seconds = int(period.total_seconds())
+    finish_epoch = -(-int(finish.timestamp()) // seconds) * seconds
+    finish = datetime.fromtimestamp(finish_epoch, tz=UTC)
+    return ChartWindow(
+        timeframe=timeframe, start=finish - timedelta(hours=span), end=finish, hours=span
+    )
+
+
+def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
+    """Candles, signals, trades and QFH metrics of one pair inside ``window``, oldest first."""
+    from qfh.models import CandleMetrics
+
+    candles = candles_between(
+        pair=pair, timeframe=window.timeframe, start=window.start, end=window.end
+    )
+    signals = [
+        SignalMark(time, direction, confidence, price, status)
+        for time, direction, confidence, price, status in TradingSignal.objects.filter(
+            pair_id=pair, time__gte=window.start, time__lt=window.end
+        )
+        .order_by("time")
+        .values_list("time", "direction", "confidence", "price", "status")
+    ]
+    trades = [
+        TradeMark(*row)
+        for row in Trade.objects.filter(pair_id=pair, opened_at__lt=window.end)
+        .exclude(closed_at__lt=window.start)
+        .order_by("opened_at")
+        .values_list(
+            "broker_trade_id",
+            "initial_units",
+            "opened_at",
+            "open_price",
+            "closed_at",
+            "close_price",
+            "realized_pl",
+            "unrealized_pl",
+        )
+    ]
+    metrics_rows = CandleMetrics.objects.filter(
+        pair_id=pair, timeframe=window.timeframe, time__gte=window.start, time__lt=window.end
+    )
+    # Runs with other engine parameters can sit side by side: show the newest run's version.
+    version = metrics_rows.order_by("-time").values_list("params_version", flat=True).first() or ""
+    metrics = [
+        MetricsPoint(time, coherence, 1.0 - rupture_ratio, entropy)
+        for time, coherence, rupture_ratio, entropy in metrics_rows.filter(params_version=version)
+        .order_by("time")
+        .values_list("time", "coherence", "rupture_ratio", "entropy")
+    ]
+    return ChartData(
+        window=window,
+        candles=candles,
+        signals=signals,
+        trades=trades,
+        metrics=metrics,
+        metrics_version=version,
+    )
