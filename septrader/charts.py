@@ -27,35 +27,56 @@ METRIC_COLOURS = {"coherence": "#1f5fa8", "stability": "#d08a00", "entropy": "#7
 
 
 class CandleLike(Protocol):
-    time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
+    # Read-only properties, so NamedTuples and frozen dataclasses match.
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def open(self) -> Decimal: ...
+    @property
+    def high(self) -> Decimal: ...
+    @property
+    def low(self) -> Decimal: ...
+    @property
+    def close(self) -> Decimal: ...
 
 
 class SignalLike(Protocol):
-    time: datetime
-    direction: str
-    confidence: float
-    status: str
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def status(self) -> str: ...
 
 
 class TradeLike(Protocol):
-    broker_trade_id: str
-    units: Decimal
-    opened_at: datetime
-    open_price: Decimal
-    closed_at: datetime | None
-    close_price: Decimal | None
-    realized_pl: Decimal
+    @property
+    def broker_trade_id(self) -> str: ...
+    @property
+    def units(self) -> Decimal: ...
+    @property
+    def opened_at(self) -> datetime: ...
+    @property
+    def open_price(self) -> Decimal: ...
+    @property
+    def closed_at(self) -> datetime | None: ...
+    @property
+    def close_price(self) -> Decimal | None: ...
+    @property
+    def realized_pl(self) -> Decimal: ...
 
 
 class MetricsLike(Protocol):
-    time: datetime
-    coherence: float
-    stability: float
-    entropy: float
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def coherence(self) -> float: ...
+    @property
+    def stability(self) -> float: ...
+    @property
+    def entropy(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -244,7 +265,8 @@ def metrics_chart_svg(
         parts.append(
             f'<polyline class="metric {name}" fill="none" stroke="{colour}" stroke-width="1.2" '
             f'points="{line}"/>'
-            f'<text x="{LEFT + 8 + offset * 110}" y="{TOP + 12}" font-size="11" '
+            # The legend sits on the time axis line, between the start and end labels.
+            f'<text x="{width / 2 - 165 + offset * 120:.0f}" y="{height - 8}" font-size="11" '
             f'fill="{colour}">{name} {float(values[-1]):.3f}</text>'
         )
     parts.append(_time_axis(scale, start, end, height))
