@@ -7,7 +7,7 @@ DEMO_PORT ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check services services-down \
-	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train
+	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train backup
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ migrations-check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 check: lint types migrations-check test
+
+# A pg_dump archive of the configured database into BACKUP_DIR, keeping the newest BACKUP_KEEP.
+backup: install
+	$(BIN)/python manage.py backup
 
 # Every benchmark in bench/, each printing name=value lines (figures in README.md).
 bench: bench-ingest bench-backfill bench-qfh bench-oandasim bench-train

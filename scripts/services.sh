@@ -76,6 +76,10 @@ case "${1:-}" in
     echo "export CELERY_BROKER_URL='redis://127.0.0.1:$REDIS_PORT/1'"
     echo "export CELERY_RESULT_BACKEND='redis://127.0.0.1:$REDIS_PORT/2'"
     echo "export REDIS_URL='redis://127.0.0.1:$REDIS_PORT/3'"
+    # The backup tests need pg_dump of the server's major version; the chroot server's own.
+    if [ -z "${DATABASE_URL:-}" ] && [ -z "${PG_BIN_DIR:-}" ]; then
+      echo "export PG_BIN_DIR='$(scripts/timescaledb.sh bin)'"
+    fi
     ;;
   down)
     scripts/timescaledb.sh down

@@ -7,7 +7,9 @@
 # chroot on a loopback port. The first run takes about a minute; later runs reuse the tree and start
 # in seconds.
 #
-# Usage: scripts/timescaledb.sh up|down|status|url
+# Usage: scripts/timescaledb.sh up|down|status|url|bin
+#   bin: print a folder of pg_dump/pg_restore/psql wrappers that run the tree's PostgreSQL 17
+#        client programs on this host (for PG_BIN_DIR: the host's own pg_dump is older).
 # Environment: SEPTRADER_CACHE (default ~/.cache/septrader), TIMESCALEDB_PORT (default 5433).
 set -euo pipefail
 
@@ -107,10 +109,28 @@ status() {
   if is_ready; then echo "running $URL"; else echo "stopped"; return 3; fi
 }
 
+# The tree's programs need trixie's newer C library, so each wrapper starts them through the tree's
+# own dynamic loader with the tree's libraries; no chroot, so they read and write host paths.
+client_bin() {
+  ensure_tree
+  local dir="$CACHE/pg17-bin" loader="$ROOT/usr/lib64/ld-linux-x86-64.so.2"
+  mkdir -p "$dir"
+  for tool in pg_dump pg_restore psql; do
+    cat >"$dir/$tool.tmp" <<WRAPPER
+#!/bin/sh
+exec "$loader" --library-path "$ROOT/usr/lib/x86_64-linux-gnu" "$ROOT$PGBIN/$tool" "\$@"
+WRAPPER
+    chmod 755 "$dir/$tool.tmp"
+    mv "$dir/$tool.tmp" "$dir/$tool"
+  done
+  echo "$dir"
+}
+
 case "${1:-}" in
   up) up ;;
+  bin) client_bin ;;
   down) down ;;
   status) status ;;
   url) echo "$URL" ;;
-  *) echo "usage: $0 up|down|status|url" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|url|bin" >&2; exit 2 ;;
 esac

@@ -68,3 +68,27 @@ class Node(models.Model):
     @property
     def queue(self) -> str:
         return f"exec.{self.name}"
+
+
+class TaskRun(models.Model):
+    """The idempotency record of a task that must take effect once even if delivered twice.
+
+    Celery acknowledges a task only after it ran (``acks_late``), so a worker lost mid-task means
+    the task runs again elsewhere. A task keyed here starts by counting an attempt, skips its work
+    when a previous attempt already completed, and marks completion with a conditional update that
+    only one attempt can win.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    task = models.CharField(max_length=200)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "task_runs"
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.key}"

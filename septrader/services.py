@@ -6,9 +6,10 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from septrader.config import validate_config_value
-from septrader.models import AuditLog, SystemConfig
+from septrader.models import AuditLog, SystemConfig, TaskRun
 
 
 @transaction.atomic
@@ -45,3 +46,21 @@ def audit_record(
         details=details or {},
         address=address,
     )
+
+
+@transaction.atomic
+def task_run_begin(*, key: str, task: str) -> bool:
+    """Count an attempt of the task keyed ``key``; False when an earlier attempt completed it."""
+    run, _ = TaskRun.objects.select_for_update().get_or_create(key=key, defaults={"task": task})
+    if run.completed_at is not None:
+        return False
+    TaskRun.objects.filter(key=key).update(attempts=F("attempts") + 1, started_at=timezone.now())
+    return True
+
+
+def task_run_complete(*, key: str, result: dict[str, Any] | None = None) -> bool:
+    """Mark the task keyed ``key`` done; True for the one attempt that completes it."""
+    updated = TaskRun.objects.filter(key=key, completed_at__isnull=True).update(
+        completed_at=timezone.now(), result=result or {}
+    )
+    return updated == 1

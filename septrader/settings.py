@@ -146,6 +146,19 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
+# Backups -----------------------------------------------------------------------------------------
+# `manage.py backup` and the nightly beat task write pg_dump archives (custom format) here and keep
+# the newest BACKUP_KEEP. pg_dump must be of the server's major version (17): PG_BIN_DIR names the
+# folder holding pg_dump/pg_restore; unset, /usr/lib/postgresql/17/bin is used when it exists, else
+# whatever is on PATH (docs/deployment.md, "Backups").
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve()
+BACKUP_KEEP = env_int("BACKUP_KEEP", 14, minimum=1)
+BACKUP_HOUR_UTC = env_int("BACKUP_HOUR_UTC", 22, minimum=0)
+if BACKUP_HOUR_UTC > 23:
+    raise ImproperlyConfigured(f"BACKUP_HOUR_UTC={BACKUP_HOUR_UTC} must be an hour from 0 to 23.")
+PG_BIN_DIR = env_optional("PG_BIN_DIR")
+
+
 # Celery -------------------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # The embedded default is the filesystem transport, which needs no server; Redis in every real
@@ -171,29 +184,76 @@ if _broker_scheme == "filesystem":
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
     }
-else:
-    # The visibility timeout must outlast the longest task, or Redis hands a running task to a
-    # second worker (https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
-    }
 CELERY_RESULT_BACKEND = env_optional("CELERY_RESULT_BACKEND")
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-
+# Reliability (docs/celery.md): a task is acknowledged only once it has finished, so a worker that
+# dies mid-task (the machine, the process, or a pool child killed by the OOM killer) leaves it on
+# the broker to be delivered again; every task is therefore written to be idempotent. Each worker
+# process reserves one task at a time, so a slow task never holds others hostage in its prefetch.
+# https://docs.celeryq.dev/en/stable/userguide/tasks.html#how-it-works
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_TASK_TIME_LIMIT = 15 * 60
-CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
-CELERY_TIMEZONE = "UTC"
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task gets the default hard limit; the soft limit, a minute earlier, raises
+# SoftTimeLimitExceeded inside the task so it can stop cleanly. The long jobs below have their own.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 10 * 60, minimum=2)
+CELERY_TASK_SOFT_TIME_LIMIT = max(1, CELERY_TASK_TIME_LIMIT - min(60, CELERY_TASK_TIME_LIMIT // 2))
+# Walk-forward training took 287 s for 1,000 sets x 7 pairs x a year of M1 on 2 CPU cores (README,
+# bench-train); two hours leaves room for bigger searches on CPU, a year's backfill and pg_dump.
+LONG_TASKS = (
+    "qfh.train_pair_model_task",
+    "qfh.evaluate_rule_task",
+    "marketdata.backfill_candles_task",
+    "septrader.backup_database_task",
+)
+CELERY_LONG_TASK_TIME_LIMIT = env_int("CELERY_LONG_TASK_TIME_LIMIT", 2 * 3600, minimum=2)
+CELERY_TASK_ANNOTATIONS = {
+    name: {
+        "time_limit": CELERY_LONG_TASK_TIME_LIMIT,
+        "soft_time_limit": max(1, CELERY_LONG_TASK_TIME_LIMIT - 60),
+    }
+    for name in LONG_TASKS
+}
+CELERY_LONGEST_TASK_SECONDS = max(CELERY_TASK_TIME_LIMIT, CELERY_LONG_TASK_TIME_LIMIT)
+
+if _broker_scheme in {"redis", "rediss"}:
+    # Redis has no real acknowledgements: a delivered task that is not acknowledged within the
+    # visibility timeout is handed to another worker, even while the first one still runs it. The
+    # timeout must therefore outlast the longest task; it is also how long a task lost with its
+    # whole machine waits before it runs again (execution tasks are harmless late: the signal's
+    # claim and the client order id stop a duplicate).
+    # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+    CELERY_VISIBILITY_TIMEOUT = env_int(
+        "CELERY_VISIBILITY_TIMEOUT", CELERY_LONGEST_TASK_SECONDS + 3600, minimum=2
+    )
+    if CELERY_VISIBILITY_TIMEOUT <= CELERY_LONGEST_TASK_SECONDS:
+        raise ImproperlyConfigured(
+            f"CELERY_VISIBILITY_TIMEOUT={CELERY_VISIBILITY_TIMEOUT} must be longer than the "
+            f"longest task time limit ({CELERY_LONGEST_TASK_SECONDS} s), or Redis hands running "
+            "tasks to a second worker."
+        )
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        # How often a worker looks for tasks whose worker vanished (seconds, then every Nth look
+        # scans Redis): a minute, instead of kombu's 100 s, at the cost of one small query.
+        "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10, minimum=1),
+        "unacked_restore_throttle": 6,
+    }
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
 # Periodic tasks, run by one `celery beat` process. A beat entry expires before the next one is due,
 # so a worker that was down does not run a backlog of stale copies when it comes back
 # (https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html).
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "backup-database": {
+        "task": "septrader.backup_database_task",
+        "schedule": crontab(hour=BACKUP_HOUR_UTC, minute=15),
+        "options": {"expires": 12 * 3600},
+    },
     # On the minute, so the 16:58 New York daily break is seen within seconds of starting.
     "trading.refresh_market_state": {
         "task": "trading.refresh_market_state_task",

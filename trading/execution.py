@@ -35,7 +35,7 @@ from marketdata.models import Pair
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading import risk
-from trading.ledger import decimal_or_zero, transactions_apply
+from trading.ledger import TRADE_SUFFIX, decimal_or_zero, transactions_apply
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,12 @@ def broker_client() -> oanda.OandaClient:
 def client_order_id(signal_id: Any) -> str:
     """The client id of the order a signal makes: the same signal can only ever mean one order."""
     return f"sep-{str(signal_id).replace('-', '')}"
+
+
+def trade_client_id(order_client_id: str) -> str:
+    """The client id the broker gives the trade an order opens (a separate id: OANDA keeps order
+    and trade client ids in one namespace, so reusing the order's would hide the order)."""
+    return f"{order_client_id}{TRADE_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -114,11 +120,16 @@ def limits_for(pair: Pair, values: dict[str, Any] | None = None) -> risk.RiskLim
     )
 
 
-def fetch_quote(client: oanda.OandaClient, pair: str) -> risk.Quote:
+def fetch_quote(client: oanda.OandaClient, pair: str) -> tuple[risk.Quote, datetime]:
+    """The pair's current price from the broker, and the broker's clock at that moment.
+
+    The broker's clock is the one the entry is judged by (price age, market hours, trading day):
+    it is the real clock in production and the simulated one against the simulator.
+    """
     body = client.request(oanda.PricingInfo(client.account_id, params={"instruments": pair}))
     price = body["prices"][0]
     factors = price.get("quoteHomeConversionFactors") or {}
-    return risk.Quote(
+    quote = risk.Quote(
         bid=Decimal(price["bids"][0]["price"] if price.get("bids") else price["closeoutBid"]),
         ask=Decimal(price["asks"][0]["price"] if price.get("asks") else price["closeoutAsk"]),
         time=parse_broker_time(price["time"]),
@@ -126,6 +137,8 @@ def fetch_quote(client: oanda.OandaClient, pair: str) -> risk.Quote:
         quote_home_positive=Decimal(factors.get("positiveUnits", "1")),
         quote_home_negative=Decimal(factors.get("negativeUnits", "1")),
     )
+    broker_now = parse_broker_time(body["time"]) if body.get("time") else timezone.now()
+    return quote, broker_now
 
 
 def account_snapshot_take(
@@ -258,15 +271,17 @@ def signal_execute(
     client: oanda.OandaClient | None = None,
     now: datetime | None = None,
 ) -> Outcome:
-    """Execute one signal at most once; every outcome is stored on the signal."""
+    """Execute one signal at most once; every outcome is stored on the signal.
+
+    ``now`` defaults to the broker's clock (see ``fetch_quote``); the signal's age is measured on
+    our own clock from when it was stored, so it holds against a simulator's clock too.
+    """
     if not signal_claim(signal_id):
         current = TradingSignal.objects.filter(pk=signal_id).values_list("status", flat=True)
         return Outcome(str(signal_id), current.first() or "missing", "already claimed")
     signal = TradingSignal.objects.select_related("pair", "pair_model").get(pk=signal_id)
-    now = now or timezone.now()
     max_age = config_values("signals.")["signals.max_age_seconds"]
-    candle_close = signal.time + timedelta(minutes=1)
-    if (now - max(candle_close, signal.created_at)).total_seconds() > max_age:
+    if (timezone.now() - signal.created_at).total_seconds() > max_age:
         return _finish(
             signal,
             TradingSignal.Status.EXPIRED,
@@ -279,20 +294,23 @@ def signal_execute(
             TradingSignal.Status.REJECTED,
             f"{pair.symbol} is not trading (state {pair.state}, enabled={pair.enabled})",
         )
-    is_open, why = market_open(pair.symbol, now)
-    if not is_open:
-        return _finish(signal, TradingSignal.Status.REJECTED, f"market closed: {why}")
     client = client or broker_client()
     with entry_lock():
         return _enter(signal, pair, client, now)
 
 
-def _enter(signal: TradingSignal, pair: Pair, client: oanda.OandaClient, now: datetime) -> Outcome:
+def _enter(
+    signal: TradingSignal, pair: Pair, client: oanda.OandaClient, now: datetime | None
+) -> Outcome:
     state = trading_state()
     stop_pips, take_pips = stop_distances(signal)
     try:
+        quote, broker_now = fetch_quote(client, pair.symbol)
+        now = now or broker_now
+        is_open, why = market_open(pair.symbol, now)
+        if not is_open:
+            return _finish(signal, TradingSignal.Status.REJECTED, f"market closed: {why}")
         snapshot = account_snapshot_take(client, now=now)
-        quote = fetch_quote(client, pair.symbol)
     except oanda.OandaError as error:
         return _finish(
             signal, TradingSignal.Status.REJECTED, f"broker unavailable before the entry: {error}"
@@ -323,7 +341,7 @@ def _enter(signal: TradingSignal, pair: Pair, client: oanda.OandaClient, now: da
         open_trades=open_trades.count() + pending.count(),
         pair_open_units=pair_units,
         orders_last_minute=Order.objects.filter(
-            kind=Order.Kind.ENTRY, created_at__gte=now - timedelta(minutes=1)
+            kind=Order.Kind.ENTRY, created_at__gte=timezone.now() - timedelta(minutes=1)
         ).count(),
         consecutive_losses=streak,
         last_loss_at=last_loss_at,
@@ -392,7 +410,7 @@ def order_request_body(
             "timeInForce": "FOK",
             "positionFill": "DEFAULT",
             "clientExtensions": {"id": order.client_id, "tag": "septrader"},
-            "tradeClientExtensions": {"id": order.client_id, "tag": "septrader"},
+            "tradeClientExtensions": {"id": trade_client_id(order.client_id), "tag": "septrader"},
             "stopLossOnFill": {"distance": format(distance, "f"), "timeInForce": "GTC"},
         }
     }

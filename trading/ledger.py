@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # The broker transaction types that say an order of ours was refused outright.
 REJECT_TYPES = {"MARKET_ORDER_REJECT", "LIMIT_ORDER_REJECT", "STOP_ORDER_REJECT"}
+# A trade's client id is its opening order's client id with this suffix.
+TRADE_SUFFIX = "-t"
 
 
 def decimal_or_zero(value: Any) -> Decimal:
@@ -75,8 +77,10 @@ def transactions_apply(*, account_id: str, transactions: Iterable[Mapping[str, A
             continue
         readable.append((transaction_id, time, dict(raw)))
     applied = 0
-    for transaction_id, time, raw in sorted(readable, key=lambda item: item[0]):
-        with transaction.atomic():
+    # One database transaction for the batch (an order's answer carries three to five), in id
+    # order, so a fill is applied before the stop-loss order that refers to its trade.
+    with transaction.atomic():
+        for transaction_id, time, raw in sorted(readable, key=lambda item: item[0]):
             if not _insert(account_id, transaction_id, str(raw.get("type", "")), time, raw):
                 continue
             _apply(account_id, raw, time)
@@ -184,8 +188,10 @@ def trade_open(
     """Our row for a broker trade, created once (keyed by the broker's trade id)."""
     if not Pair.objects.filter(symbol=pair).exists():
         Pair.objects.get_or_create(symbol=pair)
-    if order is None and client_id:
-        order = Order.objects.filter(client_id=client_id, kind=Order.Kind.ENTRY).first()
+    if order is None and client_id.endswith(TRADE_SUFFIX):
+        order = Order.objects.filter(
+            client_id=client_id.removesuffix(TRADE_SUFFIX), kind=Order.Kind.ENTRY
+        ).first()
     trade, created = Trade.objects.get_or_create(
         account_id=account_id,
         broker_trade_id=broker_trade_id,

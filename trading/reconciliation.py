@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from marketdata import oanda
@@ -230,6 +230,12 @@ def _correct(trade: Trade, wire: dict[str, Any], report: ReconcileReport) -> Non
 def _settle_signals(now: datetime, report: ReconcileReport) -> None:
     max_age = config_values("signals.")["signals.max_age_seconds"]
     cutoff = now - timedelta(seconds=PENDING_GRACE_SECONDS)
+    # An executor killed after its order was settled but before it marked the signal.
+    settled = TradingSignal.objects.filter(
+        status=TradingSignal.Status.CLAIMED, updated_at__lt=cutoff, order__isnull=False
+    ).exclude(order__status=Order.Status.PENDING)
+    for signal in settled.select_related("order"):
+        signal_settle(signal, signal.order)
     orphans = TradingSignal.objects.filter(
         status=TradingSignal.Status.CLAIMED, updated_at__lt=cutoff, order__isnull=True
     )
@@ -240,9 +246,7 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
             if TradingSignal.objects.filter(
                 pk=signal.pk, status=TradingSignal.Status.CLAIMED, order__isnull=True
             ).update(status=TradingSignal.Status.NEW, status_reason="requeued by reconciliation"):
-                from trading.tasks import execute_signal_task
-
-                execute_signal_task.apply_async(args=[str(signal.pk)], queue=signal_queue(signal))
+                _requeue(str(signal.pk), signal_queue(signal))
                 report.signals_requeued += 1
         else:
             TradingSignal.objects.filter(pk=signal.pk, status=TradingSignal.Status.CLAIMED).update(
@@ -258,3 +262,9 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
 def signal_queue(signal: TradingSignal) -> str:
     node = signal.pair.node if signal.pair_id else None
     return node.queue if node is not None else "execution"
+
+
+def _requeue(signal_id: str, queue: str) -> None:
+    from trading.tasks import execute_signal_task
+
+    transaction.on_commit(lambda: execute_signal_task.apply_async(args=[signal_id], queue=queue))

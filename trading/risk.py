@@ -270,15 +270,15 @@ def rule_size(
 def check_entry(context: EntryContext, limits: RiskLimits) -> RiskDecision:
     """Every rule for one entry; the units to send when all of them pass."""
     reasons: list[str] = []
+    mode_reason = rule_mode(context)
+    if mode_reason:
+        reasons.append(mode_reason)
     trip = None
     for rule in (rule_daily_loss, rule_drawdown):
         reason = rule(context, limits)
         if reason:
             reasons.append(reason)
             trip = trip or reason
-    mode_reason = rule_mode(context)
-    if mode_reason and not trip:
-        reasons.append(mode_reason)
     for check in (rule_tradeable,):
         reason = check(context)
         if reason:

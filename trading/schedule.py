@@ -274,7 +274,7 @@ def market_status(
                 f"the market state does not change within {_MAX_HORIZON.days} days of "
                 f"{at.isoformat()}; expected maintenance windows that end."
             )
-        horizon += _LOOK_AHEAD
+        horizon = at + 2 * (horizon - at)
     if not current:
         return MarketStatus(open=True, reason="open", next_change=change)
     shown = min(current, key=lambda closure: (_PRIORITY[closure.kind], closure.starts_at))

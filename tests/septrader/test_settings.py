@@ -97,3 +97,32 @@ def test_a_secret_can_come_from_a_file(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert result.stdout.strip() == "64", result.stderr
+
+
+def test_a_visibility_timeout_shorter_than_the_longest_task_is_refused(tmp_path: Path) -> None:
+    broker = {"CELERY_BROKER_URL": "redis://h:6379/0"}
+    too_short = start({**broker, "CELERY_VISIBILITY_TIMEOUT": "3600"}, tmp_path)
+    assert too_short.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT=3600 must be longer than the longest task" in (
+        too_short.stderr
+    )
+
+    fitting = start(
+        {**broker, "CELERY_VISIBILITY_TIMEOUT": "3600", "CELERY_LONG_TASK_TIME_LIMIT": "1800"},
+        tmp_path,
+    )
+    assert fitting.returncode == 0, fitting.stderr
+
+
+def test_the_live_oanda_environment_needs_an_explicit_confirmation(tmp_path: Path) -> None:
+    unconfirmed = start({"OANDA_ENVIRONMENT": "live"}, tmp_path)
+    assert unconfirmed.returncode != 0
+    assert "OANDA_ENVIRONMENT=live trades real money" in unconfirmed.stderr
+
+    wrong_words = start({"OANDA_ENVIRONMENT": "live", "OANDA_LIVE_CONFIRM": "yes"}, tmp_path)
+    assert wrong_words.returncode != 0
+
+    confirmed = start(
+        {"OANDA_ENVIRONMENT": "live", "OANDA_LIVE_CONFIRM": "yes-trade-real-money"}, tmp_path
+    )
+    assert confirmed.returncode == 0, confirmed.stderr

@@ -1,0 +1,154 @@
+"""Candle close in the database → order accepted by the simulator, through the real Celery path.
+
+For each of N signals, one after another: the closed M1 candle is upserted into TimescaleDB, the
+signal for it is stored, ``trading.execute_signal_task`` goes through Redis to a real Celery
+worker (``-Q execution``, prefetch 1, acks late), which claims the signal, checks the schedule and
+every risk rule on live broker figures (account summary and price: two broker calls), sends the
+market order with its stops, and records the fill. The latency is from just before the candle
+upsert to the moment the filled order is recorded (both clocks are this machine's). The QFH
+analysis between the candle and the signal is measured on its own by ``bench/qfh.py``.
+
+    python bench/latency.py [--signals 1000]
+
+Prints ``name=value`` lines (README.md, "Benchmarks"). Needs DATABASE_URL (TimescaleDB) and
+CELERY_BROKER_URL/CELERY_RESULT_BACKEND (Redis): ``make bench-latency`` provides them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+
+from bench.ingest import setup_bench_database  # noqa: E402
+from oandasim.client import SimulatorProcess  # noqa: E402
+
+TOKEN = "latency-bench-token"
+ACCOUNT = "101-001-0000000-042"
+SEED = REPO / "marketdata" / "fixtures" / "eur_usd_m1_48h.json"
+START = datetime(2025, 7, 24, 9, 0, tzinfo=UTC)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signals", type=int, default=1000)
+    args = parser.parse_args()
+
+    simulator = SimulatorProcess(
+        token=TOKEN,
+        account=ACCOUNT,
+        extra_args=[
+            *("--data", f"EUR_USD={SEED}", "--start", START.isoformat(), "--speed", "1"),
+            *("--rate-limit", "0"),
+        ],
+    ).start()
+    os.environ.update(
+        OANDA_API_URL=simulator.base_url,
+        OANDA_STREAM_URL=simulator.base_url,
+        OANDA_TOKEN=TOKEN,
+        OANDA_ACCOUNT_ID=ACCOUNT,
+    )
+    setup_bench_database()
+    from celery import current_app
+    from django.db import connection
+
+    from marketdata.models import Pair
+    from marketdata.services import candles_ingest
+    from septrader.models import SystemConfig
+    from septrader.services import config_set
+    from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+    from trading.tasks import execute_signal_task
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE trading_orders, trading_trades, trading_signals, trading_account_snapshots,"
+            " trading_broker_transactions CASCADE"
+        )
+    SystemConfig.objects.all().delete()
+    TradingState.objects.update_or_create(pk=1, defaults={"mode": "trading", "reason": ""})
+    # Alternate BUY and SELL on one pair: each SELL closes the BUY before it at the broker, so
+    # the account stays flat and the risk rules pass on every signal without being switched off.
+    for key, value in (
+        ("risk.per_trade_percent", "0.01"),
+        ("risk.one_position_per_pair", False),
+        ("risk.max_orders_per_minute", 1000),
+        ("risk.loss_streak_length", 0),
+        ("risk.stale_price_seconds", 60),
+    ):
+        config_set(key=key, value=value)
+    Pair.objects.filter(symbol="EUR_USD").update(
+        enabled=True, state=Pair.State.TRADING, forced_without_model=True
+    )
+
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "septrader.settings"}
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "septrader", "worker"),
+            *("-Q", "execution", "--pool", "solo", "--loglevel", "WARNING"),
+            *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+        ],
+        cwd=REPO,
+        env=environment,
+    )
+    try:
+        current_app.control.purge()
+        execute_signal_task.delay("00000000-0000-0000-0000-000000000000").get(timeout=60)
+        latencies = []
+        failures = 0
+        started = time.perf_counter()
+        for number in range(args.signals):
+            minute = START - timedelta(minutes=args.signals - number)
+            candle = {
+                "time": minute,
+                "open": Decimal("1.17000"),
+                "high": Decimal("1.17020"),
+                "low": Decimal("1.16990"),
+                "close": Decimal("1.17010"),
+                "volume": 50,
+            }
+            before = datetime.now(UTC)
+            candles_ingest(candles=[candle], pair="EUR_USD", timeframe="M1")
+            signal = TradingSignal.objects.create(
+                pair_id="EUR_USD",
+                time=minute,
+                direction="BUY" if number % 2 == 0 else "SELL",
+                confidence=0.9,
+                price=Decimal("1.17010"),
+            )
+            result = execute_signal_task.delay(str(signal.pk)).get(timeout=60)
+            order = Order.objects.filter(signal=signal).first()
+            if result["status"] != "executed" or order is None:
+                failures += 1
+                print(f"failed signal={signal.pk} {result}", file=sys.stderr)
+                continue
+            latencies.append((order.updated_at - before).total_seconds() * 1000)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        simulator.stop()
+    print(f"signals={args.signals} executed={len(latencies)} failures={failures}")
+    print(f"orders_at_broker={Order.objects.filter(status='filled').count()}")
+    print(f"trades_recorded={Trade.objects.count()} snapshots={AccountSnapshot.objects.count()}")
+    print(f"latency_p50_ms={statistics.median(latencies):.1f}")
+    print(f"latency_p99_ms={percentile(latencies, 0.99):.1f}")
+    print(f"latency_max_ms={max(latencies):.1f}")
+    print(f"signals_per_second={len(latencies) / elapsed:.1f}")
+
+
+if __name__ == "__main__":
+    main()
