@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from septrader.admin_tools import EstimatedCountPaginator, ReadOnlyAdmin, operator
 from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_value
-from septrader.models import AuditLog, Node, SystemConfig
+from septrader.models import AuditLog, Node, SystemConfig, TaskRun
 from septrader.services import audit_record, config_set
 
 
@@ -122,3 +122,14 @@ class NodeAdmin(admin.ModelAdmin):
             details={"changed": form.changed_data, "state": obj.state},
             address=address,
         )
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(ReadOnlyAdmin):
+    """Idempotency records of once-only tasks: how often each was delivered and when it finished."""
+
+    list_display = ("task", "key", "attempts", "started_at", "completed_at")
+    list_filter = ("task",)
+    search_fields = ("key", "task")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False

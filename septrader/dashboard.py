@@ -24,6 +24,8 @@ from marketdata.selectors import Bar, candles_between, candles_last, stream_stat
 from marketdata.timeframes import Timeframe, timeframe_duration
 from septrader.models import AuditLog, Node
 from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
+from trading.performance import DailyLoss, Drawdown, daily_loss, drawdown_from_peak
+from trading.schedule import trading_day_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +66,10 @@ class MarketPanel:
 @dataclass(frozen=True)
 class AccountPanel:
     snapshot: AccountSnapshot | None
-    day_pl: Decimal | None
-    day_start_nav: Decimal | None
-    realized_today: Decimal
+    # Today's P&L as the daily loss limit counts it (trading.performance.daily_loss).
+    today: DailyLoss
     closed_today: int
+    drawdown: Drawdown | None
     day_start: datetime
 
 
@@ -126,23 +128,15 @@ def _market(now: datetime) -> MarketPanel:
 
 
 def _account(now: datetime) -> AccountPanel:
-    from trading.execution import account_figures, trading_day_start
-
-    day_start = trading_day_start(now)
-    snapshot = AccountSnapshot.objects.order_by("-time").first()
-    day_pl = day_start_nav = None
-    if snapshot is not None:
-        figures = account_figures(snapshot, now)
-        day_pl, day_start_nav = figures.day_pl, figures.day_start_nav
-    closed = Trade.objects.filter(closed_at__gte=day_start).aggregate(
-        count=Count("id"), realized=Sum("realized_pl")
-    )
+    today = daily_loss(now=now)
+    day_start = trading_day_bounds(today.day)[0]
     return AccountPanel(
-        snapshot=snapshot,
-        day_pl=day_pl,
-        day_start_nav=day_start_nav,
-        realized_today=closed["realized"] or Decimal(0),
-        closed_today=closed["count"],
+        snapshot=AccountSnapshot.objects.order_by("-time").first(),
+        today=today,
+        closed_today=Trade.objects.filter(
+            state=Trade.State.CLOSED, closed_at__gte=day_start, closed_at__lt=today.as_of
+        ).count(),
+        drawdown=drawdown_from_peak(),
         day_start=day_start,
     )
 

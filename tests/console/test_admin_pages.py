@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from marketdata.models import Pair
 from marketdata.services import candles_ingest
@@ -172,6 +173,21 @@ def test_the_dashboard_shows_state_market_account_open_trades_and_stream_lag(
     Pair.objects.filter(symbol="EUR_USD").update(enabled=True, state=Pair.State.TRADING)
     candles = minute_candles(CHART_END - timedelta(minutes=5), 5)
     candles_ingest(candles=candles, pair="EUR_USD", timeframe="M1")
+    # ... and a trade that lost 40 and closed a minute ago, in today's trading day
+    just_now = timezone.now() - timedelta(minutes=1)
+    Trade.objects.create(
+        account_id="acct",
+        broker_trade_id="78",
+        pair_id="GBP_USD",
+        initial_units=Decimal(1000),
+        current_units=Decimal(0),
+        open_price=Decimal("1.3"),
+        opened_at=just_now - timedelta(seconds=30),
+        close_price=Decimal("1.296"),
+        closed_at=just_now,
+        state=Trade.State.CLOSED,
+        realized_pl=Decimal(-40),
+    )
 
     # When the operator opens the console
     page = operator_client.get("/admin/")
@@ -186,6 +202,8 @@ def test_the_dashboard_shows_state_market_account_open_trades_and_stream_lag(
     assert re.search(r"\((Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d:\d\d (GMT|BST)\)", html)
     assert "100012.5" in html  # NAV
     assert "Open trades (1, unrealised" in html and "+12.50" in html
+    assert re.search(r'id="today-pl" class="loss">-40.00', html)
+    assert "-40.00 on 1 closed trades" in html
     assert 'class="stream-row"><td>EUR_USD</td>' in html
     assert "2025-07-25 20:59Z" in html  # the newest stored candle, for the lag
     assert "Alerts need the monitoring app" in html or 'id="panel-alerts"' in html
