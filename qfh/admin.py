@@ -212,8 +212,10 @@ class CandleMetricsAdmin(ReadOnlyAdmin):
         "collapse",
         "trajectory_confidence",
     )
-    list_filter = ("pair", "timeframe", "collapse")
-    ordering = ("-time",)
+    list_filter = ("pair", "timeframe")
+    # The natural key's index order, read backwards (see CandleAdmin: no index on time alone).
+    ordering = ("-pair", "-timeframe", "-params_version", "-time")
+    sortable_by = ()
     paginator = EstimatedCountPaginator
     show_full_result_count = False
 
