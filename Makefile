@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_PORT ?= 8000
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check services services-down \
-	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train backup
+	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency backup
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +18,13 @@ $(BIN)/.installed: requirements/dev.txt
 
 install: $(BIN)/.installed
 
-# Migrate the embedded SQLite database, load the bundled real EUR/USD minutes, create an admin
-# login and start the web server.
+# The whole system on this machine (README.md, "Run the demo"): the OANDA simulator replaying the
+# bundled real EUR/USD minutes at 10x, the streamer, Celery workers for every queue, beat and the
+# web server under one supervisor, in var/demo (embedded SQLite and filesystem broker unless
+# DATABASE_URL / CELERY_BROKER_URL are set). It prints the admin URL and login; Ctrl-C stops it.
 demo: install
-	$(BIN)/python manage.py migrate --verbosity 0
-	$(BIN)/python manage.py load_candles marketdata/fixtures/eur_usd_m1_48h.json --pair EUR_USD --timeframe M1
-	$(BIN)/python manage.py demo_admin
-	@echo "Admin console: http://127.0.0.1:$(DEMO_PORT)/admin/"
-	$(BIN)/python manage.py runserver 127.0.0.1:$(DEMO_PORT)
+	SEPTRADER_DATA_DIR=$${SEPTRADER_DATA_DIR:-$(CURDIR)/var/demo} \
+	$(BIN)/python manage.py demo --fresh --port $(DEMO_PORT) $(DEMO_ARGS)
 
 # Provision TimescaleDB and Redis when they are missing, then run the whole suite against them.
 test: install
@@ -59,7 +59,7 @@ backup: install
 	$(BIN)/python manage.py backup
 
 # Every benchmark in bench/, each printing name=value lines (figures in README.md).
-bench: bench-ingest bench-backfill bench-qfh bench-oandasim bench-train
+bench: bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency
 
 bench-ingest: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
@@ -68,6 +68,10 @@ bench-ingest: install
 bench-backfill: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
 	$(BIN)/python bench/backfill.py
+
+bench-latency: install
+	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
+	$(BIN)/python bench/latency.py
 
 bench-qfh: install
 	$(BIN)/python bench/qfh.py
