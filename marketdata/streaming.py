@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from celery.result import AsyncResult
 from django.core.cache import cache
 from django.db import connections
 
@@ -89,6 +90,12 @@ class StreamState:
     broker_time: str | None = None
     last_transaction_id: str | None = None
     updated: str | None = None
+    # For monitoring (monitoring/health.py): when each stream last proved alive (any message,
+    # heartbeats included), and running totals that Prometheus turns into rates.
+    prices_alive_at: str | None = None
+    transactions_alive_at: str | None = None
+    prices_received: int = 0
+    candles_written: int = 0
 
 
 @dataclass
@@ -145,6 +152,7 @@ class Streamer:
         transaction_silence: float = TRANSACTION_SILENCE_SECONDS,
         stream_transactions: bool = True,
         on_candles_closed: Callable[[str, datetime, datetime], None] | None = None,
+        on_minute_closed: Callable[[list[str], datetime], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.client_factory = client_factory
@@ -154,7 +162,10 @@ class Streamer:
         self.price_silence = price_silence
         self.transaction_silence = transaction_silence
         self.stream_transactions = stream_transactions
-        self.on_candles_closed = on_candles_closed or enqueue_analysis
+        # Per pair, the range of candles just stored (none by default); per minute, every pair
+        # whose newest closed candle starts then, analysed together (live signals).
+        self.on_candles_closed = on_candles_closed
+        self.on_minute_closed = on_minute_closed or enqueue_analysis
         self.stop = stop or threading.Event()
         self.state = StreamState()
         self.lock = threading.Lock()
@@ -226,6 +237,7 @@ class Streamer:
         estimate = broker_time + timedelta(seconds=max(0.0, time.monotonic() - seen_at))
         current = (estimate - CLOSE_GRACE).replace(second=0, microsecond=0)
         now = time.monotonic()
+        closed: dict[datetime, list[str]] = {}
         for pair in pairs:
             if self.closed_through.get(pair, datetime.min.replace(tzinfo=UTC)) >= current:
                 continue
@@ -246,18 +258,23 @@ class Streamer:
                 continue
             newest_after = _newest_complete(pair)
             with self.lock:
+                self.state.candles_written += result.ingest.stored
                 self.state.pairs.setdefault(pair, PairState()).last_candle_time = (
                     newest_after.isoformat() if newest_after else None
                 )
             if newest_after is not None and (newest_before is None or newest_after > newest_before):
                 first = (newest_before + MINUTE) if newest_before else result.start or newest_after
-                self.on_candles_closed(pair, first, newest_after + MINUTE)
+                if self.on_candles_closed is not None:
+                    self.on_candles_closed(pair, first, newest_after + MINUTE)
+                closed.setdefault(newest_after, []).append(pair)
             # The minute just ended may not be final at the broker yet: ask again shortly, but a
             # minute without a single tick has no candle at all, so stop asking after a while.
             settled = newest_after is not None and newest_after >= current - MINUTE
             if settled or now - first_try > GIVE_UP_SECONDS:
                 self.closed_through[pair] = current
                 self.attempts.pop(pair, None)
+        for minute, minute_pairs in sorted(closed.items()):
+            self.on_minute_closed(minute_pairs, minute)
 
     # ----- prices -------------------------------------------------------------------------------
 
@@ -319,6 +336,8 @@ class Streamer:
         except CandleTimeError:
             logger.warning("event=price_line_unreadable reason=time raw=%r", message)
             return False
+        with self.lock:
+            self.state.prices_alive_at = datetime.now(UTC).isoformat()
         if kind == "HEARTBEAT":
             self._advance_broker_time(moment)
             return True
@@ -356,6 +375,7 @@ class Streamer:
             state.last_price_time = moment.isoformat()
             state.last_price_received = received.isoformat()
             state.tradeable = tradeable
+            self.state.prices_received += 1
         if tradeable:
             self._update_forming(str(pair), moment, (bid + ask) / 2)
         return True
@@ -461,6 +481,8 @@ class Streamer:
                 "event=transaction_line_unreadable reason=%s raw=%r", message.reason, message.raw
             )
             return last
+        with self.lock:
+            self.state.transactions_alive_at = datetime.now(UTC).isoformat()
         if message.get("type") == "HEARTBEAT":
             # A heartbeat names the account's newest transaction: a gap means we missed some.
             try:
@@ -502,6 +524,11 @@ class Streamer:
         cache.set(STATE_KEY, snapshot, timeout=None)
 
 
+# A signal is for the minute that just closed; an analysis still queued after this long (the PC
+# dropped off with the fallback off) would only make signals that execution expires anyway.
+ANALYSIS_EXPIRES_SECONDS = 120
+
+
 def _newest_complete(pair: str) -> datetime | None:
     newest: datetime | None = (
         Candle.objects.filter(pair_id=pair, timeframe="M1", complete=True)
@@ -512,8 +539,12 @@ def _newest_complete(pair: str) -> datetime | None:
     return newest
 
 
-def enqueue_analysis(pair: str, start: datetime, end: datetime) -> None:
-    """The analysis hook: QFH metrics for the newly closed candles, on the ``qfh`` queue."""
-    from qfh.tasks import analyze_candles_task
+def enqueue_analysis(pairs: list[str], time: datetime) -> AsyncResult[Any]:
+    """The analysis hook: live signals for the pairs whose M1 candle starting at ``time`` just
+    closed, in one task (one engine call), on ``qfh`` or on the CPU fallback queue."""
+    from qfh.routing import analysis_queue
+    from qfh.tasks import analyze_closed_candles_task
 
-    analyze_candles_task.delay([pair], ["M1"], start.isoformat(), end.isoformat())
+    return analyze_closed_candles_task.apply_async(
+        args=[pairs, time.isoformat()], queue=analysis_queue(), expires=ANALYSIS_EXPIRES_SECONDS
+    )

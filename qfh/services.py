@@ -1,4 +1,5 @@
-"""Writes for the QFH app: per-candle metrics computed from stored candles."""
+"""Writes for the QFH app: per-candle metrics computed from stored candles, and the live
+analysis that turns each closed M1 candle into a TradingSignal (or nothing)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,28 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from celery import current_app
 from django.db import transaction
+from django.utils import timezone
 
+from marketdata.models import Pair
 from marketdata.selectors import Bar, candles_between, candles_last
+from qfh import rules
 from qfh.engine import DEFAULT_PARAMS, QFHParams, analyze_trailing, bits_from_closes, to_numpy
-from qfh.models import CandleMetrics
+from qfh.evaluation.candles import Candles
+from qfh.evaluation.evaluate import rule_signals
+from qfh.evaluation.features import TESTBED_QFH, FeatureRequest, features_batch, history_needed
+from qfh.models import CandleMetrics, PairModel
+from qfh.routing import execution_queue_for
 
 logger = logging.getLogger(__name__)
+
+# Written by trading (the lead's executor); sent by name so analysis needs no trading import.
+EXECUTE_SIGNAL_TASK = "trading.execute_signal_task"
 
 # The testbed's window: candle i used at most 11 bits (QFH_SPEC.md section 1).
 DEFAULT_WINDOW_BITS = 11
@@ -121,3 +133,249 @@ def candle_metrics_compute(
         len(rows),
     )
     return MetricsRun(pair, timeframe, version, len(bars), len(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# Live signals (DESIGN.md section 4, step 2).
+
+# A pair forced to trade without a promoted model (an audited operator decision) uses the
+# published testbed rule: the section 5.1 weights and thresholds, made causal, high-confidence
+# signals only, no multi-timeframe confirmation.
+DEFAULT_LIVE_RULE = rules.validate_rule("testbed")
+_DIRECTIONS = {rules.BUY: "BUY", rules.SELL: "SELL"}
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """What the live analysis did for one pair at one candle."""
+
+    pair: str
+    outcome: str  # signal, hold, skipped
+    reason: str = ""
+    direction: str = ""
+    confidence: float = 0.0
+    signal_id: str = ""
+    queue: str = ""
+
+
+def live_rule_for(pair: Pair) -> tuple[rules.Rule, PairModel | None] | None:
+    """The rule a trading pair trades with: its promoted model's, the default rule when the pair
+    is forced to trade without a model, else None. A stored rule is validated again here."""
+    model = PairModel.objects.filter(pair_id=pair.symbol, promoted=True).first()
+    if model is not None:
+        return rules.validate_rule(model.rule_type, model.params), model
+    if pair.forced_without_model:
+        return DEFAULT_LIVE_RULE, None
+    return None
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _metrics_row(
+    *, pair: str, timeframe: str, time: datetime, result: Any, bit: int, window: int
+) -> CandleMetrics:
+    values: dict[str, Any] = {
+        name: to_numpy(getattr(result, name))[bit].item()
+        for name in _METRIC_FIELDS
+        if name != "window_bits"
+    }
+    values["collapse"] = bool(values["collapse"])
+    return CandleMetrics(
+        pair_id=pair,
+        timeframe=timeframe,
+        time=time,
+        params_version=params_version(TESTBED_QFH, window),
+        window_bits=min(window, bit + 1),
+        **values,
+    )
+
+
+def signals_analyze_closed(
+    *, pairs: list[str], time: datetime, backend: str | None = None
+) -> list[PairOutcome]:
+    """Analyse the M1 candle starting at ``time`` of every trading pair in ``pairs``.
+
+    For each enabled pair in state ``trading`` with a rule (``live_rule_for``): read the closed
+    candles the rule needs (``history_needed``), compute the features of all pairs in one batch
+    (M1 and the M5/M15 built from it), apply the rule with the same functions the evaluation
+    uses, store the candle's metrics (M1, and M5/M15 when a bucket closed with this minute) and a
+    TradingSignal unless the rule holds. After the commit each new signal is sent to its pair's
+    execution queue. Running it again stores nothing new; a signal still ``new`` is sent again,
+    which is harmless because execution claims a signal with a conditional update.
+    """
+    from trading.models import TradingSignal
+
+    if timezone.is_naive(time):
+        raise ValueError(f"time={time!r} has no time zone; expected an aware UTC time")
+    outcomes: list[PairOutcome] = []
+    chosen = Pair.objects.filter(
+        symbol__in=pairs, enabled=True, state=Pair.State.TRADING
+    ).select_related("node")
+    found = {pair.symbol: pair for pair in chosen}
+    for symbol in sorted(set(pairs) - set(found)):
+        outcomes.append(PairOutcome(symbol, "skipped", "not an enabled pair in state trading"))
+    work: list[tuple[Pair, rules.Rule, PairModel | None, list[Bar]]] = []
+    for symbol in sorted(found):
+        pair = found[symbol]
+        try:
+            chosen_rule = live_rule_for(pair)
+        except rules.RuleError as error:
+            logger.error("event=live_rule_invalid pair=%s error=%s", symbol, error)
+            outcomes.append(PairOutcome(symbol, "skipped", f"invalid rule: {error}"))
+            continue
+        if chosen_rule is None:
+            outcomes.append(PairOutcome(symbol, "skipped", "no promoted pair model"))
+            continue
+        rule, model = chosen_rule
+        count = history_needed(
+            window=rule.params["window"],
+            volatility_lookback=rule.params.get("volatility_lookback", 100),
+            confirm=True,
+        )
+        bars = [
+            bar
+            for bar in candles_last(
+                pair=symbol, timeframe="M1", count=count, until=time + timedelta(minutes=1)
+            )
+            if bar.complete
+        ]
+        if not bars or bars[-1].time != time:
+            outcomes.append(PairOutcome(symbol, "skipped", "the candle is not stored as closed"))
+            continue
+        if len(bars) < count:
+            outcomes.append(
+                PairOutcome(symbol, "skipped", f"{len(bars)} closed candles; {count} needed")
+            )
+            continue
+        work.append((pair, rule, model, bars))
+    if not work:
+        _log_outcomes(outcomes, time)
+        return outcomes
+    requests = [
+        FeatureRequest(
+            candles=Candles.from_bars(bars, seconds=60, pip=float(pair.pip_size)),
+            window=rule.params["window"],
+            volatility_lookback=rule.params.get("volatility_lookback", 100),
+            confirm=True,
+        )
+        for pair, rule, _, bars in work
+    ]
+    batch = features_batch(requests, backend=backend)
+    metrics_rows: list[CandleMetrics] = []
+    pending: list[tuple[Pair, PairModel | None, Bar, int, dict[str, Any]]] = []
+    close = _epoch(time) + 60
+    for (pair, rule, model, bars), request, (features, higher) in zip(
+        work, requests, batch, strict=True
+    ):
+        window = request.window
+        last_bit = len(bars) - 2
+        metrics_rows.append(
+            _metrics_row(
+                pair=pair.symbol,
+                timeframe="M1",
+                time=time,
+                result=features.qfh,
+                bit=last_bit,
+                window=window,
+            )
+        )
+        for frame in higher:
+            if close % frame.seconds == 0 and len(frame.times) >= 2:
+                metrics_rows.append(
+                    _metrics_row(
+                        pair=pair.symbol,
+                        timeframe="M5" if frame.seconds == 300 else "M15",
+                        time=datetime.fromtimestamp(int(frame.times[-1]), UTC),
+                        result=frame.qfh,
+                        bit=len(frame.times) - 2,
+                        window=window,
+                    )
+                )
+        signals = rule_signals(rule.rule_type, rule.params, features, higher)
+        direction = int(to_numpy(signals.direction)[-1])
+        if direction == rules.HOLD:
+            outcomes.append(PairOutcome(pair.symbol, "hold"))
+            continue
+        raw = features.qfh
+        metrics = {
+            "rule_type": rule.rule_type,
+            "params_version": params_version(TESTBED_QFH, window),
+            "rule_params": dict(rule.params),
+            "window_bits": min(window, last_bit + 1),
+            "coherence": float(to_numpy(features.coherence)[-1]),
+            "stability": float(to_numpy(features.stability)[-1]),
+            "entropy": float(to_numpy(features.entropy)[-1]),
+            "multiplier": float(to_numpy(features.multiplier)[-1]),
+            "volatility_multiplier": float(to_numpy(features.volatility)[-1]),
+            "high_confidence": bool(to_numpy(signals.high_confidence)[-1]),
+            "qfh_coherence": float(to_numpy(raw.coherence)[last_bit]),
+            "qfh_entropy": float(to_numpy(raw.entropy)[last_bit]),
+            "rupture_ratio": float(to_numpy(raw.rupture_ratio)[last_bit]),
+            "flip_ratio": float(to_numpy(raw.flip_ratio)[last_bit]),
+            "damped_value": float(to_numpy(raw.damped_value)[last_bit]),
+            "trajectory_confidence": float(to_numpy(raw.trajectory_confidence)[last_bit]),
+            "confidence": float(to_numpy(signals.confidence)[-1]),
+        }
+        pending.append((pair, model, bars[-1], direction, metrics))
+    with transaction.atomic():
+        CandleMetrics.objects.bulk_create(
+            metrics_rows,
+            update_conflicts=True,
+            unique_fields=["pair", "timeframe", "params_version", "time"],
+            update_fields=[name for name in _METRIC_FIELDS],
+        )
+        for pair, model, bar, direction, metrics in pending:
+            signal, created = TradingSignal.objects.get_or_create(
+                pair_id=pair.symbol,
+                timeframe="M1",
+                time=time,
+                defaults={
+                    "direction": _DIRECTIONS[direction],
+                    "confidence": metrics["confidence"],
+                    "price": bar.close,
+                    "qfh_metrics": metrics,
+                    "pair_model": model,
+                },
+            )
+            queue = execution_queue_for(pair)
+            if signal.status == TradingSignal.Status.NEW:
+                _send_on_commit(str(signal.id), queue, pair.symbol)
+            outcomes.append(
+                PairOutcome(
+                    pair.symbol,
+                    "signal",
+                    "" if created else "already stored",
+                    signal.direction,
+                    signal.confidence,
+                    str(signal.id),
+                    queue,
+                )
+            )
+    _log_outcomes(outcomes, time)
+    return outcomes
+
+
+def _send_on_commit(signal_id: str, queue: str, pair: str) -> None:
+    def send() -> None:
+        current_app.send_task(EXECUTE_SIGNAL_TASK, args=[signal_id], queue=queue)
+        logger.info("event=signal_sent pair=%s signal_id=%s queue=%s", pair, signal_id, queue)
+
+    transaction.on_commit(send)
+
+
+def _log_outcomes(outcomes: list[PairOutcome], time: datetime) -> None:
+    for outcome in outcomes:
+        logger.info(
+            "event=live_analysis pair=%s time=%s outcome=%s reason=%r direction=%s "
+            "confidence=%.4f signal_id=%s queue=%s",
+            outcome.pair,
+            time.isoformat(),
+            outcome.outcome,
+            outcome.reason,
+            outcome.direction or "-",
+            outcome.confidence,
+            outcome.signal_id or "-",
+            outcome.queue or "-",
+        )

@@ -5,7 +5,7 @@ from typing import Any
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
-from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute
+from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute, signals_analyze_closed
 
 
 @shared_task(name="qfh.analyze_candles_task", acks_late=True)
@@ -27,6 +27,27 @@ def analyze_candles_task(
             )
             runs.append({"pair": pair, "timeframe": timeframe, "written": run.written})
     return runs
+
+
+@shared_task(name="qfh.analyze_closed_candles_task", acks_late=True)
+def analyze_closed_candles_task(pairs: list[str], time: str) -> list[dict[str, Any]]:
+    """Live analysis of the M1 candle starting at ``time`` for every pair that closed it: one
+    engine call for all of them, a TradingSignal per BUY/SELL, execution sent on commit.
+    Idempotent, so a redelivered message stores nothing twice."""
+    moment = parse_datetime(time)
+    if moment is None:
+        raise ValueError(f"time={time!r} is not an ISO 8601 time; expected e.g. 2025-07-24T10:15Z")
+    return [
+        {
+            "pair": outcome.pair,
+            "outcome": outcome.outcome,
+            "reason": outcome.reason,
+            "direction": outcome.direction,
+            "signal_id": outcome.signal_id,
+            "queue": outcome.queue,
+        }
+        for outcome in signals_analyze_closed(pairs=pairs, time=moment)
+    ]
 
 
 @shared_task(name="qfh.evaluate_rule_task", acks_late=True)

@@ -13,6 +13,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from monitoring.heartbeats import connect_heartbeats
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
 
 app = Celery("septrader")
@@ -24,3 +26,5 @@ app.conf.task_routes = {
     "marketdata.*": {"queue": "stream"},
 }
 app.autodiscover_tasks()
+# Workers and beat write heartbeats the health checks read (monitoring/heartbeats.py).
+connect_heartbeats()

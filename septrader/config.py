@@ -81,6 +81,141 @@ def _is_holiday_calendar(text: str) -> bool:
     )
 
 
+SEVERITY_CHOICES = ("off", "info", "warning", "critical")
+
+# Health thresholds, alert rules and notification channels (monitoring/, DESIGN.md section 8).
+# The webhook URL and the Telegram bot token are secrets and live in the environment instead.
+MONITORING_KEYS = (
+    ConfigKey(
+        "monitoring.heartbeat_stale_seconds",
+        "int",
+        60,
+        "A worker queue or beat silent for longer than this is reported missing.",
+        2,
+        3600,
+    ),
+    ConfigKey(
+        "monitoring.stream_stale_seconds",
+        "int",
+        30,
+        "The streamer (or one of its streams) silent for longer than this is reported down.",
+        2,
+        3600,
+    ),
+    ConfigKey(
+        "monitoring.stale_price_seconds",
+        "int",
+        120,
+        "On an open market, a pair without a price for longer than this is stale.",
+        2,
+        86400,
+    ),
+    ConfigKey(
+        "monitoring.missed_analysis_seconds",
+        "int",
+        90,
+        "A closed candle without its analysis this long after the close is a missed analysis.",
+        5,
+        3600,
+    ),
+    ConfigKey(
+        "monitoring.order_burst_count",
+        "int",
+        20,
+        "More orders than this within 60 seconds is an order burst.",
+        1,
+        10000,
+    ),
+    ConfigKey(
+        "monitoring.loss_streak_count",
+        "int",
+        5,
+        "This many losing trades in a row (the last closed within 24 h) is a loss streak.",
+        2,
+        100,
+    ),
+    ConfigKey(
+        "monitoring.fill_slippage_pips",
+        "decimal",
+        "5",
+        "A fill this far from the requested price (in the last hour) is reported.",
+        Decimal("0.1"),
+        Decimal("1000"),
+    ),
+    ConfigKey(
+        "monitoring.reconciliation_window_minutes",
+        "int",
+        15,
+        "Reconciliation differences logged within this window keep their alert open.",
+        1,
+        1440,
+    ),
+    ConfigKey(
+        "monitoring.disk_percent",
+        "int",
+        90,
+        "Disk use above this percentage of the data volume is reported.",
+        0,
+        100,
+    ),
+    ConfigKey(
+        "monitoring.memory_percent",
+        "int",
+        90,
+        "Memory use above this percentage is reported.",
+        0,
+        100,
+    ),
+    ConfigKey(
+        "alerts.cooldown_seconds",
+        "int",
+        300,
+        "A condition raised again within this long after its last notification is not re-sent.",
+        0,
+        86400,
+    ),
+    ConfigKey(
+        "alerts.rate_limit_per_hour",
+        "int",
+        30,
+        "Most notifications per channel per hour; beyond it they are stored as suppressed.",
+        1,
+        10000,
+    ),
+    ConfigKey("alerts.email_to", "str", "", "Comma-separated addresses for alert e-mail."),
+    ConfigKey(
+        "alerts.email_min_severity",
+        "str",
+        "critical",
+        "Least severity e-mailed.",
+        accepts=SEVERITY_CHOICES.__contains__,
+        accepts_text="off, info, warning or critical",
+    ),
+    ConfigKey(
+        "alerts.webhook_min_severity",
+        "str",
+        "warning",
+        "Least severity posted to ALERT_WEBHOOK_URL.",
+        accepts=SEVERITY_CHOICES.__contains__,
+        accepts_text="off, info, warning or critical",
+    ),
+    ConfigKey("alerts.telegram_chat_id", "str", "", "Telegram chat that receives alerts."),
+    ConfigKey(
+        "alerts.telegram_min_severity",
+        "str",
+        "critical",
+        "Least severity sent to Telegram.",
+        accepts=SEVERITY_CHOICES.__contains__,
+        accepts_text="off, info, warning or critical",
+    ),
+    ConfigKey(
+        "alerts.daily_summary",
+        "bool",
+        True,
+        "Send the P&L, trades and alerts of each trading day at 17:00 New York.",
+    ),
+)
+
 CONFIG_KEYS: dict[str, ConfigKey] = {
     key.name: key
     for key in (
@@ -233,6 +368,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             True,
             "Analyse on the droplet's CPU when no GPU worker is connected.",
         ),
+        *MONITORING_KEYS,
     )
 }
 

@@ -92,3 +92,22 @@ class TaskRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} {self.key}"
+
+
+class SyncImport(models.Model):
+    """A sync bundle that was imported: importing the same bundle again changes nothing."""
+
+    bundle_id = models.UUIDField(unique=True)
+    sha256 = models.CharField(max_length=64)
+    file_name = models.CharField(max_length=255)
+    source_node = models.CharField(max_length=255)
+    created_at = models.DateTimeField(help_text="When the source node wrote the bundle.")
+    imported_at = models.DateTimeField(auto_now_add=True)
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "sync_imports"
+        ordering = ["-imported_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} from {self.source_node}"

@@ -58,9 +58,12 @@ INSTALLED_APPS = [
     "marketdata",
     "trading",
     "qfh",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
+    # First, so the request metrics time everything below it.
+    "monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -267,7 +270,43 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env_int("RECONCILE_EVERY_SECONDS", 120, minimum=10),
         "options": {"expires": 100},
     },
+    "monitoring.evaluate_alerts": {
+        "task": "monitoring.evaluate_alerts_task",
+        "schedule": 20.0,
+        "options": {"expires": 20},
+    },
+    # Hourly: the task itself sends the summary once, in the hour that starts at 17:00 New York
+    # (beat's crontab follows CELERY_TIMEZONE, UTC, which moves against New York twice a year).
+    "monitoring.send_daily_summary": {
+        "task": "monitoring.send_daily_summary_task",
+        "schedule": crontab(minute=1),
+        "options": {"expires": 50 * 60},
+    },
 }
+
+
+# Monitoring (DESIGN.md section 8) -----------------------------------------------------------------
+# Workers and beat write a heartbeat this often; monitoring.heartbeat_stale_seconds (SystemConfig)
+# says how old one may get before the component is reported missing.
+MONITORING_HEARTBEAT_SECONDS = env_int("MONITORING_HEARTBEAT_SECONDS", 15, minimum=1)
+# A bearer token for Prometheus to scrape /metrics (staff sessions may read it too).
+METRICS_TOKEN = env_optional("METRICS_TOKEN")
+# Alert channels' secrets; which severities go where is SystemConfig (alerts.*).
+ALERT_WEBHOOK_URL = env_optional("ALERT_WEBHOOK_URL")
+TELEGRAM_BOT_TOKEN = env_optional("TELEGRAM_BOT_TOKEN")
+TELEGRAM_API_URL = env_str("TELEGRAM_API_URL", "https://api.telegram.org")
+ALERT_DELIVERY_TIMEOUT = float(env_int("ALERT_DELIVERY_TIMEOUT", 10, minimum=1))
+
+# E-mail for alerts and the daily summary.
+# https://docs.djangoproject.com/en/5.2/topics/email/
+EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "septrader@localhost")
 
 
 # Cache and the latest prices ----------------------------------------------------------------------
@@ -313,6 +352,13 @@ if OANDA_ENVIRONMENT == "live" and env_optional("OANDA_LIVE_CONFIRM") != "yes-tr
         "OANDA_ENVIRONMENT=live trades real money: also set "
         "OANDA_LIVE_CONFIRM=yes-trade-real-money to confirm."
     )
+
+# Air-gapped sync (DESIGN.md section 1): signed bundles written by `manage.py sync export` and
+# imported from the inbox by `manage.py sync import` or POST /api/sync/pull. The secret is shared
+# by the nodes that exchange bundles; syncing refuses to run without it (septrader/sync.py).
+SEPTRADER_SYNC_SECRET = env_optional("SEPTRADER_SYNC_SECRET")
+SYNC_INBOX_DIR = Path(env_str("SYNC_INBOX_DIR", str(DATA_DIR / "sync" / "inbox"))).resolve()
+SYNC_OUTBOX_DIR = Path(env_str("SYNC_OUTBOX_DIR", str(DATA_DIR / "sync" / "outbox"))).resolve()
 
 
 # Internationalisation: every time is stored in UTC; the FX day is New York's.

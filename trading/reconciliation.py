@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from marketdata import oanda
 from marketdata.candle_input import parse_broker_time
+from qfh.routing import execution_queue_for
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading.execution import (
@@ -246,7 +247,7 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
             if TradingSignal.objects.filter(
                 pk=signal.pk, status=TradingSignal.Status.CLAIMED, order__isnull=True
             ).update(status=TradingSignal.Status.NEW, status_reason="requeued by reconciliation"):
-                _requeue(str(signal.pk), signal_queue(signal))
+                _requeue(str(signal.pk), execution_queue_for(signal.pair))
                 report.signals_requeued += 1
         else:
             TradingSignal.objects.filter(pk=signal.pk, status=TradingSignal.Status.CLAIMED).update(
@@ -257,11 +258,6 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
     report.signals_expired += TradingSignal.objects.filter(
         status=TradingSignal.Status.NEW, created_at__lt=now - timedelta(seconds=max_age)
     ).update(status=TradingSignal.Status.EXPIRED, status_reason="not executed before it expired")
-
-
-def signal_queue(signal: TradingSignal) -> str:
-    node = signal.pair.node if signal.pair_id else None
-    return node.queue if node is not None else "execution"
 
 
 def _requeue(signal_id: str, queue: str) -> None:

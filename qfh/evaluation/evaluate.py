@@ -10,7 +10,7 @@ figures next to the honest ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -21,11 +21,10 @@ from qfh import rules
 from qfh.engine import to_numpy
 from qfh.evaluation.candles import Candles
 from qfh.evaluation.features import (
-    HIGHER_TIMEFRAMES,
+    FeatureRequest,
     Features,
     HigherTimeframe,
-    higher_timeframe_features,
-    testbed_features,
+    features_batch,
 )
 from qfh.evaluation.metrics import Performance, performance, wilson_interval
 from qfh.evaluation.outcomes import Costs, Outcomes, pips_to_account, trade_outcomes
@@ -91,23 +90,27 @@ def compute_features(
     backend: str | ModuleType | None = None,
 ) -> tuple[Features, list[HigherTimeframe]]:
     """Features of every candle for ``rule``, and its higher timeframes when it confirms."""
-    params = rule.params
-    features = testbed_features(
-        candles,
-        window=params["window"],
-        volatility_lookback=params.get("volatility_lookback", 100),
-        alignment=alignment,
-        backend=backend,
-    )
-    higher: list[HigherTimeframe] = []
-    if params.get("confirm_threshold") is not None:
-        higher = [
-            higher_timeframe_features(
-                candles, seconds, window=params["window"], alignment=alignment, backend=backend
-            )
-            for seconds in HIGHER_TIMEFRAMES
-        ]
-    return features, higher
+    return compute_features_many([(candles, rule)], alignment=alignment, backend=backend)[0]
+
+
+def compute_features_many(
+    items: Sequence[tuple[Candles, rules.Rule]],
+    *,
+    alignment: str = "causal",
+    backend: str | ModuleType | None = None,
+) -> list[tuple[Features, list[HigherTimeframe]]]:
+    """``compute_features`` for many (candles, rule) pairs through one engine call per window
+    length; the live analysis serves every pair that closed the same minute this way."""
+    requests = [
+        FeatureRequest(
+            candles=candles,
+            window=rule.params["window"],
+            volatility_lookback=rule.params.get("volatility_lookback", 100),
+            confirm=rule.params.get("confirm_threshold") is not None,
+        )
+        for candles, rule in items
+    ]
+    return features_batch(requests, alignment=alignment, backend=backend)
 
 
 def rule_signals(

@@ -18,6 +18,7 @@ close[c + 1] > close[c]), the pattern modifier of the first 10 bits of bits[c - 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 
 from qfh import rules
 from qfh.engine import (
+    QFHBatchResult,
     QFHParams,
     analyze_trailing,
     bits_from_closes,
@@ -42,6 +44,8 @@ TESTBED_QFH = QFHParams(collapse_threshold=0.3)
 # simulateForwardWindowMetrics looks at the first 10 bits of an 11-bit window.
 PATTERN_BITS = 10
 HIGHER_TIMEFRAMES = (300, 900)
+# The key of a table's engine result: per bit k, the QFH of the window ending with move k.
+RAW = "qfh"
 # A shift of the candle index: causal uses T[j - 1], leaky T[j + 1].
 SHIFT = {"causal": -1, "leaky": 1}
 
@@ -59,6 +63,8 @@ class Features:
     valid: Any
     known_at: Any
     alignment: str
+    # The engine's result per bit (window ending with move k, so candle k + 1's numbers).
+    qfh: Any = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,9 @@ class HigherTimeframe:
     valid: Any
     known_at: Any
     index: Any
+    # The higher candles' start times (epoch seconds) and the engine's result per bit.
+    times: Any = None
+    qfh: Any = None
 
     def found(self) -> Any:
         """Whether each M1 candle has a joined higher candle with a window."""
@@ -86,34 +95,74 @@ class HigherTimeframe:
 
 def _pattern_modifier(bits: Any, xp: ModuleType) -> Any:
     """pm for every candle c (pattern index p = c - 1): the section 5.1 look-up on the first 10
-    bits of bits[max(0, p - 10) : p + 1]; 1 where there is no window."""
+    bits of bits[max(0, p - 10) : p + 1]; 1 where there is no window. Works along the last axis,
+    so one call serves a (series, bits) batch."""
     count = bits.shape[-1]
     candle = xp.arange(count)
     pattern = candle - 1
     start = xp.maximum(pattern - 10, 0)
     length = xp.clip(pattern + 1 - start, 0, PATTERN_BITS)
-    padded = xp.concatenate([bits, xp.zeros(PATTERN_BITS, dtype=bits.dtype)])
-    rows = padded[start[:, None] + xp.arange(PATTERN_BITS)[None, :]]
-    table = forward_window_metrics(rows, length, backend=xp)
-    return pattern_modifier(table["coherence"], table["stability"])
+    tail = xp.zeros((*bits.shape[:-1], PATTERN_BITS), dtype=bits.dtype)
+    padded = xp.concatenate([bits, tail], axis=-1)
+    rows = padded[..., start[:, None] + xp.arange(PATTERN_BITS)[None, :]]
+    lengths = xp.broadcast_to(length, rows.shape[:-1])
+    table = forward_window_metrics(rows.reshape(-1, PATTERN_BITS), lengths.reshape(-1), backend=xp)
+    modifier = pattern_modifier(table["coherence"], table["stability"])
+    return modifier.reshape(rows.shape[:-1])
+
+
+def _tables(
+    items: Sequence[tuple[Candles, bool]], window: int, xp: ModuleType
+) -> list[dict[str, Any]]:
+    """T[c] for c = 0 .. N - 2 (the last candle has no bit of its own) of every series in
+    ``items`` (candles, testbed row or pipeline row), from one engine call for all of them.
+
+    The series' bits are stacked into one (series, bits) matrix padded on the right. Every
+    window looks back only (it ends at its own bit), so padding after a series' last bit never
+    changes a number of that series: a batch gives exactly what each series gives alone.
+    """
+    bit_rows = [bits_from_closes(xp.asarray(candles.close), backend=xp) for candles, _ in items]
+    width = max((int(row.shape[-1]) for row in bit_rows), default=0)
+    matrix = xp.zeros((len(bit_rows), width), dtype=xp.uint8)
+    for index, row in enumerate(bit_rows):
+        matrix[index, : row.shape[-1]] = row
+    batch_result, batch_lengths = analyze_trailing(matrix, window, TESTBED_QFH, backend=xp)
+    batch_modifier = _pattern_modifier(matrix, xp) if width else xp.ones((len(items), 0))
+    tables = []
+    for index, (candles, testbed) in enumerate(items):
+        count = int(bit_rows[index].shape[-1])
+        result = batch_result.map(lambda column, i=index, n=count: column[i, :n])
+        lengths = batch_lengths[index, :count]
+        modifier = batch_modifier[index, :count]
+        tables.append(_finish_table(candles, result, lengths, modifier, xp, testbed=testbed))
+    return tables
 
 
 def _table(candles: Candles, window: int, xp: ModuleType, *, testbed: bool) -> dict[str, Any]:
-    """T[c] for c = 0 .. N - 2 (the last candle has no bit of its own)."""
-    close = xp.asarray(candles.close)
-    bits = bits_from_closes(close, backend=xp)
-    result, lengths = analyze_trailing(bits, window, TESTBED_QFH, backend=xp)
-    modifier = _pattern_modifier(bits, xp)
+    """T[c] of one series (see ``_tables``)."""
+    return _tables([(candles, testbed)], window, xp)[0]
+
+
+def _finish_table(
+    candles: Candles,
+    result: QFHBatchResult,
+    lengths: Any,
+    modifier: Any,
+    xp: ModuleType,
+    *,
+    testbed: bool,
+) -> dict[str, Any]:
+    count = int(lengths.shape[-1])
     if testbed:
         volatility = candle_volatility_pips(
             xp.asarray(candles.high), xp.asarray(candles.low), pip=candles.pip, backend=xp
-        )[: bits.shape[-1]]
+        )[:count]
         metrics = testbed_m1_metrics(result, volatility)
         coherence = metrics["coherence"]
         # The temporal factor runs over the pattern list, which starts at candle 1.
         temporal = xp.concatenate([xp.ones(1), rules.temporal_factor(coherence[1:])])
-        volume = rules.volume_factor(xp.asarray(candles.volume)[: bits.shape[-1]])
-        multiplier = volume * temporal[: bits.shape[-1]] * modifier
+        volume = rules.volume_factor(xp.asarray(candles.volume)[:count])
+        multiplier = volume * temporal[:count] * modifier
     else:
         coherence = result.coherence
         metrics = {
@@ -129,6 +178,7 @@ def _table(candles: Candles, window: int, xp: ModuleType, *, testbed: bool) -> d
         "multiplier": multiplier,
         "modifier": modifier,
         "valid": lengths >= 2,
+        RAW: result,
     }
 
 
@@ -144,6 +194,8 @@ def _aligned(
     safe = xp.clip(source, 0, max(count - 2, 0))
     out = {}
     for name, values in table.items():
+        if name == RAW:
+            continue
         if count < 2:
             out[name] = xp.zeros(count, dtype=values.dtype)
             continue
@@ -168,6 +220,16 @@ def testbed_features(
     """Section 5.1 inputs for every candle: C, S, H (testbed M1 row), m = vf * tc * pm and vm."""
     xp = rules._xp(candles.close) if backend is None else _module(backend)
     table = _table(candles, window, xp, testbed=True)
+    return _testbed_from_table(candles, table, volatility_lookback, alignment, xp)
+
+
+def _testbed_from_table(
+    candles: Candles,
+    table: dict[str, Any],
+    volatility_lookback: int,
+    alignment: str,
+    xp: ModuleType,
+) -> Features:
     out, known_at = _aligned(table, candles, alignment, xp)
     ranges = xp.asarray(candles.range_pips)
     if alignment == "causal":
@@ -186,6 +248,7 @@ def testbed_features(
         valid=out["valid"],
         known_at=known_at,
         alignment=alignment,
+        qfh=table[RAW],
     )
 
 
@@ -207,6 +270,17 @@ def higher_timeframe_features(
     xp = rules._xp(candles.close) if backend is None else _module(backend)
     higher = aggregate(candles, seconds)
     table = _table(higher, window, xp, testbed=False)
+    return _higher_from_table(candles, higher, table, seconds, alignment, xp)
+
+
+def _higher_from_table(
+    candles: Candles,
+    higher: Candles,
+    table: dict[str, Any],
+    seconds: int,
+    alignment: str,
+    xp: ModuleType,
+) -> HigherTimeframe:
     out, known_at = _aligned(table, higher, alignment, xp)
     if alignment == "causal":
         index = rules.closed_bucket_index(
@@ -225,7 +299,83 @@ def higher_timeframe_features(
         valid=out["valid"],
         known_at=known_at,
         index=index,
+        times=higher.times,
+        qfh=table[RAW],
     )
+
+
+def history_needed(*, window: int, volatility_lookback: int, confirm: bool) -> int:
+    """How many M1 candles up to candle j make j's features the same as over any longer series.
+
+    The live analysis reads this many, so its numbers equal the offline evaluation's (which sees
+    the whole range). For the causal features of candle j (T[j - 1]):
+
+    * the QFH window: closes j - window .. j, so window + 1 candles;
+    * the temporal factor: the coherence of the 15 previous patterns, each with a full window,
+      so window + 16 candles;
+    * the stability's volatility: the ranges of the 20 candles before j - 1, so 22 candles;
+    * vm: the ranges of the last ``volatility_lookback`` candles;
+    * with confirmation (and to store M5/M15 metrics): the last closed M15 bucket's window and
+      pattern modifier reach max(window, 12) buckets further back; one more bucket for the
+      partial first bucket of the history and up to 14 minutes after the last closed bucket.
+    """
+    need = max(window + 16, 22, volatility_lookback)
+    if confirm:
+        slowest = max(HIGHER_TIMEFRAMES) // 60
+        need = max(need, (max(window, PATTERN_BITS + 2) + 2) * slowest + slowest - 1)
+    return need
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """One series to featurise in a batch: its M1 candles and the rule's feature settings."""
+
+    candles: Candles
+    window: int = 11
+    volatility_lookback: int = 100
+    confirm: bool = False
+
+
+def features_batch(
+    requests: Sequence[FeatureRequest],
+    *,
+    alignment: str = "causal",
+    backend: str | ModuleType | None = None,
+) -> list[tuple[Features, list[HigherTimeframe]]]:
+    """``testbed_features`` (and ``higher_timeframe_features`` where ``confirm``) of many series
+    at once: every M1, M5 and M15 series that shares a window length goes through one engine
+    call. The live analysis uses it for all pairs that closed the same minute; the results are
+    exactly those of the one-series functions (see ``_tables``)."""
+    if not requests:
+        return []
+    xp = rules._xp(requests[0].candles.close) if backend is None else _module(backend)
+    results: list[tuple[Features, list[HigherTimeframe]] | None] = [None] * len(requests)
+    for window in sorted({request.window for request in requests}):
+        chosen = [index for index, request in enumerate(requests) if request.window == window]
+        items: list[tuple[Candles, bool]] = []
+        higher_series: dict[int, list[Candles]] = {}
+        for index in chosen:
+            request = requests[index]
+            items.append((request.candles, True))
+            if request.confirm:
+                higher_series[index] = [
+                    aggregate(request.candles, seconds) for seconds in HIGHER_TIMEFRAMES
+                ]
+                items.extend((series, False) for series in higher_series[index])
+        tables = iter(_tables(items, window, xp))
+        for index in chosen:
+            request = requests[index]
+            features = _testbed_from_table(
+                request.candles, next(tables), request.volatility_lookback, alignment, xp
+            )
+            higher = [
+                _higher_from_table(request.candles, series, next(tables), seconds, alignment, xp)
+                for seconds, series in zip(
+                    HIGHER_TIMEFRAMES, higher_series.get(index, []), strict=False
+                )
+            ]
+            results[index] = (features, higher)
+    return [result for result in results if result is not None]
 
 
 def _module(backend: str | ModuleType) -> ModuleType:

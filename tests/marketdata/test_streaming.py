@@ -57,6 +57,7 @@ class Running:
 
     def __init__(self, simulator: SimulatorProcess, **options: Any) -> None:
         self.closed: list[tuple[str, datetime, datetime]] = []
+        self.minutes: list[tuple[list[str], datetime]] = []
         config = OandaConfig(token=TOKEN, account_id=ACCOUNT, api_url=simulator.base_url)
         self.streamer = Streamer(
             client_factory=lambda: OandaClient(config),
@@ -64,6 +65,7 @@ class Running:
             price_silence=2.0,
             transaction_silence=3.0,
             on_candles_closed=lambda pair, start, end: self.closed.append((pair, start, end)),
+            on_minute_closed=lambda pairs, time: self.minutes.append((pairs, time)),
             **options,
         )
         self.thread = threading.Thread(target=self.streamer.run, daemon=True)
@@ -156,6 +158,9 @@ def test_the_streamer_stores_exactly_the_brokers_candles_and_publishes_prices(
     assert running.closed[0] == ("EUR_USD", start, stored[0][0] + timedelta(minutes=30))
     covered = [minute for _, first, end in running.closed for minute in _minutes(first, end)]
     assert covered == [row[0] for row in stored]
+    # And the live analysis was asked for the newest closed candle of each round, once
+    assert running.minutes[-1] == (["EUR_USD"], stored[-1][0])
+    assert len({time for _, time in running.minutes}) == len(running.minutes)
     # And the latest price and the stream state are published for the other processes
     assert price is not None and price["tradeable"] is True
     assert datetime.fromisoformat(price["time"]) >= datetime(2025, 7, 24, 9, 2, tzinfo=UTC)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
@@ -49,3 +55,67 @@ def cupy() -> ModuleType:
     if devices < 1:
         pytest.skip("CuPy sees no CUDA device")
     return module
+
+
+@pytest.fixture
+def start_worker(
+    transactional_db: Any, django_db_serialized_rollback: Any
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start real Celery workers on chosen queues and roles, against the test database and the
+    test broker (the pattern of ``tests/conftest.py::celery_worker``); all stop at the end.
+
+    Like that fixture, tests using it run with committed rows (``transactional_db``).
+    """
+    from django.db import connection
+
+    from tests.conftest import REPO, require
+
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    require(broker.startswith("redis://"), "CELERY_BROKER_URL must point at Redis")
+    require(bool(os.environ.get("CELERY_RESULT_BACKEND")), "CELERY_RESULT_BACKEND must be set")
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    test_database = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*, queues: str, role: str, name: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "septrader",
+                "worker",
+                "-Q",
+                queues,
+                "-n",
+                f"{name}@%h",
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "septrader.settings",
+                "DATABASE_URL": test_database,
+                "SEPTRADER_ROLE": role,
+                "QFH_BACKEND": "numpy",
+            },
+        )
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.terminate()
+        for process in started:
+            process.wait(timeout=30)

@@ -161,3 +161,31 @@ def test_confirmation_keeps_signals_that_both_higher_timeframes_agree_with_stron
     kept = rules.confirm(m1, [m5, m15], 0.8)
 
     assert kept.tolist() == [1, -1, 0, 0]
+
+
+def test_on_real_minutes_confirmation_keeps_some_signals_and_each_agrees_with_m5_and_m15() -> None:
+    # Given the bundled EUR/USD minutes and the testbed rule confirmed at the published 0.80
+    from qfh.evaluation.evaluate import compute_features, rule_signals
+    from tests.qfh.test_evaluation import real_candles
+
+    candles = real_candles()
+    rule = rules.validate_rule("testbed", {"confirm_threshold": 0.8, "high_confidence_only": False})
+
+    # When the signals are computed (the keys join each minute to the last closed M5/M15 candle)
+    features, higher = compute_features(candles, rule)
+    signals = rule_signals(rule.rule_type, rule.params, features, higher)
+
+    # Then some signals survive (the original's keys never matched, so none did), and every
+    # survivor has the same direction as both higher timeframes' signals
+    kept = np.flatnonzero(signals.direction != rules.HOLD)
+    assert 0 < len(kept) < np.count_nonzero(signals.raw_direction)
+    for frame in higher:
+        direction, confidence = rules.pipeline_signals(
+            coherence=frame.coherence,
+            stability=frame.stability,
+            entropy=frame.entropy,
+            modifier=frame.modifier,
+        )
+        joined = rules.gather_closed(direction, frame.index)[kept]
+        assert np.array_equal(joined, signals.direction[kept])
+        assert (rules.gather_closed(confidence, frame.index)[kept] > 0.8).all()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitoring.metrics import TradingCollector
+from monitoring.selectors import alert_as_dict, alerts_unresolved, health_report, health_summary
+from monitoring.services import AlertNotFound, alert_acknowledge
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """Public: the overall status and each component's, for load balancers and uptime checks."""
+    summary = health_summary()
+    return JsonResponse(summary, status=503 if summary["status"] == "down" else 200)
+
+
+class HealthDetailView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        report = health_report()
+        report["alerts"] = [alert_as_dict(alert) for alert in alerts_unresolved()]
+        return Response(report)
+
+
+class AlertListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response({"alerts": [alert_as_dict(alert) for alert in alerts_unresolved()]})
+
+
+class AlertAcknowledgeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request, alert_id: int) -> Response:
+        try:
+            alert = alert_acknowledge(
+                alert_id=alert_id,
+                actor=request.user.get_username(),
+                address=request.META.get("REMOTE_ADDR"),
+            )
+        except AlertNotFound as error:
+            return Response({"detail": str(error)}, status=404)
+        return Response(alert_as_dict(alert))
+
+
+_trading_registry = CollectorRegistry(auto_describe=False)
+_trading_registry.register(TradingCollector())
+
+
+def _metrics_allowed(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    token = settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
+    return False
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus: request metrics (this process) and the trading gauges (read now)."""
+    if not _metrics_allowed(request):
+        response = HttpResponse(
+            "Metrics need a staff session or the METRICS_TOKEN bearer token.\n",
+            status=401,
+            content_type="text/plain",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body = generate_latest(REGISTRY) + generate_latest(_trading_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
