@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -22,7 +21,11 @@ from django.utils import timezone
 from marketdata.models import Pair
 from marketdata.selectors import Bar, candles_between, candles_last, stream_state
 from marketdata.timeframes import Timeframe, timeframe_duration
+from monitoring.models import Alert
+from monitoring.models import Heartbeat as MonitoringHeartbeat
+from monitoring.selectors import alerts_unresolved
 from septrader.models import AuditLog, Node
+from septrader.selectors import config_values
 from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
 from trading.performance import DailyLoss, Drawdown, daily_loss, drawdown_from_peak
 from trading.schedule import trading_day_bounds
@@ -31,10 +34,6 @@ logger = logging.getLogger(__name__)
 
 RECENT_ROWS = 10
 OPEN_TRADES_SHOWN = 50
-# Beyond these ages the dashboard marks a heartbeat or a pair's prices as stale. Heartbeats are
-# written every few seconds; prices arrive several times a minute on an open market.
-STALE_HEARTBEAT_SECONDS = 90
-STALE_PRICE_SECONDS = 60
 
 
 def operator_time_zone() -> ZoneInfo:
@@ -89,11 +88,8 @@ class Heartbeat:
     component: str
     last_seen: datetime | None
     age_seconds: float | None
+    stale: bool
     state: str = ""
-
-    @property
-    def stale(self) -> bool:
-        return self.age_seconds is None or self.age_seconds > STALE_HEARTBEAT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -110,8 +106,8 @@ class Dashboard:
     streamer_updated: datetime | None
     stream: list[PairLag]
     heartbeats: list[Heartbeat]
-    alerts: list[Any]
-    alerts_available: bool
+    alerts: list[Alert]
+    alerts_unresolved: int
     recent_actions: list[AuditLog] = field(default_factory=list)
 
 
@@ -141,7 +137,9 @@ def _account(now: datetime) -> AccountPanel:
     )
 
 
-def _stream(now: datetime, market_open: bool) -> tuple[datetime | None, list[PairLag]]:
+def _stream(
+    now: datetime, market_open: bool, stale_after: int
+) -> tuple[datetime | None, list[PairLag]]:
     """Per pair: how old the newest price and the newest closed candle are.
 
     The streamer's published state is the live source; pairs it does not mention (or every pair,
@@ -177,40 +175,43 @@ def _stream(now: datetime, market_open: bool) -> tuple[datetime | None, list[Pai
                 candle_age_seconds=_age_seconds(now, closed_at),
                 source=source,
                 # On a closed market no prices is what should happen.
-                stale=market_open and (price_age is None or price_age > STALE_PRICE_SECONDS),
+                stale=market_open and (price_age is None or price_age > stale_after),
             )
         )
     return _parse_time(state.get("updated")), lags
 
 
-def _heartbeats(now: datetime) -> list[Heartbeat]:
-    beats = [
-        Heartbeat(
-            component=f"node:{node.name}",
-            last_seen=node.last_heartbeat,
-            age_seconds=_age_seconds(now, node.last_heartbeat),
-            state=node.state,
-        )
-        for node in Node.objects.all()
+def _heartbeats(now: datetime, stale_after: int) -> list[Heartbeat]:
+    """Execution nodes, then every component the monitoring heartbeats know (workers, beat)."""
+    rows = [(f"node:{node.name}", node.last_heartbeat, node.state) for node in Node.objects.all()]
+    rows += [
+        (beat.component, beat.last_seen, "")
+        for beat in MonitoringHeartbeat.objects.order_by("component")
     ]
-    if apps.is_installed("monitoring"):
-        model = apps.get_model("monitoring", "Heartbeat")
-        beats.extend(
+    beats = []
+    for component, last_seen, state in rows:
+        age = _age_seconds(now, last_seen)
+        beats.append(
             Heartbeat(
-                component=row.component,
-                last_seen=row.last_seen,
-                age_seconds=_age_seconds(now, row.last_seen),
+                component=component,
+                last_seen=last_seen,
+                age_seconds=age,
+                stale=age is None or age > stale_after,
+                state=state,
             )
-            for row in model.objects.order_by("component")
         )
     return beats
 
 
-def _alerts() -> list[Any]:
-    if not apps.is_installed("monitoring"):
-        return []
-    model = apps.get_model("monitoring", "Alert")
-    return list(model.objects.order_by("resolved_at", "-last_seen")[:RECENT_ROWS])
+def _alerts() -> tuple[list[Alert], int]:
+    """The unresolved alerts, newest first, then the most recently resolved ones up to the
+    panel's length; and how many are unresolved."""
+    unresolved = alerts_unresolved()
+    shown = list(unresolved[:RECENT_ROWS])
+    if len(shown) < RECENT_ROWS:
+        resolved = Alert.objects.filter(resolved_at__isnull=False).order_by("-resolved_at")
+        shown += list(resolved[: RECENT_ROWS - len(shown)])
+    return shown, unresolved.count()
 
 
 def dashboard_summary(now: datetime | None = None) -> Dashboard:
@@ -220,7 +221,11 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
     open_trades = Trade.objects.filter(state=Trade.State.OPEN).order_by("-opened_at")
     totals = open_trades.aggregate(count=Count("id"), unrealized=Sum("unrealized_pl"))
     market = _market(now)
-    streamer_updated, stream = _stream(now, market.open)
+    thresholds = config_values("monitoring.")
+    streamer_updated, stream = _stream(
+        now, market.open, thresholds["monitoring.stale_price_seconds"]
+    )
+    alerts, unresolved_count = _alerts()
     return Dashboard(
         now=now,
         time_zone=settings.OPERATOR_TIME_ZONE,
@@ -235,9 +240,9 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
         ),
         streamer_updated=streamer_updated,
         stream=stream,
-        heartbeats=_heartbeats(now),
-        alerts=_alerts(),
-        alerts_available=apps.is_installed("monitoring"),
+        heartbeats=_heartbeats(now, thresholds["monitoring.heartbeat_stale_seconds"]),
+        alerts=alerts,
+        alerts_unresolved=unresolved_count,
         recent_actions=list(AuditLog.objects.order_by("-time", "-id")[:RECENT_ROWS]),
     )
 

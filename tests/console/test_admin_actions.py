@@ -209,3 +209,28 @@ def test_closing_a_trade_in_the_console_closes_it_at_the_broker(
     assert trade.state == Trade.State.CLOSED
     assert trade.current_units == Decimal(0)
     assert AuditLog.objects.get(action="trade.close").actor == "ops"
+
+
+@pytest.mark.django_db
+def test_acknowledging_alerts_in_the_console_keeps_them_unresolved_and_audits(
+    operator_client: Client,
+) -> None:
+    from monitoring.models import Alert
+    from monitoring.services import alert_raise
+
+    alert_raise(condition="workers.missing:execution", severity="critical", message="No worker")
+    alert = Alert.objects.get()
+
+    html = run_action(operator_client, "/admin/monitoring/alert/", "acknowledge", [alert.pk])
+    again = run_action(operator_client, "/admin/monitoring/alert/", "acknowledge", [alert.pk])
+
+    alert.refresh_from_db()
+    assert (alert.state, alert.acknowledged_by, alert.resolved_at) == (
+        Alert.State.ACKNOWLEDGED,
+        "ops",
+        None,
+    )
+    assert "1 alert(s) acknowledged" in html
+    assert "0 alert(s) acknowledged; 1 already acknowledged or resolved" in again
+    entry = AuditLog.objects.get(action="alert.acknowledge")
+    assert (entry.actor, entry.address, entry.target) == ("ops", "127.0.0.1", alert.condition)

@@ -206,7 +206,33 @@ def test_the_dashboard_shows_state_market_account_open_trades_and_stream_lag(
     assert "-40.00 on 1 closed trades" in html
     assert 'class="stream-row"><td>EUR_USD</td>' in html
     assert "2025-07-25 20:59Z" in html  # the newest stored candle, for the lag
-    assert "Alerts need the monitoring app" in html or 'id="panel-alerts"' in html
+
+
+@pytest.mark.django_db
+def test_the_dashboard_lists_unresolved_alerts_and_marks_silent_workers(
+    operator_client: Client,
+) -> None:
+    from monitoring.services import alert_raise, alert_resolve, heartbeats_record
+
+    now = timezone.now()
+    alert_raise(
+        condition="prices.stale:EUR_USD",
+        severity="warning",
+        message="No EUR_USD price for 5 minutes on an open market",
+    )
+    alert_raise(condition="cache.unreachable", severity="critical", message="Redis is down")
+    alert_resolve(condition="cache.unreachable")
+    heartbeats_record(components=["worker:execution"], now=now)
+    heartbeats_record(components=["beat"], now=now - timedelta(minutes=10))
+
+    html = operator_client.get("/admin/").content.decode()
+
+    alerts = html[html.index('id="panel-alerts"') : html.index('id="panel-audit"')]
+    assert "Recent alerts (1 unresolved)" in alerts
+    assert alerts.index("No EUR_USD price for 5 minutes") < alerts.index("Redis is down")
+    beats = html[html.index('id="panel-heartbeats"') : html.index('id="panel-alerts"')]
+    assert re.search(r"worker:execution.*?state-ok", beats, re.S)
+    assert re.search(r"beat</td>.*?state-down\">10 min<", beats, re.S)
 
 
 @pytest.mark.django_db
