@@ -8,6 +8,7 @@ console works in a browser rather than in Django's test client.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import shutil
 from collections.abc import Iterator
@@ -38,7 +39,12 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         "Chromium and its driver are not installed (apt-get install chromium chromium-driver; "
         "scripts/services.sh does it)",
     )
-    webdriver = pytest.importorskip("selenium.webdriver")
+    require(
+        importlib.util.find_spec("selenium") is not None
+        and importlib.util.find_spec("PIL") is not None,
+        "selenium and pillow are not installed (the dev extra lists them)",
+    )
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
