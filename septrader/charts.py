@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -112,12 +112,24 @@ def _frame(width: int, height: int, label: str, css_class: str) -> str:
     )
 
 
-def _time_axis(scale: _Scale, start: datetime, end: datetime, height: int) -> str:
-    return (
+def _time_axis(
+    scale: _Scale, start: datetime, end: datetime, height: int, *, ticks: int = 0
+) -> str:
+    """Start and end labelled in full, and ``ticks`` evenly spaced times between them."""
+    parts = [
         f'<text x="{LEFT}" y="{height - 8}" font-size="11">{_label(start)}</text>'
         f'<text x="{scale.width - RIGHT}" y="{height - 8}" font-size="11" text-anchor="end">'
         f"{_label(end)}</text>"
-    )
+    ]
+    for step in range(1, ticks + 1):
+        moment = start + (end - start) * step / (ticks + 1)
+        x = scale.x(moment)
+        text = moment.strftime("%H:%M" if end - start <= timedelta(days=2) else "%m-%d %H:%M")
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{height - BOTTOM}" stroke="#eee"/>'
+            f'<text x="{x:.1f}" y="{height - 8}" font-size="11" text-anchor="middle">{text}</text>'
+        )
+    return "".join(parts)
 
 
 def _grid(scale: _Scale, values: Sequence[float], digits: int) -> str:
@@ -166,6 +178,7 @@ def candle_chart_svg(
     body = max(1.0, slot * 0.7)
     parts = [_frame(width, height, f"{len(candles)} candles", "price-chart")]
     parts.append(_grid(scale, [low + (high - low) * step / 4 for step in range(5)], digits))
+    parts.append(_time_axis(scale, start, end, height, ticks=3))
     for bar in candles:
         centre = scale.x(bar.time) + slot / 2
         rising = bar.close >= bar.open
@@ -223,7 +236,6 @@ def candle_chart_svg(
                 f"{escape(trade.broker_trade_id)} closed {_label(trade.closed_at)} at "
                 f"{trade.close_price:.{digits}f}, P&amp;L {trade.realized_pl}</title></rect>"
             )
-    parts.append(_time_axis(scale, start, end, height))
     parts.append("</svg>")
     # Every piece above is a formatted number or escaped text.
     return mark_safe("".join(parts))
