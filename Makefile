@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check services services-down \
-	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency backup
+	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console backup
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +59,7 @@ backup: install
 	$(BIN)/python manage.py backup
 
 # Every benchmark in bench/, each printing name=value lines (figures in README.md).
-bench: bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency
+bench: bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console
 
 bench-ingest: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
@@ -72,6 +72,10 @@ bench-backfill: install
 bench-latency: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
 	$(BIN)/python bench/latency.py
+
+bench-console: install
+	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
+	$(BIN)/python bench/console.py
 
 bench-qfh: install
 	$(BIN)/python bench/qfh.py

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import bench_database_url, ensure_database  # noqa: E402
+from bench.ingest import bench_database_url, ensure_database
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,8 @@ from django.utils.html import format_html, format_html_join
 
 from qfh import reports
 from qfh.evaluation.services import PromotionRefusedError, pair_model_promote
-from qfh.models import PairModel, RuleEvaluation
+from qfh.models import CandleMetrics, PairModel, RuleEvaluation
+from septrader.admin_tools import EstimatedCountPaginator, operator
 
 
 def _pretty(value: Any) -> str:
@@ -109,9 +110,10 @@ class PairModelAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Promote the selected model (gates are checked)")
     def promote(self, request: HttpRequest, queryset: QuerySet[PairModel]) -> None:
+        actor, address = operator(request)
         for model in queryset:
             try:
-                pair_model_promote(model_id=model.pk)
+                pair_model_promote(model_id=model.pk, actor=actor, address=address)
             except PromotionRefusedError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
@@ -193,3 +195,29 @@ class RuleEvaluationAdmin(ReadOnlyAdmin):
     @admin.display(description="original's measures (gross, dead band)")
     def original_pretty(self, obj: RuleEvaluation) -> str:
         return _pretty(obj.original)
+
+
+@admin.register(CandleMetrics)
+class CandleMetricsAdmin(ReadOnlyAdmin):
+    """One row per closed candle and parameter set: millions of rows, so never counted."""
+
+    list_display = (
+        "time",
+        "pair",
+        "timeframe",
+        "params_version",
+        "coherence",
+        "rupture_ratio",
+        "entropy",
+        "collapse",
+        "trajectory_confidence",
+    )
+    list_filter = ("pair", "timeframe")
+    # The natural key's index order, read backwards (see CandleAdmin: no index on time alone).
+    ordering = ("-pair", "-timeframe", "-params_version", "-time")
+    sortable_by = ()
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

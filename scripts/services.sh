@@ -5,6 +5,9 @@
 #   scripts/services.sh env    the same, then print the export lines for DATABASE_URL etc.
 #   scripts/services.sh down   stop the TimescaleDB server this script started
 #
+# Both up and env also install Debian's chromium and chromium-driver when they are missing: the
+# console's browser test (tests/console/test_browser.py) drives them.
+#
 # DATABASE_URL, when already set, is used as it is (a machine that has TimescaleDB skips the
 # provisioning). Redis is the one on 127.0.0.1:6379, installed and started if it is missing.
 # With CI=true a server that cannot be provided is a failure, never a skip.
@@ -34,6 +37,22 @@ redis_up() {
   exit 1
 }
 
+browser_up() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    return
+  fi
+  say "installing chromium and chromium-driver (for the console's browser test)"
+  if apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; then
+    return
+  fi
+  if [ "${CI:-}" = "true" ]; then
+    say "chromium could not be installed, and CI must run the browser test"
+    exit 1
+  fi
+  say "chromium could not be installed; the browser test will be skipped"
+}
+
 database_url() {
   if [ -n "${DATABASE_URL:-}" ]; then
     echo "$DATABASE_URL"
@@ -46,10 +65,12 @@ database_url() {
 case "${1:-}" in
   up)
     redis_up
+    browser_up
     database_url >/dev/null
     ;;
   env)
     redis_up
+    browser_up
     url=$(database_url)
     echo "export DATABASE_URL='$url'"
     echo "export CELERY_BROKER_URL='redis://127.0.0.1:$REDIS_PORT/1'"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
+from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 
@@ -12,13 +17,18 @@ class EstimatedCountPaginator(Paginator):
 
     ``SELECT count(*)`` over ten million candles takes seconds; the planner's estimate
     (TimescaleDB's ``approximate_row_count`` for hypertables) is instant and close enough for page
-    links. Filtered lists, and every list on other databases, are still counted exactly.
+    links. A filtered list of a big table is estimated by the planner too (``EXPLAIN``: one pair's
+    year of minutes counted exactly took 0.4 s). Small results, and every list on other
+    databases, are counted exactly.
     """
+
+    # Below this many rows an exact count is cheap and page links should be exact.
+    EXACT_BELOW = 10_000
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]
         query = getattr(self.object_list, "query", None)
-        if connection.vendor != "postgresql" or query is None or query.where:
+        if connection.vendor != "postgresql" or query is None:
             return super().count
         table = self.object_list.model._meta.db_table  # type: ignore[attr-defined]
         with connection.cursor() as cursor:
@@ -28,6 +38,36 @@ class EstimatedCountPaginator(Paginator):
             else:
                 cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
             row = cursor.fetchone()
-        estimate = int(row[0]) if row and row[0] is not None else -1
+            estimate = int(row[0]) if row and row[0] is not None else -1
+            if estimate > self.EXACT_BELOW and query.where:
+                sql, params = self.object_list.order_by().query.sql_with_params()  # type: ignore[attr-defined]
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+                plan = cursor.fetchone()
+                estimate = int(_plan_rows(plan[0])) if plan else -1
         # A table never analysed reports -1 or 0: count it for real, it is small.
-        return estimate if estimate > 10_000 else super().count
+        return estimate if estimate > self.EXACT_BELOW else super().count
+
+
+def _plan_rows(plan: Any) -> float:
+    """The planner's row estimate from ``EXPLAIN (FORMAT JSON)`` (psycopg may return it parsed)."""
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def operator(request: HttpRequest) -> tuple[str, str | None]:
+    """Who acts and from where, as the services' ``actor`` and ``address`` for the AuditLog."""
+    return request.user.get_username(), request.META.get("REMOTE_ADDR") or None
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows owned by the broker or written by the system: the console shows them, never edits."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from celery.schedules import crontab
@@ -46,7 +47,8 @@ if PRODUCTION and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, with the operator console's dashboard as its front page.
+    "septrader.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -373,6 +375,15 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 FX_DAY_TIME_ZONE = "America/New_York"
+# The console shows times in UTC and, beside them, in the operator's own time zone.
+OPERATOR_TIME_ZONE = env_str("OPERATOR_TIME_ZONE", "America/New_York")
+try:
+    ZoneInfo(OPERATOR_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"OPERATOR_TIME_ZONE={OPERATOR_TIME_ZONE!r} is not a time zone; expected an IANA name "
+        "such as America/New_York or Europe/London."
+    ) from None
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

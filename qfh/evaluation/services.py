@@ -220,14 +220,14 @@ def pair_model_train(
 
 
 def pair_model_promote(
-    *, model_id: int, actor: str | None = None, address: str | None = None
+    *, model_id: int, actor: str = "system:qfh", address: str | None = None
 ) -> PairModel:
     """Promote a model that passed its gates, demoting the pair's previous one.
 
     The gates are checked again against the stored figures and the *current* configuration, so
     tightening the gates also stops models trained before the change; a refusal stores the
     failed gates on the model (the console shows them) and raises ``PromotionRefusedError``.
-    With an ``actor`` (an operator's promotion) the attempt is written to the AuditLog.
+    Promotions and refusals are both written to the AuditLog under ``actor``.
     """
     with transaction.atomic():
         model = PairModel.objects.select_for_update().get(pk=model_id)
@@ -241,12 +241,11 @@ def pair_model_promote(
             model.promoted = True
             model.promoted_at = timezone.now()
             model.save(update_fields=["promoted", "promoted_at"])
-    if actor is not None:
         audit_record(
             actor=actor,
-            action="pair_model.promote",
+            action="pair_model.promote_refused" if failed else "pair_model.promote",
             target=f"{model.pair_id} model {model.pk}",
-            details={"promoted": not failed, "failed_gates": failed},
+            details={"failed_gates": failed},
             address=address,
         )
     if failed:

@@ -1,0 +1,410 @@
+"""Reads for the operator console: the dashboard's panels and a pair's chart window.
+
+Every read is bounded: a fixed number of queries whatever the size of the candle hypertable, and
+each candle or metrics read covers only the requested window (the (pair, timeframe, time) indexes
+serve them), so pages stay fast with years of M1 candles stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from marketdata.models import Pair
+from marketdata.selectors import Bar, candles_between, candles_last, stream_state
+from marketdata.timeframes import Timeframe, timeframe_duration
+from monitoring.models import Alert
+from monitoring.models import Heartbeat as MonitoringHeartbeat
+from monitoring.selectors import alerts_unresolved
+from septrader.models import AuditLog, Node
+from septrader.selectors import config_values
+from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
+from trading.performance import DailyLoss, Drawdown, daily_loss, drawdown_from_peak
+from trading.schedule import trading_day_bounds
+
+logger = logging.getLogger(__name__)
+
+RECENT_ROWS = 10
+OPEN_TRADES_SHOWN = 50
+
+
+def operator_time_zone() -> ZoneInfo:
+    return ZoneInfo(settings.OPERATOR_TIME_ZONE)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _age_seconds(now: datetime, moment: datetime | None) -> float | None:
+    return None if moment is None else max(0.0, (now - moment).total_seconds())
+
+
+@dataclass(frozen=True)
+class MarketPanel:
+    open: bool
+    reason: str
+    next_change: datetime | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AccountPanel:
+    snapshot: AccountSnapshot | None
+    # Today's P&L as the daily loss limit counts it (trading.performance.daily_loss).
+    today: DailyLoss
+    closed_today: int
+    drawdown: Drawdown | None
+    day_start: datetime
+
+
+@dataclass(frozen=True)
+class PairLag:
+    pair: str
+    last_price_received: datetime | None
+    price_age_seconds: float | None
+    last_candle_time: datetime | None
+    candle_age_seconds: float | None
+    source: str
+    stale: bool
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    component: str
+    last_seen: datetime | None
+    age_seconds: float | None
+    stale: bool
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    now: datetime
+    time_zone: str
+    trading: TradingState
+    market: MarketPanel
+    account: AccountPanel
+    open_trades: list[Trade]
+    open_trade_count: int
+    unrealized_total: Decimal
+    pairs_by_state: dict[str, int]
+    streamer_updated: datetime | None
+    stream: list[PairLag]
+    heartbeats: list[Heartbeat]
+    alerts: list[Alert]
+    alerts_unresolved: int
+    recent_actions: list[AuditLog] = field(default_factory=list)
+
+
+def _market(now: datetime) -> MarketPanel:
+    from trading.market import market_status_at
+    from trading.schedule import ScheduleError
+
+    try:
+        status = market_status_at(now)
+    except ScheduleError as error:
+        # A broken maintenance window must not take the console down with it.
+        return MarketPanel(open=False, reason="unknown", next_change=None, error=str(error))
+    return MarketPanel(open=status.open, reason=status.reason, next_change=status.next_change)
+
+
+def _account(now: datetime) -> AccountPanel:
+    today = daily_loss(now=now)
+    day_start = trading_day_bounds(today.day)[0]
+    return AccountPanel(
+        snapshot=AccountSnapshot.objects.order_by("-time").first(),
+        today=today,
+        closed_today=Trade.objects.filter(
+            state=Trade.State.CLOSED, closed_at__gte=day_start, closed_at__lt=today.as_of
+        ).count(),
+        drawdown=drawdown_from_peak(),
+        day_start=day_start,
+    )
+
+
+def _stream(
+    now: datetime, market_open: bool, stale_after: int
+) -> tuple[datetime | None, list[PairLag]]:
+    """Per pair: how old the newest price and the newest closed candle are.
+
+    The streamer's published state is the live source; pairs it does not mention (or every pair,
+    when no streamer has run) fall back to the newest stored M1 candle, one indexed read each.
+    """
+    try:
+        state = stream_state() or {}
+    except Exception as error:  # The cache being down is shown, not raised.
+        logger.warning("event=dashboard_stream_state_unreadable error=%s", error)
+        state = {}
+    published = state.get("pairs") or {}
+    wanted = set(Pair.objects.filter(enabled=True).values_list("symbol", flat=True))
+    wanted |= set(published)
+    lags = []
+    for pair in sorted(wanted):
+        entry = published.get(pair) or {}
+        received = _parse_time(entry.get("last_price_received"))
+        candle_time = _parse_time(entry.get("last_candle_time"))
+        source = "streamer"
+        if candle_time is None:
+            newest = candles_last(pair=pair, timeframe=Timeframe.M1, count=1)
+            candle_time = newest[0].time if newest else None
+            source = "stored candles" if not entry else source
+        # A candle is closed one period after its start: the lag is counted from its close.
+        closed_at = candle_time + timedelta(minutes=1) if candle_time else None
+        price_age = _age_seconds(now, received)
+        lags.append(
+            PairLag(
+                pair=pair,
+                last_price_received=received,
+                price_age_seconds=price_age,
+                last_candle_time=candle_time,
+                candle_age_seconds=_age_seconds(now, closed_at),
+                source=source,
+                # On a closed market no prices is what should happen.
+                stale=market_open and (price_age is None or price_age > stale_after),
+            )
+        )
+    return _parse_time(state.get("updated")), lags
+
+
+def _heartbeats(now: datetime, stale_after: int) -> list[Heartbeat]:
+    """Execution nodes, then every component the monitoring heartbeats know (workers, beat)."""
+    rows = [(f"node:{node.name}", node.last_heartbeat, node.state) for node in Node.objects.all()]
+    rows += [
+        (beat.component, beat.last_seen, "")
+        for beat in MonitoringHeartbeat.objects.order_by("component")
+    ]
+    beats = []
+    for component, last_seen, state in rows:
+        age = _age_seconds(now, last_seen)
+        beats.append(
+            Heartbeat(
+                component=component,
+                last_seen=last_seen,
+                age_seconds=age,
+                stale=age is None or age > stale_after,
+                state=state,
+            )
+        )
+    return beats
+
+
+def _alerts() -> tuple[list[Alert], int]:
+    """The unresolved alerts, newest first, then the most recently resolved ones up to the
+    panel's length; and how many are unresolved."""
+    unresolved = alerts_unresolved()
+    shown = list(unresolved[:RECENT_ROWS])
+    if len(shown) < RECENT_ROWS:
+        resolved = Alert.objects.filter(resolved_at__isnull=False).order_by("-resolved_at")
+        shown += list(resolved[: RECENT_ROWS - len(shown)])
+    return shown, unresolved.count()
+
+
+def dashboard_summary(now: datetime | None = None) -> Dashboard:
+    """Everything the console's front page shows, in a fixed number of queries."""
+    now = now or timezone.now()
+    trading, _ = TradingState.objects.get_or_create(pk=1)
+    open_trades = Trade.objects.filter(state=Trade.State.OPEN).order_by("-opened_at")
+    totals = open_trades.aggregate(count=Count("id"), unrealized=Sum("unrealized_pl"))
+    market = _market(now)
+    thresholds = config_values("monitoring.")
+    streamer_updated, stream = _stream(
+        now, market.open, thresholds["monitoring.stale_price_seconds"]
+    )
+    alerts, unresolved_count = _alerts()
+    return Dashboard(
+        now=now,
+        time_zone=settings.OPERATOR_TIME_ZONE,
+        trading=trading,
+        market=market,
+        account=_account(now),
+        open_trades=list(open_trades[:OPEN_TRADES_SHOWN]),
+        open_trade_count=totals["count"],
+        unrealized_total=totals["unrealized"] or Decimal(0),
+        pairs_by_state=dict(
+            Pair.objects.values_list("state").annotate(count=Count("id")).order_by("state")
+        ),
+        streamer_updated=streamer_updated,
+        stream=stream,
+        heartbeats=_heartbeats(now, thresholds["monitoring.heartbeat_stale_seconds"]),
+        alerts=alerts,
+        alerts_unresolved=unresolved_count,
+        recent_actions=list(AuditLog.objects.order_by("-time", "-id")[:RECENT_ROWS]),
+    )
+
+
+# ----- a pair's chart ----------------------------------------------------------------------------
+
+CHART_TIMEFRAMES: tuple[str, ...] = (Timeframe.M1, Timeframe.M5, Timeframe.M15, Timeframe.H1)
+# Default windows hold about 300 candles whatever the timeframe: readable, and a small read.
+DEFAULT_HOURS: dict[str, int] = {
+    Timeframe.M1: 6,
+    Timeframe.M5: 24,
+    Timeframe.M15: 72,
+    Timeframe.H1: 14 * 24,
+}
+# More candles than this no longer fit the chart's width as anything but a smear.
+MAX_CANDLES = 2000
+
+
+class ChartRequestError(ValueError):
+    """A chart parameter that cannot be used; the message names it and what was expected."""
+
+
+@dataclass(frozen=True)
+class ChartWindow:
+    timeframe: str
+    start: datetime
+    end: datetime
+    hours: int
+
+
+@dataclass(frozen=True)
+class SignalMark:
+    time: datetime
+    direction: str
+    confidence: float
+    price: Decimal | None
+    status: str
+
+
+@dataclass(frozen=True)
+class TradeMark:
+    broker_trade_id: str
+    units: Decimal
+    opened_at: datetime
+    open_price: Decimal
+    closed_at: datetime | None
+    close_price: Decimal | None
+    realized_pl: Decimal
+    unrealized_pl: Decimal
+
+
+@dataclass(frozen=True)
+class MetricsPoint:
+    time: datetime
+    coherence: float
+    stability: float
+    entropy: float
+
+
+@dataclass(frozen=True)
+class ChartData:
+    window: ChartWindow
+    candles: list[Bar]
+    signals: list[SignalMark]
+    trades: list[TradeMark]
+    metrics: list[MetricsPoint]
+    metrics_version: str
+
+
+def chart_window(
+    *, pair: str, timeframe: str | None, hours: str | None, end: str | None
+) -> ChartWindow:
+    """The window a chart request asks for; by default the last hours before the newest candle.
+
+    Anchoring on the newest stored candle (one indexed read) rather than on the clock keeps the
+    chart useful over a weekend or on a replayed history.
+    """
+    timeframe = timeframe or Timeframe.M1
+    if timeframe not in CHART_TIMEFRAMES:
+        raise ChartRequestError(
+            f"timeframe={timeframe!r} is not valid; expected one of {', '.join(CHART_TIMEFRAMES)}."
+        )
+    period = timeframe_duration(timeframe)
+    if hours in (None, ""):
+        span = DEFAULT_HOURS[timeframe]
+    else:
+        try:
+            span = int(str(hours))
+        except ValueError:
+            span = 0
+        most = int(MAX_CANDLES * period.total_seconds() // 3600)
+        if not 1 <= span <= most:
+            raise ChartRequestError(
+                f"hours={hours!r} is not valid; expected a whole number from 1 to {most} "
+                f"(at most {MAX_CANDLES} {timeframe} candles)."
+            )
+    if end in (None, ""):
+        newest = candles_last(pair=pair, timeframe=Timeframe.M1, count=1)
+        finish = newest[0].time + timedelta(minutes=1) if newest else timezone.now()
+    else:
+        parsed = _parse_time(end)
+        if parsed is None:
+            raise ChartRequestError(
+                f"end={end!r} is not valid; expected an ISO 8601 time such as 2025-07-25T21:00Z."
+            )
+        finish = parsed
+    # Whole periods, so an aggregated candle is never cut in half at the window's edges.
+    seconds = int(period.total_seconds())
+    finish_epoch = -(-int(finish.timestamp()) // seconds) * seconds
+    finish = datetime.fromtimestamp(finish_epoch, tz=UTC)
+    return ChartWindow(
+        timeframe=timeframe, start=finish - timedelta(hours=span), end=finish, hours=span
+    )
+
+
+def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
+    """Candles, signals, trades and QFH metrics of one pair inside ``window``, oldest first."""
+    from qfh.models import CandleMetrics
+
+    candles = candles_between(
+        pair=pair, timeframe=window.timeframe, start=window.start, end=window.end
+    )
+    signals = [
+        SignalMark(time, direction, confidence, price, status)
+        for time, direction, confidence, price, status in TradingSignal.objects.filter(
+            pair_id=pair, time__gte=window.start, time__lt=window.end
+        )
+        .order_by("time")
+        .values_list("time", "direction", "confidence", "price", "status")
+    ]
+    trades = [
+        TradeMark(*row)
+        for row in Trade.objects.filter(pair_id=pair, opened_at__lt=window.end)
+        .exclude(closed_at__lt=window.start)
+        .order_by("opened_at")
+        .values_list(
+            "broker_trade_id",
+            "initial_units",
+            "opened_at",
+            "open_price",
+            "closed_at",
+            "close_price",
+            "realized_pl",
+            "unrealized_pl",
+        )
+    ]
+    metrics_rows = CandleMetrics.objects.filter(
+        pair_id=pair, timeframe=window.timeframe, time__gte=window.start, time__lt=window.end
+    )
+    # Runs with other engine parameters can sit side by side: show the newest run's version.
+    version = metrics_rows.order_by("-time").values_list("params_version", flat=True).first() or ""
+    metrics = [
+        MetricsPoint(time, coherence, 1.0 - rupture_ratio, entropy)
+        for time, coherence, rupture_ratio, entropy in metrics_rows.filter(params_version=version)
+        .order_by("time")
+        .values_list("time", "coherence", "rupture_ratio", "entropy")
+    ]
+    return ChartData(
+        window=window,
+        candles=candles,
+        signals=signals,
+        trades=trades,
+        metrics=metrics,
+        metrics_version=version,
+    )

@@ -1,0 +1,173 @@
+"""The console in a real headless Chromium (Debian's ``chromium`` and ``chromium-driver``, which
+``scripts/services.sh`` installs): log in, read the dashboard, disable a pair with the admin
+action, and check that the chart page really renders (a screenshot with candles in it).
+
+About 10 s, most of it Chromium starting and the live server; it is the one test that shows the
+console works in a browser rather than in Django's test client.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from marketdata.models import Pair
+from qfh.services import candle_metrics_compute
+from septrader.models import AuditLog
+from tests.conftest import SEED_CANDLES, require
+from tests.console.conftest import OPERATOR_PASSWORD
+from trading.models import Trade, TradingSignal
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    require(
+        CHROMIUM is not None and CHROMEDRIVER is not None,
+        "Chromium and its driver are not installed (apt-get install chromium chromium-driver; "
+        "scripts/services.sh does it)",
+    )
+    require(
+        importlib.util.find_spec("selenium") is not None
+        and importlib.util.find_spec("PIL") is not None,
+        "selenium and pillow are not installed (the dev extra lists them)",
+    )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        # Root in a container has no user namespace for Chromium's sandbox.
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1200",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(argument)
+    # An explicit driver path: Selenium Manager would otherwise try to download one.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def colour_count_and_ink(png: bytes) -> tuple[int, float, int, int]:
+    """Distinct colours, the share of non-white pixels, and the green and red candle pixels."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    total = image.width * image.height
+    counts = {colour: count for count, colour in image.getcolors(total) or []}
+    colours = len(counts)
+    ink = 1 - counts.get((255, 255, 255), 0) / total
+    green = counts.get((0x2A, 0x7D, 0x2A), 0)
+    red = counts.get((0xB0, 0x30, 0x30), 0)
+    return colours, ink, green, red
+
+
+# serialized_rollback: the live server needs committed rows, and the flush after the test would
+# otherwise remove the pairs the migrations seed, which later tests rely on.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
+    live_server: Any, browser: Any, timescaledb: None, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from trading.services import pair_enable
+
+    # Given an operator account, the bundled real EUR/USD minutes, and EUR/USD trading
+    User.objects.create_superuser("ops", email="ops@example.com", password=OPERATOR_PASSWORD)
+    call_command(
+        "load_candles", str(SEED_CANDLES), pair="EUR_USD", timeframe="M1", no_progress=True
+    )
+    pair_enable(symbol="EUR_USD", actor="setup", force=True)
+    eur_usd = Pair.objects.get(symbol="EUR_USD")
+    # ... with its QFH metrics, a signal and a closed trade inside the chart's default window
+    window_start = datetime(2025, 7, 25, 15, 0, tzinfo=UTC)
+    candle_metrics_compute(pair="EUR_USD", timeframe="M1", start=window_start, backend="numpy")
+    TradingSignal.objects.create(
+        time=window_start + timedelta(hours=2), pair_id="EUR_USD", direction="BUY", confidence=0.9
+    )
+    Trade.objects.create(
+        account_id="acct",
+        broker_trade_id="42",
+        pair_id="EUR_USD",
+        initial_units=Decimal(1000),
+        current_units=Decimal(0),
+        open_price=Decimal("1.17300"),
+        opened_at=window_start + timedelta(hours=2, minutes=1),
+        close_price=Decimal("1.17400"),
+        closed_at=window_start + timedelta(hours=3),
+        state=Trade.State.CLOSED,
+        realized_pl=Decimal("1.00"),
+    )
+
+    # When the operator logs in through the form
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
+    browser.find_element(By.NAME, "username").send_keys("ops")
+    browser.find_element(By.NAME, "password").send_keys(OPERATOR_PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    # Then the dashboard shows the system state, the market and the stream panel
+    assert browser.find_element(By.ID, "trading-mode").text == "Trading"
+    assert browser.find_element(By.ID, "market-state").text in {"open", "closed"}
+    stream = browser.find_element(By.ID, "panel-stream").text
+    assert "EUR_USD" in stream and "2025-07-25 20:59Z" in stream
+
+    # When the operator disables EUR/USD with the list action
+    browser.get(f"{live_server.url}/admin/marketdata/pair/?q=EUR_USD")
+    browser.find_element(
+        By.CSS_SELECTOR, f"input[name=_selected_action][value='{eur_usd.pk}']"
+    ).click()
+    Select(browser.find_element(By.NAME, "action")).select_by_value("disable_pairs")
+    browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+
+    # Then the page confirms it, the database has it, and the audit log names the operator
+    assert "EUR_USD: disabled" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
+    eur_usd.refresh_from_db()
+    assert (eur_usd.enabled, eur_usd.state) == (False, Pair.State.DISABLED)
+    entry = AuditLog.objects.get(action="pair.disable", target="EUR_USD")
+    assert (entry.actor, entry.address) == ("ops", "127.0.0.1")
+
+    # When the operator opens the pair's chart (the default window: the last 6 hours of M1)
+    browser.get(f"{live_server.url}/admin/marketdata/pair/{eur_usd.pk}/chart/")
+    candles = browser.find_elements(By.CSS_SELECTOR, "#price-chart svg g.candle")
+    chart = browser.find_element(By.CSS_SELECTOR, "#price-chart svg")
+    png = chart.screenshot_as_png
+    (tmp_path / "chart.png").write_bytes(png)
+    browser.save_screenshot(str(tmp_path / "chart-page.png"))
+
+    # Then 360 candles are in the page and the browser really drew them: many colours, ink, and
+    # both the rising (green) and the falling (red) candle colours in the picture
+    assert len(candles) == 360
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#price-chart svg .signal.buy")) == 1
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#price-chart svg .trade-exit")) == 1
+    metric_lines = browser.find_elements(By.CSS_SELECTOR, "#metrics-chart svg polyline.metric")
+    assert len(metric_lines) == 3
+    colours, ink, green, red = colour_count_and_ink(png)
+    assert colours >= 8, f"the chart looks blank: {colours} colours (see {tmp_path})"
+    assert ink > 0.02, f"the chart looks blank: {ink:.1%} non-white (see {tmp_path})"
+    assert green > 100 and red > 100, f"green={green} red={red} candle pixels (see {tmp_path})"
+    # And the page's styles came from the app itself, not a CDN
+    sources = browser.execute_script(
+        "return [...document.querySelectorAll('link[href],script[src]')].map(e => e.href || e.src)"
+    )
+    assert sources and all(source.startswith(live_server.url) for source in sources)
