@@ -7,7 +7,7 @@ urlpatterns = [
     path("api/health/detail", views.HealthDetailView.as_view(), name="health-detail"),
     path("api/alerts", views.AlertListView.as_view(), name="alerts"),
     path(
-        "api/alerts/<int:alert_id>/acknowledge",
+        "api/alerts/<int:pk>/acknowledge",
         views.AlertAcknowledgeView.as_view(),
         name="alert-acknowledge",
     ),

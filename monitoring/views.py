@@ -44,10 +44,10 @@ class AlertListView(APIView):
 class AlertAcknowledgeView(APIView):
     roles = {"POST": OPERATOR}
 
-    def post(self, request: Request, alert_id: int) -> Response:
+    def post(self, request: Request, pk: int) -> Response:
         try:
             alert = alert_acknowledge(
-                alert_id=alert_id,
+                alert_id=pk,
                 actor=request.user.get_username(),
                 address=client_address(request),
             )

@@ -8,7 +8,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client, override_settings
 
@@ -89,6 +89,8 @@ def test_the_public_health_endpoint_gives_statuses_only_and_the_detail_needs_a_l
     assert client.get("/api/health/detail").status_code in (401, 403)
     user = User.objects.create_user("ops", password="secret-password")
     client.force_login(user)
+    assert client.get("/api/health/detail").status_code == 403  # no role yet
+    user.groups.add(Group.objects.get(name="viewer"))
     alert_raise(condition="orders.burst", severity="critical", message="30 orders in 60 s")
     detail = client.get("/api/health/detail").json()
     reasons = {item["name"]: item["reason"] for item in detail["components"]}
@@ -99,7 +101,10 @@ def test_the_public_health_endpoint_gives_statuses_only_and_the_detail_needs_a_l
     )
     assert detail["alerts"][0]["condition"] == "orders.burst"
 
-    acknowledged = client.post(f"/api/alerts/{detail['alerts'][0]['id']}/acknowledge")
+    url = f"/api/alerts/{detail['alerts'][0]['id']}/acknowledge"
+    assert client.post(url).status_code == 403  # a viewer reads, an operator acknowledges
+    user.groups.add(Group.objects.get(name="operator"))
+    acknowledged = client.post(url)
     assert acknowledged.status_code == 200 and acknowledged.json()["acknowledged_by"] == "ops"
     assert client.post("/api/alerts/999999/acknowledge").status_code == 404
 
