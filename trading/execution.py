@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Case, Count, F, Max, Sum, Value, When
 from django.utils import timezone
 
 from marketdata import oanda
@@ -212,13 +212,20 @@ def loss_streak(now: datetime) -> tuple[int, datetime | None]:
     return streak, last_loss_at
 
 
-def stop_distances(signal: TradingSignal) -> tuple[Decimal, Decimal | None]:
+def stop_distances(
+    signal: TradingSignal, values: dict[str, Any] | None = None
+) -> tuple[Decimal, Decimal | None]:
     """Stop-loss and take-profit pips: the pair model's when it names them, else SystemConfig."""
-    defaults = config_values("execution.")
+    defaults = values if values is not None else config_values("execution.")
     params = signal.pair_model.params if signal.pair_model_id and signal.pair_model else {}
     stop = Decimal(str(params.get("stop_loss_pips", defaults["execution.stop_loss_pips"])))
     take = Decimal(str(params.get("take_profit_pips", defaults["execution.take_profit_pips"])))
     return stop, (take if take > 0 else None)
+
+
+def _on_pair(pair: Pair, field: str) -> Case:
+    """A column's value on the rows of ``pair``, zero elsewhere (for one-query totals)."""
+    return Case(When(pair=pair.symbol, then=F(field)), default=Value(Decimal(0)))
 
 
 def trading_state() -> TradingState:
@@ -280,7 +287,9 @@ def signal_execute(
         current = TradingSignal.objects.filter(pk=signal_id).values_list("status", flat=True)
         return Outcome(str(signal_id), current.first() or "missing", "already claimed")
     signal = TradingSignal.objects.select_related("pair", "pair_model").get(pk=signal_id)
-    max_age = config_values("signals.")["signals.max_age_seconds"]
+    # Every setting in one query; the entry below reads the risk, execution and signal keys.
+    values = config_values("")
+    max_age = values["signals.max_age_seconds"]
     if (timezone.now() - signal.created_at).total_seconds() > max_age:
         return _finish(
             signal,
@@ -296,14 +305,18 @@ def signal_execute(
         )
     client = client or broker_client()
     with entry_lock():
-        return _enter(signal, pair, client, now)
+        return _enter(signal, pair, client, now, values)
 
 
 def _enter(
-    signal: TradingSignal, pair: Pair, client: oanda.OandaClient, now: datetime | None
+    signal: TradingSignal,
+    pair: Pair,
+    client: oanda.OandaClient,
+    now: datetime | None,
+    values: dict[str, Any],
 ) -> Outcome:
     state = trading_state()
-    stop_pips, take_pips = stop_distances(signal)
+    stop_pips, take_pips = stop_distances(signal, values)
     try:
         quote, broker_now = fetch_quote(client, pair.symbol)
         now = now or broker_now
@@ -315,16 +328,13 @@ def _enter(
         return _finish(
             signal, TradingSignal.Status.REJECTED, f"broker unavailable before the entry: {error}"
         )
-    open_trades = Trade.objects.filter(account_id=client.account_id, state=Trade.State.OPEN)
+    trades = Trade.objects.filter(account_id=client.account_id, state=Trade.State.OPEN).aggregate(
+        count=Count("id"), pair_units=Sum(_on_pair(pair, "current_units"))
+    )
     pending = Order.objects.filter(
         account_id=client.account_id, status=Order.Status.PENDING, kind=Order.Kind.ENTRY
-    )
-    pair_units = sum(
-        (units for units in open_trades.filter(pair=pair).values_list("current_units", flat=True)),
-        Decimal(0),
-    ) + sum(
-        (units for units in pending.filter(pair=pair).values_list("units", flat=True)), Decimal(0)
-    )
+    ).aggregate(count=Count("id"), pair_units=Sum(_on_pair(pair, "units")))
+    pair_units = (trades["pair_units"] or Decimal(0)) + (pending["pair_units"] or Decimal(0))
     streak, last_loss_at = loss_streak(now)
     context = risk.EntryContext(
         pair=pair.symbol,
@@ -338,7 +348,7 @@ def _enter(
         account=account_figures(snapshot, now),
         now=now,
         mode=state.mode,
-        open_trades=open_trades.count() + pending.count(),
+        open_trades=trades["count"] + pending["count"],
         pair_open_units=pair_units,
         orders_last_minute=Order.objects.filter(
             kind=Order.Kind.ENTRY, created_at__gte=timezone.now() - timedelta(minutes=1)
@@ -346,7 +356,7 @@ def _enter(
         consecutive_losses=streak,
         last_loss_at=last_loss_at,
     )
-    decision = risk.check_entry(context, limits_for(pair))
+    decision = risk.check_entry(context, limits_for(pair, values))
     if decision.trip and state.mode == TradingState.Mode.TRADING:
         trading_mode_trip(reason=decision.trip, now=now)
     if not decision.allowed:
@@ -371,6 +381,7 @@ def _enter(
         requested_price=signal.price if signal.price is not None else price,
         stop_loss_price=stop_price,
         take_profit_price=take_price,
+        sent_at=timezone.now(),
     )
     order = order_send(
         order, client=client, stop_loss_pips=stop_pips, pip_location=pair.pip_location
@@ -427,7 +438,6 @@ def order_send(
 ) -> Order:
     """Send the entry once; after a lost answer, look it up before sending the same one again."""
     body = order_request_body(order, stop_loss_pips=stop_loss_pips, pip_location=pip_location)
-    Order.objects.filter(pk=order.pk).update(sent_at=timezone.now())
     for attempt in (1, 2):
         try:
             response = client.request(oanda.OrderCreate(client.account_id, data=body))

@@ -186,8 +186,11 @@ def trade_open(
     take_profit_price: Decimal | None = None,
 ) -> Trade:
     """Our row for a broker trade, created once (keyed by the broker's trade id)."""
-    if not Pair.objects.filter(symbol=pair).exists():
-        Pair.objects.get_or_create(symbol=pair)
+    existing = Trade.objects.filter(account_id=account_id, broker_trade_id=broker_trade_id).first()
+    if existing is not None:
+        return existing
+    # A trade on an instrument we do not list yet (opened by hand at the broker) adds the pair.
+    Pair.objects.get_or_create(symbol=pair)
     if order is None and client_id.endswith(TRADE_SUFFIX):
         order = Order.objects.filter(
             client_id=client_id.removesuffix(TRADE_SUFFIX), kind=Order.Kind.ENTRY
