@@ -146,6 +146,7 @@ class Streamer:
         *,
         client_factory: Callable[[], OandaClient] = OandaClient,
         pairs: list[str] | None = None,
+        node: str | None = None,
         bootstrap: timedelta = timedelta(days=1),
         pair_refresh_seconds: float = 10.0,
         price_silence: float = PRICE_SILENCE_SECONDS,
@@ -157,6 +158,9 @@ class Streamer:
     ) -> None:
         self.client_factory = client_factory
         self.fixed_pairs = pairs
+        # Cluster (DESIGN.md section 9): only the enabled pairs assigned to this node, re-read
+        # every pair_refresh_seconds so a failover or drain is picked up.
+        self.node = node
         self.bootstrap = bootstrap
         self.pair_refresh_seconds = pair_refresh_seconds
         self.price_silence = price_silence
@@ -211,9 +215,10 @@ class Streamer:
             logger.info("event=streamer_stopped")
 
     def _refresh_pairs(self) -> None:
-        pairs = self.fixed_pairs or sorted(
-            Pair.objects.filter(enabled=True).values_list("symbol", flat=True)
-        )
+        enabled = Pair.objects.filter(enabled=True)
+        if self.node is not None:
+            enabled = enabled.filter(node__name=self.node)
+        pairs = self.fixed_pairs or sorted(enabled.values_list("symbol", flat=True))
         with self.lock:
             if pairs != self.pairs:
                 logger.info("event=stream_pairs_changed before=%s after=%s", self.pairs, pairs)

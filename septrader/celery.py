@@ -14,13 +14,22 @@ from celery import Celery
 from kombu import Queue
 
 from monitoring.heartbeats import connect_heartbeats
+from septrader.cluster_hooks import connect_node_heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
 
 app = Celery("septrader")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("qfh", "execution", "stream", "default")]
+# A node's worker (SEPTRADER_NODE=<name>, DESIGN.md section 9) also has its own queue; other
+# nodes' queues are created on demand when a signal is sent to them (task_create_missing_queues).
+_node = os.environ.get("SEPTRADER_NODE")
+app.conf.task_queues = [
+    Queue(name)
+    for name in ("qfh", "execution", "stream", "default", *([f"exec.{_node}"] if _node else []))
+]
 app.conf.task_routes = {
+    # Every node consumes ``execution``, so any live node can move a silent node's pairs.
+    "septrader.failover_nodes_task": {"queue": "execution"},
     "qfh.*": {"queue": "qfh"},
     "trading.*": {"queue": "execution"},
     "marketdata.*": {"queue": "stream"},
@@ -28,3 +37,5 @@ app.conf.task_routes = {
 app.autodiscover_tasks()
 # Workers and beat write heartbeats the health checks read (monitoring/heartbeats.py).
 connect_heartbeats()
+# A node's worker heartbeats as the node (septrader/cluster.py).
+connect_node_heartbeat()

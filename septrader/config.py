@@ -368,6 +368,15 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             True,
             "Analyse on the droplet's CPU when no GPU worker is connected.",
         ),
+        # Multi-droplet scaling (septrader/cluster.py, DESIGN.md section 9) ---------------------
+        ConfigKey(
+            "cluster.node_silence_seconds",
+            "int",
+            30,
+            "A node whose heartbeat is older than this is down: its pairs move to a healthy node.",
+            3,
+            3600,
+        ),
         *MONITORING_KEYS,
     )
 }

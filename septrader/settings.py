@@ -256,6 +256,15 @@ if _broker_scheme in {"redis", "rediss"}:
     }
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
+# One beat for the cluster (septrader/beat.py): every droplet may run `celery beat`, but only the
+# one holding a Redis lock sends tasks; a standby takes over within CLUSTER_BEAT_LOCK_SECONDS.
+CLUSTER_BEAT_LOCK_SECONDS = env_int("CLUSTER_BEAT_LOCK_SECONDS", 30, minimum=3)
+# How often a node's worker (SEPTRADER_NODE) writes its heartbeat; cluster.node_silence_seconds
+# (SystemConfig) says how long a node may be silent before its pairs move (septrader/cluster.py).
+CLUSTER_HEARTBEAT_SECONDS = env_int("CLUSTER_HEARTBEAT_SECONDS", 5, minimum=1)
+if _broker_scheme in {"redis", "rediss"} or env_optional("REDIS_URL"):
+    CELERY_BEAT_SCHEDULER = "septrader.beat:SingleBeatScheduler"
+
 # Periodic tasks, run by one `celery beat` process. A beat entry expires before the next one is due,
 # so a worker that was down does not run a backlog of stale copies when it comes back
 # (https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html).
@@ -277,6 +286,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "trading.reconcile_account_task",
         "schedule": env_int("RECONCILE_EVERY_SECONDS", 120, minimum=10),
         "options": {"expires": 100},
+    },
+    # A node silent beyond cluster.node_silence_seconds is down and its pairs move (septrader/
+    # cluster.py); on the execution queue, which every node consumes.
+    "septrader.failover_nodes": {
+        "task": "septrader.failover_nodes_task",
+        "schedule": 10.0,
+        "options": {"expires": 10},
     },
     "monitoring.evaluate_alerts": {
         "task": "monitoring.evaluate_alerts_task",

@@ -38,3 +38,12 @@ def run_probe_task(key: str, seconds: float) -> bool:
         return False
     time.sleep(seconds)
     return task_run_complete(key=key, result={"host": socket.gethostname()})
+
+
+@shared_task(name="septrader.failover_nodes_task")
+def failover_nodes_task() -> dict[str, object]:
+    """Move the pairs of nodes silent beyond ``cluster.node_silence_seconds`` (beat, every 10 s)."""
+    from septrader.cluster import nodes_failover
+
+    report = nodes_failover()
+    return {"down": report.down, "moved": report.moved, "stranded": report.stranded}

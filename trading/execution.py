@@ -32,6 +32,7 @@ from django.utils import timezone
 from marketdata import oanda
 from marketdata.candle_input import parse_broker_time
 from marketdata.models import Pair
+from septrader.cluster import signal_forward_if_foreign
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading import risk
@@ -283,6 +284,10 @@ def signal_execute(
     ``now`` defaults to the broker's clock (see ``fetch_quote``); the signal's age is measured on
     our own clock from when it was stored, so it holds against a simulator's clock too.
     """
+    # Cluster (DESIGN.md section 9): a node's executor passes on signals of other nodes' pairs.
+    forwarded = signal_forward_if_foreign(signal_id)
+    if forwarded is not None:
+        return Outcome(str(signal_id), "forwarded", f"its pair is served by {forwarded}")
     if not signal_claim(signal_id):
         current = TradingSignal.objects.filter(pk=signal_id).values_list("status", flat=True)
         return Outcome(str(signal_id), current.first() or "missing", "already claimed")

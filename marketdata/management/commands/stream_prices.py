@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -19,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--pair", action="append", help="stream only these pairs (default: the enabled pairs)"
         )
+        parser.add_argument(
+            "--node",
+            default=os.environ.get("SEPTRADER_NODE") or None,
+            help="stream only the pairs assigned to this node (default: $SEPTRADER_NODE)",
+        )
         parser.add_argument("--no-transactions", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -32,6 +38,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         streamer = Streamer(
             pairs=options["pair"],
+            node=options["node"],
             stream_transactions=not options["no_transactions"],
             stop=stop,
         )

@@ -1,0 +1,463 @@
+"""Several droplets (DESIGN.md section 9): node heartbeats, failover, drain and rebalance.
+
+Each node is a Celery worker consuming ``exec.<name>`` (and ``execution``) with ``SEPTRADER_NODE``
+set, plus ``manage.py stream_prices --node <name>``. The worker's main process heartbeats
+(``node_heartbeat``) every CLUSTER_HEARTBEAT_SECONDS; beat runs ``nodes_failover`` every few
+seconds, which declares a node silent beyond ``cluster.node_silence_seconds`` down, moves its
+pairs to the healthy active node with the fewest pairs and raises ``cluster.node_down.<name>``.
+
+Moving a pair is safe while signals are in flight: a signal already queued on the old node's
+queue is sent again to the new node's queue (the signal's claim lets one delivery act, and the
+client order id stops a second order at the broker), and an executor that receives a signal of a
+pair that is no longer its own forwards it (``signal_forward_if_foreign``).
+
+Rebalancing moves only pairs without an open trade: the trade's exits live at the broker (stop
+loss, take profit), but its close and reconciliation are easier to follow when the node that
+opened it keeps the pair. Failover and drain move every pair, open trade or not: a down or
+draining node must not keep any.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from marketdata.models import Pair
+from septrader.models import Node
+from septrader.selectors import config_get
+from septrader.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system:cluster"
+NODE_ENV = "SEPTRADER_NODE"
+
+
+class ClusterError(Exception):
+    """A cluster action that cannot be done as asked; the message says why."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class ClusterReport:
+    down: list[str] = field(default_factory=list)
+    # (pair, from node, to node) for every pair moved.
+    moved: list[tuple[str, str | None, str]] = field(default_factory=list)
+    # Pairs that had to move but found no healthy active node.
+    stranded: list[str] = field(default_factory=list)
+
+
+def current_node() -> str | None:
+    """The name of the node this process belongs to (``SEPTRADER_NODE``), or None."""
+    return os.environ.get(NODE_ENV) or None
+
+
+def _threshold(threshold_seconds: int | None) -> int:
+    if threshold_seconds is not None:
+        return threshold_seconds
+    return int(config_get("cluster.node_silence_seconds"))
+
+
+def _alert_condition(name: str) -> str:
+    return f"cluster.node_down.{name}"
+
+
+def _healthy(now: datetime, threshold: int) -> Q:
+    return Q(state=Node.State.ACTIVE, last_heartbeat__gte=now - timedelta(seconds=threshold))
+
+
+# ----- heartbeats --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def node_heartbeat(*, name: str, now: datetime | None = None) -> Node:
+    """Record that node ``name`` is alive; a node that was down is active again.
+
+    A draining node stays draining. A node coming back from down gets no pairs by itself: an
+    operator (or ``nodes_rebalance``) gives it some.
+    """
+    from monitoring.services import alert_resolve
+
+    if not name or slugify(name) != name or len(name) > 50:
+        raise ClusterError(
+            f"name={name!r} is not a node name; expected a slug of at most 50 characters.",
+            field="name",
+        )
+    moment = now or timezone.now()
+    node, created = Node.objects.select_for_update().get_or_create(
+        name=name, defaults={"last_heartbeat": moment}
+    )
+    if created:
+        audit_record(actor=SYSTEM_ACTOR, action="node.join", target=name)
+        logger.info("event=node_joined node=%s", name)
+        return node
+    node.last_heartbeat = moment
+    fields = ["last_heartbeat"]
+    if node.state == Node.State.DOWN:
+        node.state = Node.State.ACTIVE
+        fields.append("state")
+        audit_record(actor=SYSTEM_ACTOR, action="node.back", target=name)
+        alert_resolve(condition=_alert_condition(name), now=moment)
+        logger.warning("event=node_back node=%s", name)
+    node.save(update_fields=fields)
+    return node
+
+
+def _heartbeat_forever(name: str, interval: float, stop: threading.Event) -> None:
+    from django.db import close_old_connections, connection
+
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            node_heartbeat(name=name)
+        except Exception as error:
+            logger.warning("event=node_heartbeat_failed node=%s error=%r", name, error)
+            connection.close()
+        stop.wait(interval)
+
+
+def start_node_heartbeat(name: str) -> threading.Event:
+    """A daemon thread that calls ``node_heartbeat`` every CLUSTER_HEARTBEAT_SECONDS."""
+    from django.conf import settings
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_heartbeat_forever,
+        args=(name, float(settings.CLUSTER_HEARTBEAT_SECONDS), stop),
+        name="node-heartbeat",
+        daemon=True,
+    )
+    thread.start()
+    logger.info("event=node_heartbeat_started node=%s", name)
+    return stop
+
+
+# ----- moving pairs ------------------------------------------------------------------------------
+
+
+def _requeue_new_signals(pair: Pair, queue: str) -> int:
+    """Send the pair's unexecuted signals again, to its new node's queue (harmless twice)."""
+    from trading.models import TradingSignal
+
+    max_age = int(config_get("signals.max_age_seconds"))
+    ids = [
+        str(pk)
+        for pk in TradingSignal.objects.filter(
+            pair=pair,
+            status=TradingSignal.Status.NEW,
+            created_at__gte=timezone.now() - timedelta(seconds=max_age),
+        ).values_list("pk", flat=True)
+    ]
+    if ids:
+        from trading.tasks import execute_signal_task
+
+        def send() -> None:
+            for signal_id in ids:
+                execute_signal_task.apply_async(args=[signal_id], queue=queue)
+
+        transaction.on_commit(send)
+    return len(ids)
+
+
+def _move(pair: Pair, target: Node, *, actor: str, address: str | None, reason: str) -> None:
+    from trading.services import pair_assign_node
+
+    previous = pair.node.name if pair.node_id and pair.node else None
+    pair_assign_node(symbol=pair.symbol, node_name=target.name, actor=actor, address=address)
+    pair.node = target
+    requeued = _requeue_new_signals(pair, target.queue)
+    logger.warning(
+        "event=pair_moved pair=%s from=%s to=%s reason=%s requeued=%d",
+        pair.symbol,
+        previous,
+        target.name,
+        reason,
+        requeued,
+    )
+
+
+def _move_pairs_away(
+    node: Node,
+    *,
+    now: datetime,
+    threshold: int,
+    actor: str,
+    address: str | None,
+    reason: str,
+    report: ClusterReport,
+) -> None:
+    """Every pair of ``node`` to the healthy active node with the fewest pairs, one at a time."""
+    for pair in Pair.objects.filter(node=node).select_related("node").order_by("symbol"):
+        target = (
+            Node.objects.filter(_healthy(now, threshold))
+            .exclude(pk=node.pk)
+            .annotate(count=Count("pairs"))
+            .order_by("count", "name")
+            .first()
+        )
+        if target is None:
+            report.stranded.append(pair.symbol)
+            continue
+        _move(pair, target, actor=actor, address=address, reason=reason)
+        report.moved.append((pair.symbol, node.name, target.name))
+
+
+def _lock_nodes() -> list[Node]:
+    """Lock every node row, so failover, drain and rebalance never interleave."""
+    return list(Node.objects.select_for_update().order_by("name"))
+
+
+# ----- failover ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def nodes_failover(
+    *, now: datetime | None = None, threshold_seconds: int | None = None
+) -> ClusterReport:
+    """Declare nodes silent beyond the threshold down and move their pairs to healthy nodes.
+
+    Also retries the pairs a down or draining node still holds (when no healthy node was left
+    the last time). Run by beat every few seconds; safe to run twice.
+    """
+    from monitoring.services import alert_raise
+
+    moment = now or timezone.now()
+    threshold = _threshold(threshold_seconds)
+    cutoff = moment - timedelta(seconds=threshold)
+    report = ClusterReport()
+    for node in _lock_nodes():
+        # A node added by hand is given the threshold from its creation to send a heartbeat.
+        silent = (node.last_heartbeat or node.created_at) < cutoff
+        if node.state != Node.State.DOWN and silent:
+            node.state = Node.State.DOWN
+            node.save(update_fields=["state"])
+            report.down.append(node.name)
+            audit_record(
+                actor=SYSTEM_ACTOR,
+                action="node.down",
+                target=node.name,
+                details={
+                    "last_heartbeat": node.last_heartbeat.isoformat()
+                    if node.last_heartbeat
+                    else None,
+                    "threshold_seconds": threshold,
+                },
+            )
+        if node.state == Node.State.ACTIVE:
+            continue
+        before = len(report.moved)
+        _move_pairs_away(
+            node,
+            now=moment,
+            threshold=threshold,
+            actor=SYSTEM_ACTOR,
+            address=None,
+            reason=f"node {node.state}",
+            report=report,
+        )
+        if node.name in report.down or (
+            node.state == Node.State.DOWN and len(report.moved) > before
+        ):
+            moved = [(pair, to) for pair, source, to in report.moved if source == node.name]
+            stranded = list(Pair.objects.filter(node=node).values_list("symbol", flat=True))
+            alert_raise(
+                condition=_alert_condition(node.name),
+                severity="critical",
+                message=(
+                    f"Node {node.name} has been silent for more than {threshold} s; "
+                    + (
+                        f"its pairs moved: {', '.join(f'{p} to {t}' for p, t in moved)}"
+                        if moved
+                        else "it had no pairs"
+                    )
+                    + (f"; no healthy node for {', '.join(stranded)}" if stranded else "")
+                    + "."
+                ),
+                details={
+                    "node": node.name,
+                    "last_heartbeat": node.last_heartbeat.isoformat()
+                    if node.last_heartbeat
+                    else None,
+                    "moved": [{"pair": p, "to": t} for p, t in moved],
+                    "stranded": stranded,
+                },
+                now=moment,
+            )
+    if report.down or report.moved:
+        logger.warning(
+            "event=nodes_failover down=%s moved=%d stranded=%s",
+            ",".join(report.down),
+            len(report.moved),
+            ",".join(report.stranded),
+        )
+    return report
+
+
+# ----- operator actions --------------------------------------------------------------------------
+
+
+def _node(name: str) -> Node:
+    node = Node.objects.select_for_update().filter(name=name).first()
+    if node is None:
+        known = ", ".join(Node.objects.values_list("name", flat=True)) or "none yet"
+        raise ClusterError(f"node={name!r} is not a known node (known: {known}).", field="node")
+    return node
+
+
+@transaction.atomic
+def node_drain(*, name: str, actor: str, address: str | None = None) -> ClusterReport:
+    """Take a node out for maintenance: it gets no new pairs and its pairs move away now."""
+    _lock_nodes()
+    node = _node(name)
+    node.state = Node.State.DRAINING
+    node.save(update_fields=["state"])
+    audit_record(actor=actor, action="node.drain", target=name, address=address)
+    report = ClusterReport()
+    _move_pairs_away(
+        node,
+        now=timezone.now(),
+        threshold=_threshold(None),
+        actor=actor,
+        address=address,
+        reason="drain",
+        report=report,
+    )
+    return report
+
+
+@transaction.atomic
+def node_rejoin(*, name: str, actor: str, address: str | None = None) -> Node:
+    """Make a drained (or down) node active again; ``nodes_rebalance`` then gives it pairs.
+
+    A down node that still does not heartbeat is declared down again by the next failover.
+    """
+    _lock_nodes()
+    node = _node(name)
+    previous = node.state
+    node.state = Node.State.ACTIVE
+    node.save(update_fields=["state"])
+    audit_record(
+        actor=actor, action="node.rejoin", target=name, address=address, details={"from": previous}
+    )
+    return node
+
+
+@transaction.atomic
+def nodes_rebalance(
+    *, actor: str, address: str | None = None, now: datetime | None = None
+) -> ClusterReport:
+    """Spread the pairs assigned to nodes evenly over the healthy active nodes.
+
+    Pairs of nodes that are not healthy move first (open trade or not); then, while one node has
+    two pairs more than another, a pair without an open trade moves from the fullest node to the
+    emptiest. Pairs assigned to no node (served by the shared ``execution`` queue) stay so.
+    """
+    from trading.models import Trade
+
+    moment = now or timezone.now()
+    threshold = _threshold(None)
+    report = ClusterReport()
+    _lock_nodes()
+    healthy = list(Node.objects.filter(_healthy(moment, threshold)).order_by("name"))
+    if not healthy:
+        raise ClusterError("no active node has a recent heartbeat; nothing to rebalance onto.")
+    healthy_ids = {node.pk for node in healthy}
+    for node in Node.objects.exclude(pk__in=healthy_ids):
+        _move_pairs_away(
+            node,
+            now=moment,
+            threshold=threshold,
+            actor=actor,
+            address=address,
+            reason="rebalance",
+            report=report,
+        )
+    busy = set(
+        Trade.objects.filter(state=Trade.State.OPEN).values_list("pair_id", flat=True).distinct()
+    )
+    pairs: dict[int, list[Pair]] = {node.pk: [] for node in healthy}
+    for pair in Pair.objects.filter(node__in=healthy).select_related("node").order_by("symbol"):
+        if pair.node_id is not None:
+            pairs[pair.node_id].append(pair)
+    by_pk = {node.pk: node for node in healthy}
+    while True:
+        order = sorted(pairs, key=lambda pk: (len(pairs[pk]), by_pk[pk].name))
+        emptiest, fullest = order[0], order[-1]
+        if len(pairs[fullest]) - len(pairs[emptiest]) <= 1:
+            break
+        movable = [pair for pair in pairs[fullest] if pair.symbol not in busy]
+        if not movable:
+            # The fullest node keeps its pairs with open trades; try the next fullest.
+            candidates = [
+                pk
+                for pk in reversed(order)
+                if len(pairs[pk]) - len(pairs[emptiest]) > 1
+                and any(p.symbol not in busy for p in pairs[pk])
+            ]
+            if not candidates:
+                break
+            fullest = candidates[0]
+            movable = [pair for pair in pairs[fullest] if pair.symbol not in busy]
+        pair = movable[-1]
+        _move(pair, by_pk[emptiest], actor=actor, address=address, reason="rebalance")
+        report.moved.append((pair.symbol, by_pk[fullest].name, by_pk[emptiest].name))
+        pairs[fullest].remove(pair)
+        pairs[emptiest].append(pair)
+    audit_record(
+        actor=actor,
+        action="nodes.rebalance",
+        address=address,
+        details={"moved": [{"pair": p, "from": f, "to": t} for p, f, t in report.moved]},
+    )
+    return report
+
+
+# ----- the executor's filter ---------------------------------------------------------------------
+
+
+def signal_forward_if_foreign(signal_id: Any) -> str | None:
+    """On a node, send a signal of another node's pair to that node's queue; return the queue.
+
+    None (execute it here) outside a node, for a pair without a node, or for this node's pair.
+    """
+    name = current_node()
+    if name is None:
+        return None
+    from trading.models import TradingSignal
+
+    row = (
+        TradingSignal.objects.filter(pk=signal_id).values_list("pair__node__name", "status").first()
+    )
+    if row is None or row[0] is None or row[0] == name or row[1] != TradingSignal.Status.NEW:
+        return None
+    queue = f"exec.{row[0]}"
+    from trading.tasks import execute_signal_task
+
+    execute_signal_task.apply_async(args=[str(signal_id)], queue=queue)
+    logger.info("event=signal_forwarded signal=%s node=%s queue=%s", signal_id, name, queue)
+    return queue
+
+
+def node_summary() -> list[dict[str, Any]]:
+    """Every node with its state, last heartbeat and pairs (for the command line and admin)."""
+    return [
+        {
+            "name": node.name,
+            "state": node.state,
+            "last_heartbeat": node.last_heartbeat,
+            "pairs": sorted(node.pairs.values_list("symbol", flat=True)),
+        }
+        for node in Node.objects.prefetch_related("pairs")
+    ]

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.text import slugify
+
+
+class Command(BaseCommand):
+    help = (
+        "Run this droplet's execution node: a Celery worker on exec.<name> and execution (plus "
+        "--queue extras) that heartbeats as node <name>. Replaces this process with the worker; "
+        "run it under a supervisor, with `stream_prices --node <name>` beside it."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", required=True, help="the node's name (a slug, e.g. ams1)")
+        parser.add_argument(
+            "--queue", action="append", default=[], help="also consume this queue (repeatable)"
+        )
+        parser.add_argument("--concurrency", type=int, default=2)
+        parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+        parser.add_argument("--loglevel", default="INFO")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name = options["name"]
+        if not name or slugify(name) != name or len(name) > 50:
+            raise CommandError(
+                f"--name={name!r} is not a node name; expected a slug of at most 50 characters "
+                "(lower-case letters, digits, - and _)."
+            )
+        queues = ",".join(dict.fromkeys([f"exec.{name}", "execution", *options["queue"]]))
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "septrader",
+            "worker",
+            "-Q",
+            queues,
+            "-n",
+            f"{name}@%h",
+            "--pool",
+            options["pool"],
+            "--concurrency",
+            str(options["concurrency"]),
+            "--loglevel",
+            options["loglevel"],
+            # Nodes share nothing through worker-to-worker messages: they start faster without.
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self.stdout.write(f"run_node: node {name} consuming {queues}")
+        self.stdout.flush()
+        os.execvpe(argv[0], argv, {**os.environ, "SEPTRADER_NODE": name})
