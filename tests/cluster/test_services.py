@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
+from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from marketdata.models import Pair
@@ -166,3 +169,34 @@ def test_a_node_streamer_streams_only_the_enabled_pairs_assigned_to_its_node() -
     streamer._refresh_pairs()
 
     assert streamer.pairs == []
+
+
+def test_the_nodes_admin_drains_a_node_and_says_where_its_pairs_went(admin_client: Any) -> None:
+    three_nodes()
+    node = Node.objects.get(name="c")
+    response = admin_client.post(
+        "/admin/septrader/node/",
+        {"action": "drain_nodes", "_selected_action": [node.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == ["c draining; moved: USD_CAD to a, USD_CHF to b."]
+    assert layout()["c"] == []
+    assert AuditLog.objects.filter(action="node.drain", actor="admin", target="c").exists()
+
+
+def test_the_cluster_command_lists_nodes_and_drains_by_name() -> None:
+    three_nodes()
+    out = StringIO()
+    call_command("cluster", "drain", "b", stdout=out)
+    text = out.getvalue()
+    assert "moved GBP_USD from b to a" in text
+    assert "b                draining" in text
+    with pytest.raises(CommandError, match="node='zz' is not a known node"):
+        call_command("cluster", "drain", "zz", stdout=StringIO())
+
+
+def test_run_node_refuses_a_name_that_is_not_a_slug() -> None:
+    with pytest.raises(CommandError, match="--name='Bad Name' is not a node name"):
+        call_command("run_node", "--name", "Bad Name")
