@@ -18,6 +18,7 @@ from monitoring import channels
 from monitoring.health import NEW_YORK, ComponentHealth, config_value, run_checks
 from monitoring.models import Alert, DailySummary, Heartbeat, Notification, Severity
 from monitoring.rules import RULES, Context, Unknown, owned_by
+from monitoring.selectors import alert_as_dict
 from septrader.models import AuditLog
 
 logger = logging.getLogger(__name__)
@@ -76,16 +77,9 @@ def _message(alert: Alert, kind: str, now: datetime) -> tuple[str, str, dict[str
     payload = {
         "event": kind,
         "alert": {
-            "id": alert.id,
-            "condition": alert.condition,
-            "severity": alert.severity,
-            "state": alert.state,
-            "message": alert.message,
-            "details": alert.details,
-            "first_seen": alert.first_seen.isoformat(),
-            "last_seen": alert.last_seen.isoformat(),
-            "count": alert.count,
-            "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+            key: value
+            for key, value in alert_as_dict(alert).items()
+            if not key.startswith("acknowledged")
         },
     }
     return subject[:200], text, payload

@@ -26,12 +26,11 @@ from marketdata.services import candles_backfill
 from marketdata.streaming import Streamer
 from oandasim.client import SimulatorProcess
 from qfh import rules
-from qfh.evaluation.evaluate import compute_features, rule_signals
-from qfh.evaluation.selectors import candle_arrays
 from qfh.models import CandleMetrics
 from qfh.services import DEFAULT_LIVE_RULE
 from septrader.services import config_set
 from tests.conftest import SEED_CANDLES
+from tests.qfh.test_live_signals import offline_signals
 from trading import execution
 from trading.models import Order, Trade, TradingSignal
 from trading.performance import daily_performance
@@ -86,18 +85,6 @@ def wait_until(condition: Any, seconds: float, what: str) -> None:
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def offline_signals(pair: str, rule: rules.Rule) -> dict[datetime, tuple[int, float]]:
-    candles = candle_arrays(pair=pair)
-    features, higher = compute_features(candles, rule)
-    signals = rule_signals(rule.rule_type, rule.params, features, higher)
-    return {
-        datetime.fromtimestamp(int(moment), UTC): (int(direction), float(confidence))
-        for moment, direction, confidence in zip(
-            candles.times, signals.direction, signals.confidence, strict=True
-        )
-    }
 
 
 def test_from_an_empty_database_the_system_trades_the_replayed_market_and_agrees_with_backtest(
