@@ -63,7 +63,9 @@ def judge(report: dict[str, Any]) -> Verdict:
     if dependencies and len(skipped) == len(dependencies):
         return Verdict("unreachable", [f"{len(skipped)} packages could not be looked up"])
     if skipped:
-        lines = [f"{dep['name']} {dep.get('version', '?')}: {dep['skip_reason']}" for dep in skipped]
+        lines = [
+            f"{dep['name']} {dep.get('version', '?')}: {dep['skip_reason']}" for dep in skipped
+        ]
         return Verdict("partial", lines)
     return Verdict("clean", [f"{len(dependencies)} packages audited"])
 
@@ -85,7 +87,10 @@ def main() -> int:
             command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
         )
     except subprocess.TimeoutExpired:
-        print(f"audit: skipped: no vulnerability database reachable (no answer in {TIMEOUT_SECONDS} s)")
+        print(
+            "audit: skipped: no vulnerability database reachable "
+            f"(no answer in {TIMEOUT_SECONDS} s)"
+        )
         return 0
     try:
         report = json.loads(result.stdout)

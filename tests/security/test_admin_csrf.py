@@ -46,7 +46,10 @@ def test_an_admin_action_needs_the_csrf_token(staff_client: Client) -> None:
 
     pair_enable(symbol="EUR_USD", actor="setup", force=True)
     url = "/admin/marketdata/pair/"
-    form = {"action": "disable_pairs", "_selected_action": [str(Pair.objects.get(symbol="EUR_USD").pk)]}
+    form = {
+        "action": "disable_pairs",
+        "_selected_action": [str(Pair.objects.get(symbol="EUR_USD").pk)],
+    }
 
     refused = staff_client.post(url, form)
     assert refused.status_code == 403
@@ -60,6 +63,8 @@ def test_an_admin_action_needs_the_csrf_token(staff_client: Client) -> None:
 
 def test_a_session_write_to_the_api_needs_the_csrf_token_too(staff_client: Client) -> None:
     # The browsable API and the docs page use the console's session (septrader/settings.py).
-    refused = staff_client.post("/api/trading/stop", {"reason": "csrf"}, content_type="application/json")
+    refused = staff_client.post(
+        "/api/trading/stop", {"reason": "csrf"}, content_type="application/json"
+    )
     assert refused.status_code == 403
     assert "CSRF" in refused.json()["error"]["message"]

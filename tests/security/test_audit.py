@@ -25,9 +25,11 @@ def test_a_known_vulnerability_fails_the_audit_and_names_the_fix() -> None:
     verdict = audit_module().judge(
         {
             "dependencies": [
-                {"name": "django", "version": "5.2.0", "vulns": [
-                    {"id": "PYSEC-2025-1", "fix_versions": ["5.2.1"]}
-                ]},
+                {
+                    "name": "django",
+                    "version": "5.2.0",
+                    "vulns": [{"id": "PYSEC-2025-1", "fix_versions": ["5.2.1"]}],
+                },
                 {"name": "celery", "version": "5.5.0", "vulns": []},
             ]
         }

@@ -55,7 +55,9 @@ def test_every_public_server_of_nginx_guards_metrics_and_the_simulator_paths() -
             assert "return 301 https://" in block
             continue
         metrics = block[block.index("location /metrics") :].split("}", 1)[0]
-        assert "deny all;" in metrics and "allow 0.0.0.0" not in metrics and "allow all" not in metrics
+        assert (
+            "deny all;" in metrics and "allow 0.0.0.0" not in metrics and "allow all" not in metrics
+        )
         assert re.search(r"location /__sim/? \{\s*return 404;", block)
 
 
