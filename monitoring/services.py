@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from monitoring.models import Alert, DailySummary, Heartbeat, Notification, Seve
 from monitoring.rules import RULES, Context, Unknown, owned_by
 from monitoring.selectors import alert_as_dict
 from septrader.models import AuditLog
+from trading.schedule import trading_day_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -371,13 +372,6 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation:
 
 
 # ----- the daily summary -------------------------------------------------------------------------
-
-
-def trading_day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The trading day ``day``: from 17:00 New York the evening before to 17:00 on ``day``."""
-    end = datetime.combine(day, time(17), tzinfo=NEW_YORK)
-    start = datetime.combine(day - timedelta(days=1), time(17), tzinfo=NEW_YORK)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _nav_at(moment: datetime) -> Decimal | None:
