@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check audit services services-down \
-	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console backup
+	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console backup chaos
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: install
 	@env_lines=$$(scripts/services.sh env) || { echo "make test: the test servers could not be started" >&2; exit 1; }; \
 	eval "$$env_lines"; \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Trading under broker faults and executor kills for about ten minutes (70 simulated days); prints
+# the faults injected and the invariant violations (must be 0). CHAOS_DAYS and WEEK_SEED override.
+chaos: install
+	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
+	CHAOS_DAYS=$${CHAOS_DAYS:-70} $(BIN)/pytest -q -s -p no:cacheprovider tests/chaos
 
 services: install
 	scripts/services.sh up
