@@ -111,9 +111,9 @@ install_config() {
 install_units() {
   local units=()
   case "$ROLE" in
-    droplet) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream) ;;
+    droplet) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream septrader-monitor) ;;
     local) units=(septrader-worker-qfh) ;;
-    all) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream septrader-worker-qfh) ;;
+    all) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream septrader-monitor septrader-worker-qfh) ;;
   esac
   install -m 0644 "$SOURCE/docker/systemd/septrader.target" /etc/systemd/system/
   for unit in "${units[@]}"; do

@@ -22,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from monitoring.health import STATUS_RANK, _parse, queue_depths, run_checks
-from monitoring.services import trading_day_bounds
+from trading.schedule import trading_day_bounds
 
 logger = logging.getLogger(__name__)
 

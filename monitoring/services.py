@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,9 @@ from monitoring import channels
 from monitoring.health import NEW_YORK, ComponentHealth, config_value, run_checks
 from monitoring.models import Alert, DailySummary, Heartbeat, Notification, Severity
 from monitoring.rules import RULES, Context, Unknown, owned_by
+from monitoring.selectors import alert_as_dict
 from septrader.models import AuditLog
+from trading.schedule import trading_day_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +78,9 @@ def _message(alert: Alert, kind: str, now: datetime) -> tuple[str, str, dict[str
     payload = {
         "event": kind,
         "alert": {
-            "id": alert.id,
-            "condition": alert.condition,
-            "severity": alert.severity,
-            "state": alert.state,
-            "message": alert.message,
-            "details": alert.details,
-            "first_seen": alert.first_seen.isoformat(),
-            "last_seen": alert.last_seen.isoformat(),
-            "count": alert.count,
-            "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+            key: value
+            for key, value in alert_as_dict(alert).items()
+            if not key.startswith("acknowledged")
         },
     }
     return subject[:200], text, payload
@@ -377,13 +372,6 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation:
 
 
 # ----- the daily summary -------------------------------------------------------------------------
-
-
-def trading_day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The trading day ``day``: from 17:00 New York the evening before to 17:00 on ``day``."""
-    end = datetime.combine(day, time(17), tzinfo=NEW_YORK)
-    start = datetime.combine(day - timedelta(days=1), time(17), tzinfo=NEW_YORK)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _nav_at(moment: datetime) -> Decimal | None:

@@ -5,6 +5,8 @@ import hmac
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +30,9 @@ def health(request: HttpRequest) -> JsonResponse:
 class HealthDetailView(APIView):
     roles = {"GET": VIEWER}
 
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, summary="Every component's health and the open alerts"
+    )
     def get(self, request: Request) -> Response:
         report = health_report()
         report["alerts"] = [alert_as_dict(alert) for alert in alerts_unresolved()]
@@ -37,6 +42,7 @@ class HealthDetailView(APIView):
 class AlertListView(APIView):
     roles = {"GET": VIEWER}
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="The unresolved alerts")
     def get(self, request: Request) -> Response:
         return Response({"alerts": [alert_as_dict(alert) for alert in alerts_unresolved()]})
 
@@ -44,6 +50,7 @@ class AlertListView(APIView):
 class AlertAcknowledgeView(APIView):
     roles = {"POST": OPERATOR}
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Acknowledge an alert")
     def post(self, request: Request, pk: int) -> Response:
         try:
             alert = alert_acknowledge(

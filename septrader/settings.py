@@ -494,10 +494,21 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# Production is served by nginx, which terminates TLS and sets X-Forwarded-Proto (docker/nginx);
+# `manage.py check --deploy --fail-level WARNING` is clean with these (tests/security).
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 3600, minimum=0)
+    # The host is the trader's own name (trader.example.com): its subdomains are ours too.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Preloading commits the whole domain to HTTPS in browsers for months and is the domain
+    # owner's decision: opt in with DJANGO_SECURE_HSTS_PRELOAD=true; until then its reminder
+    # (security.W021) is silenced.
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_CONTENT_TYPE_NOSNIFF = True

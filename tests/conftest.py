@@ -55,6 +55,33 @@ def redis_url() -> Iterator[str]:
     client.flushdb()
 
 
+def worker_database_url() -> str:
+    """DATABASE_URL naming the test database, for processes a test starts (workers, executors)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.db import connection
+
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+def celery_worker_command(
+    queues: str, *, name: str | None = None, pool: str = "solo", extra: tuple[str, ...] = ()
+) -> list[str]:
+    """The command line of a real Celery worker of the project on ``queues``."""
+    import sys
+
+    command = [sys.executable, "-m", "celery", "-A", "septrader", "worker", "-Q", queues]
+    if name:
+        command += ["--hostname", f"{name}@%h"]
+    return [
+        *command,
+        *("--pool", pool, "--concurrency", "1", "--loglevel", "WARNING"),
+        *("--without-gossip", "--without-mingle"),
+        *extra,
+    ]
+
+
 @pytest.fixture
 def celery_worker(transactional_db: Any, django_db_serialized_rollback: Any) -> Iterator[Any]:
     """Start a real Celery worker on every queue, over Redis, against the test database.
@@ -64,40 +91,17 @@ def celery_worker(transactional_db: Any, django_db_serialized_rollback: Any) -> 
     (the pairs), which the flush after such a test would otherwise remove for later tests.
     """
     import subprocess
-    import sys
-    from urllib.parse import urlsplit, urlunsplit
-
-    from django.db import connection
 
     broker = os.environ.get("CELERY_BROKER_URL", "")
     require(broker.startswith("redis://"), "CELERY_BROKER_URL must point at Redis")
     require(bool(os.environ.get("CELERY_RESULT_BACKEND")), "CELERY_RESULT_BACKEND must be set")
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    test_database = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "septrader",
-            "worker",
-            "-Q",
-            "qfh,execution,stream,default",
-            "--pool",
-            "solo",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        celery_worker_command("qfh,execution,stream,default"),
         cwd=REPO,
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "septrader.settings",
-            "DATABASE_URL": test_database,
+            "DATABASE_URL": worker_database_url(),
         },
     )
     try:

@@ -218,7 +218,9 @@ def test_nginx_serves_tls_redirects_http_and_keeps_metrics_and_the_simulator_pri
 
 def test_the_droplet_runs_each_process_of_its_role_once_and_the_gpu_node_the_qfh_worker() -> None:
     droplet = services("droplet")
-    assert set(droplet) == {"db", "redis", "web", "worker-execution", "beat", "stream", "nginx"}
+    assert set(droplet) == {
+        *("db", "redis", "web", "worker-execution", "beat", "stream", "monitor", "nginx")
+    }
     assert droplet["db"]["image"].startswith("timescale/timescaledb:") and droplet["db"][
         "image"
     ].endswith("-pg17")
@@ -245,6 +247,7 @@ def test_the_systemd_units_run_the_same_real_commands_as_the_septrader_user() ->
         "septrader-worker-execution",
         "septrader-beat",
         "septrader-stream",
+        "septrader-monitor",
         "septrader-worker-qfh",
     }
     for path in UNITS:

@@ -6,12 +6,10 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
@@ -66,44 +64,22 @@ def start_worker(
 
     Like that fixture, tests using it run with committed rows (``transactional_db``).
     """
-    from django.db import connection
 
-    from tests.conftest import REPO, require
+    from tests.conftest import REPO, celery_worker_command, require, worker_database_url
 
     broker = os.environ.get("CELERY_BROKER_URL", "")
     require(broker.startswith("redis://"), "CELERY_BROKER_URL must point at Redis")
     require(bool(os.environ.get("CELERY_RESULT_BACKEND")), "CELERY_RESULT_BACKEND must be set")
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    test_database = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*, queues: str, role: str, name: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "septrader",
-                "worker",
-                "-Q",
-                queues,
-                "-n",
-                f"{name}@%h",
-                "--pool",
-                "solo",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            celery_worker_command(queues, name=name),
             cwd=REPO,
             env={
                 **os.environ,
                 "DJANGO_SETTINGS_MODULE": "septrader.settings",
-                "DATABASE_URL": test_database,
+                "DATABASE_URL": worker_database_url(),
                 "SEPTRADER_ROLE": role,
                 "QFH_BACKEND": "numpy",
             },

@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.conftest import REPO, require
+from tests.conftest import REPO, celery_worker_command, require, worker_database_url
 
 # Short limits for the workers started here only: the visibility timeout must still be longer than
 # the longest task limit, which the settings check at start-up.
@@ -36,43 +34,22 @@ SHORT_LIMITS = {
 def start_worker(
     transactional_db: Any, django_db_serialized_rollback: Any
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    from django.db import connection
 
     broker = os.environ.get("CELERY_BROKER_URL", "")
     require(broker.startswith("redis://"), "CELERY_BROKER_URL must point at Redis")
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    test_database = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
     started: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, pool: str = "solo") -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "septrader",
-                "worker",
-                "-Q",
-                "execution",
-                "--pool",
-                pool,
-                "--concurrency",
-                "1",
-                "--hostname",
-                f"{name}@%h",
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            celery_worker_command(
+                "execution", name=name, pool=pool, extra=("--without-heartbeat",)
+            ),
             cwd=REPO,
             env={
                 **os.environ,
                 **SHORT_LIMITS,
                 "DJANGO_SETTINGS_MODULE": "septrader.settings",
-                "DATABASE_URL": test_database,
+                "DATABASE_URL": worker_database_url(),
             },
             start_new_session=True,
         )

@@ -12,6 +12,8 @@ import pytest
 from django.utils import timezone
 
 from marketdata.oanda import OandaClient, OrderCreate
+from monitoring.models import Alert
+from monitoring.services import alerts_evaluate
 from septrader.models import AuditLog
 from septrader.services import config_set
 from tests.trading.conftest import Broker, make_signal, trading_pair
@@ -236,6 +238,10 @@ def test_the_daily_loss_limit_trips_reducing_mode_rejects_entries_and_exits_stil
     assert state.mode == TradingState.Mode.REDUCING and "daily loss" in state.reason
     assert AuditLog.objects.filter(action="risk.trip").count() == 1
     assert later.status == "rejected" and "reducing-only" in later.reason
+    # The operator is alerted that trading stopped, and why.
+    alerts_evaluate()
+    alert = Alert.objects.get(condition="trading.stopped", resolved_at__isnull=True)
+    assert "daily loss" in alert.message or "daily loss" in str(alert.details)
     closed = trade_close(trade_id=trade.pk, actor="ops")
     assert closed.state == Trade.State.CLOSED
     assert broker.open_trades() == []

@@ -11,15 +11,13 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from celery import current_app
-from django.db import connection
 from django.utils import timezone
 
 from septrader.services import config_set
-from tests.conftest import REPO
+from tests.conftest import REPO, worker_database_url
 from tests.trading.conftest import Broker, make_signal, trading_pair
 from trading.execution import client_order_id
 from trading.models import Order, Trade, TradingSignal
@@ -42,8 +40,7 @@ print(outcome.reason if outcome.reason == "already claimed" else outcome.status,
 
 def executor(signal_id: str, start: float = 0.0) -> subprocess.Popen[str]:
     """``signal_execute`` in its own process, against the test database and the broker."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    database = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+    database = worker_database_url()
     process = subprocess.Popen(
         [sys.executable, "-c", EXECUTOR, signal_id, str(start)],
         cwd=REPO,
