@@ -14,11 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from django.db import connection
 from django.utils import timezone
 
 from marketdata.models import Pair
@@ -28,7 +26,7 @@ from septrader.beat import LOCK_KEY
 from septrader.cluster import nodes_failover, nodes_rebalance
 from septrader.models import AuditLog, Node
 from septrader.services import config_set
-from tests.conftest import REPO, require
+from tests.conftest import REPO, require, worker_database_url
 from tests.trading.conftest import Broker, make_signal, trading_pair
 from trading.execution import client_order_id
 from trading.models import Order, TradingSignal
@@ -42,12 +40,10 @@ SILENCE = 3  # cluster.node_silence_seconds for the test (the smallest allowed)
 
 
 def process_env(**extra: str) -> dict[str, str]:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    database = urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "septrader.settings",
-        "DATABASE_URL": database,
+        "DATABASE_URL": worker_database_url(),
         **extra,
     }
 
