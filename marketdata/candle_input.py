@@ -32,6 +32,16 @@ class CandleTimeError(ValueError):
 
 def parse_broker_time(value: Any) -> datetime:
     """Read a broker timestamp (RFC 3339 with up to 9 fractional digits, or Unix seconds) as UTC."""
+    try:
+        return _broker_time(value)
+    except (ArithmeticError, ValueError, OSError) as error:
+        if isinstance(error, CandleTimeError):
+            raise
+        # A number of seconds or an offset that takes the time past the years 1 to 9999, a NaN.
+        raise CandleTimeError(f"is not a representable time ({error})") from None
+
+
+def _broker_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise CandleTimeError("has no time zone; expected an aware datetime in UTC")
@@ -189,14 +199,14 @@ def parse_candle(
         return CandleRejection(row, "candle", raw, "is not an object; expected a JSON object")
     get = raw.get
     symbol: str | None = get("pair") or get("instrument") or pair
-    if symbol is None or symbol not in known_pairs:
+    if type(symbol) is not str or symbol not in known_pairs:
         if symbol is None:
             return CandleRejection(row, "pair", None, "is missing; expected a pair like EUR_USD")
         return CandleRejection(
             row, "pair", symbol, "is not a known pair; add it to the pairs table first"
         )
     granularity: str | None = get("timeframe") or get("granularity") or timeframe
-    seconds = TIMEFRAME_SECONDS.get(granularity or "")
+    seconds = TIMEFRAME_SECONDS.get(granularity) if type(granularity) is str else None
     if granularity is None or seconds is None:
         return CandleRejection(
             row,
