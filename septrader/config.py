@@ -393,6 +393,8 @@ def validate_config_value(key: str, value: Any) -> Any:
     if spec.kind == "str":
         if not isinstance(value, str) or (spec.accepts and not spec.accepts(value)):
             raise ConfigValueError(key, value, spec.expectation())
+        if "\x00" in value:
+            raise ConfigValueError(key, value, spec.expectation() + " without NUL characters")
         return value
     if spec.kind == "list":
         return _validate_list(spec, value)
@@ -426,4 +428,6 @@ def _validate_list(spec: ConfigKey, value: Any) -> list[str]:
     for item in items:
         if spec.accepts and not spec.accepts(item):
             raise ConfigValueError(spec.name, item, spec.expectation())
+        if "\x00" in item:  # a JSON column cannot hold NUL
+            raise ConfigValueError(spec.name, item, spec.expectation() + " without NUL characters")
     return items
