@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from marketdata.candle_input import CandleTimeError, parse_broker_time
-from marketdata.models import Pair
+from marketdata.models import PAIR_SYMBOL_PATTERN, Pair
 from trading.models import Order, Trade
 
 logger = logging.getLogger(__name__)
@@ -30,20 +31,41 @@ logger = logging.getLogger(__name__)
 REJECT_TYPES = {"MARKET_ORDER_REJECT", "LIMIT_ORDER_REJECT", "STOP_ORDER_REJECT"}
 # A trade's client id is its opening order's client id with this suffix.
 TRADE_SUFFIX = "-t"
+# What a malformed transaction (a field missing, or of the wrong type or size) raises while it is
+# read or applied. Such a transaction is logged and skipped, in its own savepoint, so it leaves no
+# trace and the rest of its batch is still applied. IntegrityError: a fill that names an order or
+# trade already taken by another one.
+_UNREADABLE = (
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    ArithmeticError,
+    CandleTimeError,
+    DataError,
+    IntegrityError,
+)
+_BIGINT = 2**63
 
 
 def decimal_or_zero(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)
+    return decimal_or_none(value) or Decimal(0)
 
 
 def decimal_or_none(value: Any) -> Decimal | None:
+    """The broker's number (text) as a Decimal; None when missing, not a number or not finite."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
     try:
-        return Decimal(str(value)) if value not in (None, "") else None
+        number = Decimal(str(value))
     except InvalidOperation:
         return None
+    return number if number.is_finite() else None
+
+
+def _price_or_none(value: Any) -> Decimal | None:
+    price = decimal_or_none(value)
+    return price if price is not None and price > 0 else None
 
 
 def _insert(account_id: str, transaction_id: int, kind: str, time: datetime, raw: Any) -> bool:
@@ -58,7 +80,7 @@ def _insert(account_id: str, transaction_id: int, kind: str, time: datetime, raw
                 account_id,
                 kind,
                 time,
-                json.dumps(raw),
+                json.dumps(raw, allow_nan=False),
                 timezone.now(),
             ],
         )
@@ -72,24 +94,37 @@ def transactions_apply(*, account_id: str, transactions: Iterable[Mapping[str, A
         try:
             transaction_id = int(raw["id"])
             time = parse_broker_time(raw["time"])
-        except (KeyError, TypeError, ValueError, CandleTimeError) as error:
+            if not 0 < transaction_id < _BIGINT:
+                raise ValueError(f"id {transaction_id} is out of range")
+            readable.append((transaction_id, time, dict(raw)))
+        except _UNREADABLE as error:
             logger.warning("event=broker_transaction_unreadable error=%r raw=%r", str(error), raw)
-            continue
-        readable.append((transaction_id, time, dict(raw)))
     applied = 0
     # One database transaction for the batch (an order's answer carries three to five), in id
     # order, so a fill is applied before the stop-loss order that refers to its trade.
     with transaction.atomic():
         for transaction_id, time, raw in sorted(readable, key=lambda item: item[0]):
-            if not _insert(account_id, transaction_id, str(raw.get("type", "")), time, raw):
+            try:
+                with transaction.atomic():
+                    if not _insert(account_id, transaction_id, str(raw.get("type", "")), time, raw):
+                        continue
+                    _apply(account_id, raw, time)
+            except _UNREADABLE as error:
+                logger.warning(
+                    "event=broker_transaction_unreadable id=%s error=%r raw=%r",
+                    transaction_id,
+                    str(error),
+                    raw,
+                )
                 continue
-            _apply(account_id, raw, time)
             applied += 1
     return applied
 
 
 def _apply(account_id: str, raw: dict[str, Any], time: datetime) -> None:
     kind = raw.get("type", "")
+    if not isinstance(kind, str):
+        raise TypeError(f"type {kind!r} is not text")
     if kind == "MARKET_ORDER":
         _on_order_created(raw)
     elif kind == "ORDER_FILL":
@@ -144,25 +179,28 @@ def _on_order_reject(raw: dict[str, Any]) -> None:
 
 def _on_fill(account_id: str, raw: dict[str, Any], time: datetime) -> None:
     order = _our_order(raw)
-    price = decimal_or_none(raw.get("price"))
+    price = _price_or_none(raw.get("price"))
     opened = raw.get("tradeOpened")
+    # Read the whole new trade before changing anything: a fill we cannot read is skipped.
+    new_trade = _trade_opened(raw, opened, price) if opened else None
     if order is not None and order.status != Order.Status.FILLED:
         order.status = Order.Status.FILLED
         order.fill_price = price
         order.filled_at = time
         order.broker_order_id = order.broker_order_id or str(raw.get("orderID", ""))
-        if opened:
-            order.broker_trade_id = str(opened["tradeID"])
+        if new_trade is not None:
+            order.broker_trade_id = new_trade[0]
         order.save()
-    if opened:
+    if new_trade is not None:
+        trade_id, instrument, units, opened_price = new_trade
         trade_open(
             account_id=account_id,
-            broker_trade_id=str(opened["tradeID"]),
-            pair=str(raw.get("instrument", "")),
-            units=decimal_or_zero(opened.get("units")),
-            price=decimal_or_none(opened.get("price")) or price or Decimal(0),
+            broker_trade_id=trade_id,
+            pair=instrument,
+            units=units,
+            price=opened_price,
             opened_at=time,
-            client_id=str((opened.get("clientExtensions") or {}).get("id", "")),
+            client_id=str(((opened or {}).get("clientExtensions") or {}).get("id", "")),
             order=order if order is not None and order.kind == Order.Kind.ENTRY else None,
         )
     reason = str(raw.get("reason", ""))
@@ -170,6 +208,23 @@ def _on_fill(account_id: str, raw: dict[str, Any], time: datetime) -> None:
         _reduce(account_id, closed, price, time, reason, closes=True)
     if raw.get("tradeReduced"):
         _reduce(account_id, raw["tradeReduced"], price, time, reason, closes=False)
+
+
+def _trade_opened(
+    raw: Mapping[str, Any], opened: Any, fill_price: Decimal | None
+) -> tuple[str, str, Decimal, Decimal]:
+    """(trade id, pair, units, price) of a fill's ``tradeOpened``; ValueError naming the field."""
+    trade_id = opened["tradeID"]
+    units = decimal_or_none(opened.get("units"))
+    price = _price_or_none(opened.get("price")) or fill_price
+    instrument = raw.get("instrument")
+    if not trade_id or isinstance(trade_id, dict | list):
+        raise ValueError(f"tradeOpened.tradeID {trade_id!r} is not an id")
+    if not units or price is None:
+        raise ValueError(f"tradeOpened {opened!r} has no units or no price")
+    if not isinstance(instrument, str) or not re.match(PAIR_SYMBOL_PATTERN, instrument):
+        raise ValueError(f"instrument {instrument!r} is not a pair like EUR_USD")
+    return str(trade_id), instrument, units, price
 
 
 def trade_open(
@@ -252,7 +307,7 @@ def _reduce(
     if closes or trade.current_units == 0:
         trade.current_units = Decimal(0)
         trade.state = Trade.State.CLOSED
-        trade.close_price = decimal_or_none(closed.get("price")) or price
+        trade.close_price = _price_or_none(closed.get("price")) or price
         trade.closed_at = time
         trade.unrealized_pl = Decimal(0)
     trade.save()
@@ -282,7 +337,7 @@ def _on_financing(account_id: str, raw: dict[str, Any]) -> None:
 
 def _on_dependent_order(account_id: str, raw: dict[str, Any]) -> None:
     field = "stop_loss_price" if raw.get("type") == "STOP_LOSS_ORDER" else "take_profit_price"
-    price = decimal_or_none(raw.get("price"))
+    price = _price_or_none(raw.get("price"))
     trade_id = raw.get("tradeID")
     if trade_id and price is not None:
         Trade.objects.filter(account_id=account_id, broker_trade_id=str(trade_id)).update(
