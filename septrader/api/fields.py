@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter
@@ -29,7 +30,12 @@ class PairField(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> str:
         symbol = super().to_internal_value(data)
-        if not Pair.objects.filter(symbol=symbol).exists():
+        # The shape first: field validators run only after this, and PostgreSQL refuses to
+        # compare text holding NUL (a 500 the stateful fuzz found).
+        if (
+            not re.match(PAIR_SYMBOL_PATTERN, symbol)
+            or not Pair.objects.filter(symbol=symbol).exists()
+        ):
             raise serializers.ValidationError(
                 f"pair={symbol!r} is not a known pair; expected a symbol such as EUR_USD."
             )
