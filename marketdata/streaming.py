@@ -131,9 +131,14 @@ class Backoff:
         self.last_connect = time.monotonic()
 
 
+# A quote outside these is junk; inside them the mid-price arithmetic cannot overflow.
+_LOWEST_PRICE = Decimal("0.000001")
+_HIGHEST_PRICE = Decimal("1e9")
+
+
 def _price(value: Any) -> Decimal:
     price = Decimal(str(value))
-    if not price.is_finite() or price <= 0:
+    if not price.is_finite() or not _LOWEST_PRICE <= price < _HIGHEST_PRICE:
         raise InvalidOperation
     return price
 

@@ -23,7 +23,7 @@ from trading.models import Order, Trade
 
 ACCOUNT = "101-001-0000000-001"
 FUZZ = settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
