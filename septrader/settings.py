@@ -458,6 +458,9 @@ API_LOGIN_MAX_FAILURES = env_int("API_LOGIN_MAX_FAILURES", 5, minimum=1)
 API_LOGIN_LOCKOUT_SECONDS = env_int("API_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Largest candle and metrics read in one request (about four days of M1).
 API_MAX_CANDLES = env_int("API_MAX_CANDLES", 5000, minimum=1)
+# How old (ms) the answer of GET /api/pairs/status may be: dashboards poll it, and each web
+# process then reads its four tables at most once per this interval (0 = always fresh).
+API_PAIRS_STATUS_CACHE_MS = env_int("API_PAIRS_STATUS_CACHE_MS", 1000, minimum=0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "SEP Trader API",
     "DESCRIPTION": (

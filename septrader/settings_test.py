@@ -18,3 +18,6 @@ os.environ.setdefault("SEPTRADER_ENV", "test")
 from septrader.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests read the pairs' status right after changing it.
+API_PAIRS_STATUS_CACHE_MS = 0
