@@ -497,13 +497,13 @@ class Streamer:
             # A heartbeat names the account's newest transaction: a gap means we missed some.
             try:
                 newest = int(message.get("lastTransactionID", last))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return last
             return self._catch_up_transactions(client, account, last) if newest > last else last
         transactions_apply(account_id=account, transactions=[message])
         try:
             last = max(last, int(message["id"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return last
         self._set_last_transaction(last)
         return last

@@ -105,3 +105,20 @@ def test_a_price_with_extreme_exponents_is_logged_and_skipped(
     line = dict(PRICE, bids=[{"price": bid}], asks=[{"price": ask}])
 
     assert streamer._on_price_message(line) is True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"type": "HEARTBEAT", "lastTransactionID": float("inf")},  # JSON 1e400 reads as inf
+        {"type": "HEARTBEAT", "lastTransactionID": float("nan")},
+        {"type": "ORDER_CANCEL", "id": float("inf"), "time": "2026-01-06T14:00:00Z"},
+    ],
+)
+def test_a_transaction_line_with_an_infinite_id_is_skipped(
+    timescaledb: None, line: dict[str, Any]
+) -> None:
+    streamer = Streamer(pairs=["EUR_USD"])
+
+    assert streamer._on_transaction_message(None, "101-001", 5, line) == 5  # type: ignore[arg-type]
