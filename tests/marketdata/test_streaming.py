@@ -97,6 +97,18 @@ def complete_minutes(pair: str) -> list[tuple[Any, ...]]:
     )
 
 
+def bootstrap_start(stored: list[tuple[Any, ...]]) -> datetime:
+    """Where the streamer's 30-minute bootstrap began: 30 minutes before the broker's newest
+    complete minute when it connected, so 08:29 when it connects within the simulator's first
+    simulated minute after 09:00 (a quick start) and 08:30 when it connects later."""
+    first: datetime = stored[0][0]
+    assert first in (
+        datetime(2025, 7, 24, 8, 29, tzinfo=UTC),
+        datetime(2025, 7, 24, 8, 30, tzinfo=UTC),
+    ), first
+    return first
+
+
 def broker_minutes(
     simulator: SimulatorProcess, pair: str, start: datetime, end: datetime
 ) -> list[tuple[Any, ...]]:
@@ -148,12 +160,13 @@ def test_the_streamer_stores_exactly_the_brokers_candles_and_publishes_prices(
         price = latest_price("EUR_USD")
         state = stream_state()
 
-    # Then the complete candles equal the broker's own, minute for minute, with no gap
+    # Then the complete candles equal the broker's own, minute for minute, with no gap, from the
+    # start of the 30-minute bootstrap
     stored = complete_minutes("EUR_USD")
+    start = bootstrap_start(stored)
     assert stored == broker_minutes(
         simulator, "EUR_USD", start, stored[-1][0] + timedelta(minutes=1)
     )
-    assert stored[0][0] == start
     # And each close enqueued the analysis of exactly the new candles
     assert running.closed[0] == ("EUR_USD", start, stored[0][0] + timedelta(minutes=30))
     covered = [minute for _, first, end in running.closed for minute in _minutes(first, end)]
@@ -198,7 +211,7 @@ def test_a_dropped_or_silent_stream_is_reconnected_and_leaves_no_gap(
         )
 
     stored = complete_minutes("EUR_USD")
-    start = datetime(2025, 7, 24, 8, 30, tzinfo=UTC)
+    start = bootstrap_start(stored)
     assert stored == broker_minutes(
         simulator, "EUR_USD", start, stored[-1][0] + timedelta(minutes=1)
     )
@@ -289,7 +302,9 @@ def test_a_simulated_hour_with_429_and_503_bursts_ends_with_the_brokers_candles(
             )
             faults_left = control(simulator, "fault", {})["remaining"]
         stored = complete_minutes("EUR_USD")
-        expected = broker_minutes(simulator, "EUR_USD", start, stored[-1][0] + timedelta(minutes=1))
+        expected = broker_minutes(
+            simulator, "EUR_USD", bootstrap_start(stored), stored[-1][0] + timedelta(minutes=1)
+        )
 
     # Then every fault was answered (and survived) and the table holds exactly the broker's hour
     assert faults_left == 0
@@ -373,10 +388,7 @@ def test_bad_data_from_the_broker_is_logged_whole_and_skipped_without_dropping_t
         reconnects = running.streamer.state.price_reconnects
         stored = complete_minutes("EUR_USD")
         expected = broker_minutes(
-            simulator,
-            "EUR_USD",
-            datetime(2025, 7, 24, 8, 30, tzinfo=UTC),
-            stored[-1][0] + timedelta(minutes=1),
+            simulator, "EUR_USD", bootstrap_start(stored), stored[-1][0] + timedelta(minutes=1)
         )
 
     # Then each is logged with its raw content, the stream was never dropped for it, and the
