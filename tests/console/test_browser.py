@@ -82,6 +82,16 @@ def colour_count_and_ink(png: bytes) -> tuple[int, float, int, int]:
     return colours, ink, green, red
 
 
+def shown(browser: Any, by: str, selector: str) -> Any:
+    """The element once the page that has it has loaded (up to 20 s)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, 20).until(
+        expected_conditions.presence_of_element_located((by, selector))
+    )
+
+
 # serialized_rollback: the live server needs committed rows, and the flush after the test would
 # otherwise remove the pairs the migrations seed, which later tests rely on.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -127,7 +137,7 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
 
     # Then the dashboard shows the system state, the market and the stream panel
-    assert browser.find_element(By.ID, "trading-mode").text == "Trading"
+    assert shown(browser, By.ID, "trading-mode").text == "Trading"
     assert browser.find_element(By.ID, "market-state").text in {"open", "closed"}
     stream = browser.find_element(By.ID, "panel-stream").text
     assert "EUR_USD" in stream and "2025-07-25 20:59Z" in stream
@@ -141,7 +151,8 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
 
     # Then the page confirms it, the database has it, and the audit log names the operator
-    assert "EUR_USD: disabled" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
+    # (A click that submits a form returns before the next page has loaded: wait for it.)
+    assert "EUR_USD: disabled" in shown(browser, By.CSS_SELECTOR, ".messagelist").text
     eur_usd.refresh_from_db()
     assert (eur_usd.enabled, eur_usd.state) == (False, Pair.State.DISABLED)
     entry = AuditLog.objects.get(action="pair.disable", target="EUR_USD")
