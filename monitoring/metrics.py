@@ -22,7 +22,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from monitoring.health import STATUS_RANK, _parse, queue_depths, run_checks
-from trading.schedule import trading_day_bounds
+from trading.schedule import trading_day, trading_day_bounds
+from trading.selectors import account_snapshot_latest, account_snapshot_opening
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,8 @@ class TradingCollector(Collector):
         yield candles
 
     def _trading(self, now: datetime) -> Iterator[Metric]:
-        from zoneinfo import ZoneInfo
 
-        from trading.models import AccountSnapshot, Trade, TradingSignal
+        from trading.models import Trade, TradingSignal
 
         yield _gauge(
             "septrader_signals_last_minute",
@@ -102,18 +102,13 @@ class TradingCollector(Collector):
             "Trades open at the broker.",
             Trade.objects.filter(state=Trade.State.OPEN).count(),
         )
-        snapshot = AccountSnapshot.objects.order_by("-time").first()
+        snapshot = account_snapshot_latest()
         yield _gauge("septrader_nav", "Net asset value.", snapshot.nav if snapshot else None)
         yield _gauge(
             "septrader_margin_used", "Margin in use.", snapshot.margin_used if snapshot else None
         )
-        local = now.astimezone(ZoneInfo("America/New_York"))
-        ending = local.date() if local.hour < 17 else local.date() + timedelta(days=1)
-        start, _ = trading_day_bounds(ending)
-        opening = (
-            AccountSnapshot.objects.filter(time__lte=start).order_by("-time").first()
-            or AccountSnapshot.objects.filter(time__gte=start).order_by("time").first()
-        )
+        start, _ = trading_day_bounds(trading_day(now))
+        opening = account_snapshot_opening(start)
         daily = snapshot.nav - opening.nav if snapshot and opening else None
         yield _gauge(
             "septrader_daily_pl", "NAV change since 17:00 New York (account currency).", daily

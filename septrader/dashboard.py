@@ -29,6 +29,7 @@ from septrader.selectors import config_values
 from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
 from trading.performance import DailyLoss, Drawdown, daily_loss, drawdown_from_peak
 from trading.schedule import trading_day_bounds
+from trading.selectors import account_snapshot_latest
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def _account(now: datetime) -> AccountPanel:
     today = daily_loss(now=now)
     day_start = trading_day_bounds(today.day)[0]
     return AccountPanel(
-        snapshot=AccountSnapshot.objects.order_by("-time").first(),
+        snapshot=account_snapshot_latest(),
         today=today,
         closed_today=Trade.objects.filter(
             state=Trade.State.CLOSED, closed_at__gte=day_start, closed_at__lt=today.as_of

@@ -38,6 +38,7 @@ from septrader.services import audit_record
 from trading import risk
 from trading.ledger import TRADE_SUFFIX, decimal_or_zero, transactions_apply
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+from trading.selectors import account_snapshot_opening
 
 logger = logging.getLogger(__name__)
 
@@ -174,27 +175,15 @@ def trading_day_start(now: datetime) -> datetime:
 
 
 def account_figures(snapshot: AccountSnapshot, now: datetime) -> risk.AccountFigures:
-    snapshots = AccountSnapshot.objects.filter(account_id=snapshot.account_id)
-    peak = snapshots.aggregate(peak=Max("nav"))["peak"] or snapshot.nav
-    day_start = trading_day_start(now)
-    opening = (
-        snapshots.filter(time__lte=day_start)
-        .order_by("-time")
-        .values_list("nav", flat=True)
-        .first()
-    )
-    if opening is None:
-        opening = (
-            snapshots.filter(time__gte=day_start)
-            .order_by("time")
-            .values_list("nav", flat=True)
-            .first()
-        )
-    opening = opening if opening is not None else snapshot.nav
+    peak = AccountSnapshot.objects.filter(account_id=snapshot.account_id).aggregate(
+        peak=Max("nav")
+    )["peak"]
+    start = account_snapshot_opening(trading_day_start(now), snapshot.account_id)
+    opening = start.nav if start is not None else snapshot.nav
     return risk.AccountFigures(
         nav=snapshot.nav,
         margin_used=snapshot.margin_used,
-        peak_nav=max(peak, snapshot.nav),
+        peak_nav=max(peak or snapshot.nav, snapshot.nav),
         day_start_nav=opening,
         day_pl=snapshot.nav - opening,
     )

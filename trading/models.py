@@ -208,6 +208,9 @@ class AccountSnapshot(models.Model):
     class Meta:
         db_table = "trading_account_snapshots"
         ordering = ["-time"]
+        # Every entry reads the equity peak (the drawdown limit): an index answers the maximum
+        # without scanning a table that grows by a snapshot per entry and per reconciliation.
+        indexes = [models.Index(fields=["account_id", "nav"], name="account_snapshots_peak")]
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.time:%Y-%m-%dT%H:%M:%SZ} NAV {self.nav}"

@@ -20,6 +20,7 @@ from django.utils import timezone
 from marketdata.models import Pair
 from marketdata.streaming import latest_price_key
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+from trading.selectors import account_snapshot_latest
 
 
 def trading_state_current() -> TradingState:
@@ -158,7 +159,7 @@ def counts() -> Counts:
 
 
 def account_latest() -> AccountSnapshot | None:
-    return AccountSnapshot.objects.order_by("-time").first()
+    return account_snapshot_latest()
 
 
 def open_trades_unrealized() -> Decimal:
