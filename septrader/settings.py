@@ -187,12 +187,14 @@ if _broker_scheme not in {"filesystem", "redis", "rediss", "memory"}:
     )
 CELERY_BROKER_DIR = DATA_DIR / "celery"
 if _broker_scheme == "filesystem":
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        # Without this kombu writes its exchange tables to ./control in the working directory.
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = env_optional("CELERY_RESULT_BACKEND")
