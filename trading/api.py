@@ -418,13 +418,19 @@ class DailyPerformanceView(APIView):
     @extend_schema(
         parameters=[serializers.DailyPerformanceQuerySerializer],
         responses=serializers.DailyPerformanceSerializer,
-        summary="P&L per 17:00 New York trading day (the last 7 by default)",
+        summary="P&L per 17:00 New York trading day (by default the last 7 up to the day of the newest "
+        "account snapshot)",
     )
     def get(self, request: Request) -> Response:
         from trading.performance import daily_performance
 
+        from trading.selectors import account_snapshot_latest
+
         params = query(serializers.DailyPerformanceQuerySerializer, request)
-        today = trading_day(timezone.now())
+        # "Today" is the day the account was last seen at the broker's clock (a snapshot every
+        # reconciliation, so the current day in production; the replayed day in the demo).
+        latest = account_snapshot_latest()
+        today = trading_day(latest.time if latest is not None else timezone.now())
         end = params.get("end") or today
         start = params.get("start") or end - timedelta(days=params.get("days", 7) - 1)
         if start > end:

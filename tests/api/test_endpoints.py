@@ -338,6 +338,42 @@ def test_sync_pull_says_when_it_is_not_available(operator: APIClient) -> None:
         assert response.status_code != 500
 
 
+def test_daily_performance_defaults_to_the_week_up_to_the_accounts_newest_snapshot(
+    operator: APIClient,
+) -> None:
+    from trading.models import AccountSnapshot
+
+    # The demo replays 2025 at the simulator's clock: its days, not the wall clock's, are "today".
+    for closed_at, realized in ((BASE - timedelta(days=1), "12.50"), (BASE, "-2.25")):
+        Trade.objects.create(
+            account_id="001-001-0000001-001",
+            broker_trade_id=f"t{closed_at:%d}",
+            pair_id="EUR_USD",
+            initial_units=Decimal(1000),
+            current_units=Decimal(0),
+            open_price=Decimal("1.10000"),
+            opened_at=closed_at - timedelta(hours=1),
+            state=Trade.State.CLOSED,
+            close_price=Decimal("1.10100"),
+            closed_at=closed_at,
+            realized_pl=Decimal(realized),
+        )
+    AccountSnapshot.objects.create(
+        account_id="001-001-0000001-001",
+        time=BASE + timedelta(minutes=5),
+        balance=Decimal("100010.25"),
+        nav=Decimal("100010.25"),
+        unrealized_pl=Decimal(0),
+        margin_used=Decimal(0),
+        margin_available=Decimal("100010.25"),
+    )
+    body = operator.get("/api/performance/daily").json()
+    assert body["end"] == "2025-07-24"
+    assert body["start"] == "2025-07-18"
+    realized = {day["day"]: day["realized_pl"] for day in body["days"] if day["trades_closed"]}
+    assert realized == {"2025-07-23": "12.5000", "2025-07-24": "-2.2500"}
+
+
 # ----- broker actions (the simulator) ------------------------------------------------------------
 
 
