@@ -418,12 +418,11 @@ class DailyPerformanceView(APIView):
     @extend_schema(
         parameters=[serializers.DailyPerformanceQuerySerializer],
         responses=serializers.DailyPerformanceSerializer,
-        summary="P&L per 17:00 New York trading day (by default the last 7 up to the day of the newest "
-        "account snapshot)",
+        summary="P&L per 17:00 New York trading day (by default the 7 up to the day of the "
+        "newest account snapshot)",
     )
     def get(self, request: Request) -> Response:
         from trading.performance import daily_performance
-
         from trading.selectors import account_snapshot_latest
 
         params = query(serializers.DailyPerformanceQuerySerializer, request)
