@@ -171,9 +171,9 @@ def test_a_prefork_worker_still_logs_its_tasks_after_its_pool_processes_are_repl
         ids.append(result.id)
 
     # Then every one of them is in the worker's log, not only the first pool process's
-    for task_id in ids:
-        wait_for(
-            lambda task_id=task_id: f"run_probe_task[{task_id}] succeeded" in log.read_text(),
-            10,
-            f"the log line of task {task_id}",
-        )
+    def logged() -> list[str]:
+        text = log.read_text()
+        return [task_id for task_id in ids if f"run_probe_task[{task_id}] succeeded" in text]
+
+    wait_for(lambda: len(logged()) == len(ids), 10, "a log line for each task")
+    assert logged() == ids
