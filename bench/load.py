@@ -93,7 +93,9 @@ def spread(values: list[float]) -> str:
 class ProcessSample:
     comm: str
     ppid: int
-    cpu_ticks: int  # utime + stime + cutime + cstime (reaped children count once reaped)
+    # utime + stime of the process itself: a child's time is sampled as its own process (its
+    # parent's cutime would count it again once reaped, as prefork children are every 500 tasks).
+    cpu_ticks: int
     rss_bytes: int
 
 
@@ -105,7 +107,7 @@ def read_process(pid: int) -> ProcessSample | None:
         return None
     comm = text[text.index("(") + 1 : text.rindex(")")]
     fields = text[text.rindex(")") + 2 :].split()
-    ticks = sum(int(value) for value in fields[11:15])
+    ticks = int(fields[11]) + int(fields[12])
     return ProcessSample(comm, int(fields[1]), ticks, rss_pages * PAGE_SIZE)
 
 
@@ -261,6 +263,8 @@ def main() -> None:
     parser.add_argument("--no-web", action="store_true", help="leave the idle web server out")
     parser.add_argument("--logs", type=Path, default=REPO / "var" / "load", help="process logs")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the processes started below are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     wall_seconds = args.hours * 3600 / args.speed
     print(
         f"speed={args.speed:g} simulated_hours={args.hours:g} wall_seconds={wall_seconds:.0f} "
@@ -295,6 +299,10 @@ def main() -> None:
     finally:
         stop_processes(processes)
         simulator.stop()
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def prepare(args: argparse.Namespace) -> list[str]:
