@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 DEMO_PORT ?= 8000
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+LOAD_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check audit services services-down \
-	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console backup chaos
+	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console bench-load backup chaos
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +86,12 @@ bench-backfill: install
 bench-latency: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
 	$(BIN)/python bench/latency.py
+
+# The whole system (simulator, streamer, workers, beat, monitor, web) on 28 pairs with a signal on
+# every candle; LOAD_ARGS="--speed 20 --hours 24" runs the whole simulated day (72 minutes).
+bench-load: install
+	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 bench-console: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \

@@ -19,10 +19,24 @@ from celery import signals
 logger = logging.getLogger(__name__)
 
 
-def _publish_forever(components: list[str], interval: float, stop: threading.Event) -> None:
-    import django
+def django_setup_once() -> None:
+    """Set Django up unless it already is (Celery's Django fix-up does it in workers and beat).
 
-    django.setup()
+    ``django.setup()`` applies ``settings.LOGGING`` again on every call. In a worker, whose
+    stderr Celery has by then redirected into logging, that points the root handler at the
+    redirect itself: every later line of the main process, and of every pool process forked
+    afterwards (``--max-tasks-per-child``), was silently dropped.
+    """
+    from django.apps import apps
+
+    if not apps.ready:
+        import django
+
+        django.setup()
+
+
+def _publish_forever(components: list[str], interval: float, stop: threading.Event) -> None:
+    django_setup_once()
     from django.db import close_old_connections, connection
 
     from monitoring.services import heartbeats_record

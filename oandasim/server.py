@@ -118,6 +118,25 @@ class Faults:
         }
 
 
+@dataclass
+class StreamStats:
+    """What the pricing streams have sent since start (GET /__sim/stats), for load tests."""
+
+    prices_sent: int = 0
+    price_batches: int = 0
+    # Batches that left more than one interval after they were due: the loop fell behind.
+    late_batches: int = 0
+    requests: int = 0
+
+    def to_wire(self) -> Body:
+        return {
+            "prices_sent": self.prices_sent,
+            "price_batches": self.price_batches,
+            "late_batches": self.late_batches,
+            "requests": self.requests,
+        }
+
+
 Reply = tuple[int, Body] | StreamReply
 Handler = Callable[..., Reply]
 
@@ -138,6 +157,7 @@ class SimServer:
         self.broker = broker
         self.settings = settings
         self.faults = Faults()
+        self.stats = StreamStats()
         self.streams: list[StreamState] = []
         self.request_times: deque[float] = deque()
         self.server: asyncio.Server | None = None
@@ -259,6 +279,7 @@ class SimServer:
     def _dispatch(self, request: Request) -> Reply:
         is_v3 = request.path.startswith("/v3/")
         if is_v3:
+            self.stats.requests += 1
             limited = self._rate_limited()
             if limited is not None:
                 return limited
@@ -337,6 +358,7 @@ class SimServer:
             (account + "/transactions/stream", {"GET": self.transactions_stream}),
             (account + r"/transactions/(?P<number>\d+)", {"GET": self.transaction_details}),
             (r"/__sim/clock", {"GET": self.clock_get, "POST": self.clock_set}),
+            (r"/__sim/stats", {"GET": self.stats_get}),
             (
                 r"/__sim/fault",
                 {"GET": self.fault_get, "POST": self.fault_set, "DELETE": self.fault_clear},
@@ -449,6 +471,10 @@ class SimServer:
             loop = asyncio.get_running_loop()
             last: dict[str, tuple[str, str, bool]] = {}
             next_heartbeat = loop.time() + self.settings.heartbeat
+            interval = self.settings.stream_interval
+            # Batches are due on a fixed schedule (not "interval after the last one finished"), so
+            # the stream holds its rate while building a batch takes time, as OANDA's does.
+            due = loop.time()
             first = True
             while True:
                 if await self._stream_interrupted(writer, state):
@@ -485,7 +511,17 @@ class SimServer:
                     writer.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
                 if lines:
                     await self._write_lines(writer, lines, state)
-                await asyncio.sleep(self.settings.stream_interval)
+                    self.stats.price_batches += 1
+                    self.stats.prices_sent += sum(
+                        1 for line in lines if line.get("type") == "PRICE"
+                    )
+                due += interval
+                behind = loop.time() - due
+                if behind > interval:
+                    # Too far behind to catch up without a burst: start the schedule again.
+                    self.stats.late_batches += 1
+                    due = loop.time()
+                await asyncio.sleep(max(0.0, due - loop.time()))
 
         return StreamReply(run, "pricing")
 
@@ -788,6 +824,9 @@ class SimServer:
 
     def clock_get(self, request: Request) -> Reply:
         return 200, self._clock_wire()
+
+    def stats_get(self, request: Request) -> Reply:
+        return 200, {**self.stats.to_wire(), "clock": self._clock_wire()}
 
     def clock_set(self, request: Request) -> Reply:
         """Pause, resume, change speed, or jump forward; triggers on the way are processed."""

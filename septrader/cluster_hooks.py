@@ -18,9 +18,9 @@ def _on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     name = os.environ.get("SEPTRADER_NODE")
     if not name:
         return
-    import django
+    from monitoring.heartbeats import django_setup_once
 
-    django.setup()
+    django_setup_once()
     from septrader.cluster import start_node_heartbeat
 
     start_node_heartbeat(name)

@@ -76,6 +76,33 @@ def test_a_paused_market_streams_only_its_snapshot_and_heartbeats(sim):
     assert [m["type"] for m in messages] == ["PRICE", "HEARTBEAT", "HEARTBEAT", "HEARTBEAT"]
 
 
+def test_with_stream_unchanged_every_batch_carries_every_price_and_the_stats_count_them(
+    start_sim,
+):
+    # Given a paused clock (prices never change) and --stream-unchanged, as bench/load.py runs it
+    sim = start_sim("--stream-unchanged")
+    endpoint = pricing.PricingStream(sim.account, params={"instruments": "EUR_USD,USD_JPY"})
+
+    # When 40 prices are read
+    prices = []
+    for message in sim.api.request(endpoint):
+        if message["type"] == "PRICE":
+            prices.append(message)
+        if len(prices) == 40:
+            with pytest.raises(StreamTerminated):
+                endpoint.terminate("enough")
+            break
+    stats = sim.control("stats")
+
+    # Then both pairs came in every batch although neither price moved, and the simulator counted
+    # every price it sent (a batch or two may have left after the client stopped reading)
+    assert [p["instrument"] for p in prices] == ["EUR_USD", "USD_JPY"] * 20
+    assert len({(p["bids"][0]["price"], p["asks"][0]["price"]) for p in prices}) == 2
+    assert stats["prices_sent"] == 2 * stats["price_batches"] >= 40
+    assert stats["requests"] == 1
+    assert stats["clock"]["paused"] is True
+
+
 def test_a_stream_for_an_unknown_instrument_fails_on_first_read(sim):
     generator = sim.api.request(pricing.PricingStream(sim.account, params={"instruments": "NOPE"}))
     with pytest.raises(V20Error) as error:

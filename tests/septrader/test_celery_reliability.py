@@ -39,10 +39,13 @@ def start_worker(
     require(broker.startswith("redis://"), "CELERY_BROKER_URL must point at Redis")
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(name: str, pool: str = "solo") -> subprocess.Popen[bytes]:
+    def start(
+        name: str, pool: str = "solo", extra: tuple[str, ...] = (), output: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = output.open("wb") if output is not None else None
         process = subprocess.Popen(
             celery_worker_command(
-                "execution", name=name, pool=pool, extra=("--without-heartbeat",)
+                "execution", name=name, pool=pool, extra=("--without-heartbeat", *extra)
             ),
             cwd=REPO,
             env={
@@ -52,7 +55,11 @@ def start_worker(
                 "DATABASE_URL": worker_database_url(),
             },
             start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT if log is not None else None,
         )
+        if log is not None:
+            log.close()
         started.append(process)
         return process
 
@@ -139,3 +146,34 @@ def test_a_task_whose_pool_process_dies_is_requeued_at_once_and_completes_once(
     assert run_probe_task.apply_async(args=[key, 0.0], queue="execution").get(timeout=30) is False
     run.refresh_from_db()
     assert run.attempts == 2
+
+
+def test_a_prefork_worker_still_logs_its_tasks_after_its_pool_processes_are_replaced(
+    start_worker: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    from septrader.tasks import run_probe_task
+
+    # Given a prefork worker whose pool process is replaced after every task, as production's
+    # --max-tasks-per-child does every 500 tasks, logging at INFO to a file
+    log = tmp_path / "worker.log"
+    start_worker(
+        "recycled",
+        pool="prefork",
+        extra=("--max-tasks-per-child", "1", "--loglevel", "INFO"),
+        output=log,
+    )
+
+    # When three tasks run, each in a new pool process forked after the worker was ready
+    ids = []
+    for _ in range(3):
+        result = run_probe_task.apply_async(args=[f"logs-{uuid.uuid4()}", 0.0], queue="execution")
+        assert result.get(timeout=90) is True
+        ids.append(result.id)
+
+    # Then every one of them is in the worker's log, not only the first pool process's
+    def logged() -> list[str]:
+        text = log.read_text()
+        return [task_id for task_id in ids if f"run_probe_task[{task_id}] succeeded" in text]
+
+    wait_for(lambda: len(logged()) == len(ids), 10, "a log line for each task")
+    assert logged() == ids
