@@ -13,18 +13,21 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from marketdata.candle_input import (
+    CandleColumns,
     CandleRejection,
     CandleRow,
     CandleTimeError,
     oanda_candle_fields,
     parse_broker_time,
     parse_candle,
+    validate_candle_columns,
 )
 from marketdata.models import Candle, Pair
 
 logger = logging.getLogger(__name__)
 
 # Below this many rows a multi-row INSERT beats the set-up cost of COPY into a staging table.
+# Batches this large are also validated column by column (``validate_candle_columns``).
 COPY_THRESHOLD = 2000
 # SQLite allows 32,766 bound parameters per statement; nine a row leaves room for 3,000 rows.
 _VALUES_CHUNK = 1000
@@ -94,7 +97,7 @@ def candles_ingest_batches(
 
     def validate(
         item: tuple[int, Sequence[Mapping[str, Any]]],
-    ) -> tuple[list[CandleRow], IngestResult, str | None]:
+    ) -> tuple[Candles, IngestResult, str | None]:
         offset, batch = item
         rows, result = _validate(batch, pair, timeframe, moment, offset, known_pairs)
         # The COPY text is made here too, so this thread does all the per-row Python work and
@@ -119,7 +122,40 @@ def _known_pairs() -> frozenset[str]:
     return frozenset(Pair.objects.values_list("symbol", flat=True))
 
 
+# Valid candles: CandleRows from the row-by-row path, or columns from the batch path.
+Candles = list[CandleRow] | CandleColumns
+
+
 def _validate(
+    candles: Iterable[Mapping[str, Any]],
+    pair: str | None,
+    timeframe: str | None,
+    now: datetime,
+    row_offset: int,
+    known_pairs: frozenset[str],
+) -> tuple[Candles, IngestResult]:
+    if (
+        isinstance(candles, list)
+        and len(candles) >= COPY_THRESHOLD
+        and connection.vendor == "postgresql"
+    ):
+        checked = validate_candle_columns(
+            candles,
+            pair=pair,
+            timeframe=timeframe,
+            known_pairs=known_pairs,
+            now=now,
+            row_offset=row_offset,
+        )
+        if checked is not None:
+            columns, rejected = checked
+            result = IngestResult(received=len(candles), rejected=rejected)
+            _log_rejections(result)
+            return columns, result
+    return _validate_rows(candles, pair, timeframe, now, row_offset, known_pairs)
+
+
+def _validate_rows(
     candles: Iterable[Mapping[str, Any]],
     pair: str | None,
     timeframe: str | None,
@@ -152,22 +188,28 @@ def _validate(
                     parsed.pair,
                 )
             )
+    _log_rejections(result)
+    return list(valid.values()), result
+
+
+def _log_rejections(result: IngestResult) -> None:
     if result.rejected:
         logger.warning(
             "event=candles_rejected count=%d first=%r",
             len(result.rejected),
             [str(rejection) for rejection in result.rejected[:3]],
         )
-    return list(valid.values()), result
 
 
-def _store(rows: list[CandleRow], result: IngestResult, payload: str | None = None) -> IngestResult:
-    if rows:
+def _store(rows: Candles, result: IngestResult, payload: str | None = None) -> IngestResult:
+    if len(rows):
         with transaction.atomic():
             if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
                 written = _upsert_by_copy(rows, payload or _copy_payload(rows))
             else:
-                written = _upsert_by_values(rows)
+                written = _upsert_by_values(
+                    rows.rows() if isinstance(rows, CandleColumns) else rows
+                )
         result.stored += written
         result.unchanged += len(rows) - written
     return result
@@ -267,11 +309,13 @@ def _copy_line(row: CandleRow) -> str:
     )
 
 
-def _copy_payload(rows: list[CandleRow]) -> str:
+def _copy_payload(rows: Candles) -> str:
+    if isinstance(rows, CandleColumns):
+        return rows.copy_text()
     return "".join(map(_copy_line, rows))
 
 
-def _upsert_by_copy(rows: list[CandleRow], payload: str) -> int:
+def _upsert_by_copy(rows: Candles, payload: str) -> int:
     """PostgreSQL fast path for large batches; returns the number of rows written.
 
     A batch whose time range holds no stored candle yet (the usual backfill) is copied straight
@@ -309,9 +353,11 @@ def _upsert_by_copy(rows: list[CandleRow], payload: str) -> int:
     return written
 
 
-def _ranges_are_empty(cursor: Any, rows: list[CandleRow]) -> bool:
+def _ranges_are_empty(cursor: Any, rows: Candles) -> bool:
     spans: dict[tuple[str, str], list[datetime]] = {}
-    for row in rows:
+    if isinstance(rows, CandleColumns):
+        spans[(rows.pair, rows.timeframe)] = list(rows.span())
+    for row in rows if isinstance(rows, list) else ():
         span = spans.get((row.pair, row.timeframe))
         if span is None:
             spans[(row.pair, row.timeframe)] = [row.time, row.time]
