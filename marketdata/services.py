@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -16,9 +17,8 @@ from marketdata.candle_input import (
     CandleColumns,
     CandleRejection,
     CandleRow,
-    CandleTimeError,
+    broker_time_micros,
     oanda_candle_fields,
-    parse_broker_time,
     parse_candle,
     validate_candle_columns,
 )
@@ -439,6 +439,7 @@ def candles_backfill(
     if start is None:
         raise ValueError(f"no candles of {pair} {timeframe} are stored yet: give a start time")
     result = BackfillResult(pair, timeframe, start, finish)
+    finish_micros = (finish - _EPOCH) // timedelta(microseconds=1)
 
     def fetch(cursor: datetime) -> dict[str, Any]:
         endpoint = instrument_candles(
@@ -464,16 +465,20 @@ def candles_backfill(
             upcoming = None
             result.requests += 1
             rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
-            read_times = [_broker_time_or_none(row.get("time")) for row in rows]
+            micros, readable = broker_time_micros([row.get("time") for row in rows])
             # A candle with an unreadable time goes on to ingestion, which rejects it by name.
-            wanted = [r for r, t in zip(rows, read_times, strict=True) if t is None or t < finish]
-            times = [t for t in read_times if t is not None]
+            keep = ~readable | (micros < finish_micros)
+            wanted = rows if keep.all() else list(itertools.compress(rows, keep.tolist()))
             # OANDA counts only candles that exist (no weekend gaps), so a short page, or one
             # ending in the forming candle, means the broker has nothing newer.
             reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
                 r.get("complete", True) for r in rows
             )
-            newest = max(times) if times else None
+            newest = (
+                _EPOCH + timedelta(microseconds=int(micros[readable].max()))
+                if readable.any()
+                else None
+            )
             if not (reached_present or newest is None or newest + step <= cursor):
                 cursor = newest + step
                 if cursor < finish:
@@ -489,8 +494,4 @@ def candles_backfill(
     return result
 
 
-def _broker_time_or_none(value: Any) -> datetime | None:
-    try:
-        return parse_broker_time(value)
-    except CandleTimeError:
-        return None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from oandasim.instruments import format_points
 from oandasim.market import Series
-from oandasim.timeutil import TimeFormatError, format_time, parse_time
+from oandasim.timeutil import TimeFormatError, format_minute, format_time, parse_time
 
 GRANULARITY_SECONDS: dict[str, int] = {
     "S5": 5,
@@ -196,6 +197,13 @@ def build_candles(series: Series, query: CandleQuery, now: float) -> list[dict[s
     size = GRANULARITY_SECONDS[query.granularity]
     if query.start is not None and query.start > now:
         return []
+    if size == 60 and query.start is not None:
+        return _minute_candles(series, query, now)
+    return _grouped_candles(series, query, now)
+
+
+def _grouped_candles(series: Series, query: CandleQuery, now: float) -> list[dict[str, object]]:
+    size = GRANULARITY_SECONDS[query.granularity]
     if query.start is not None:
         window_start = query.start
         window_end = query.end if query.end is not None else now
@@ -230,6 +238,60 @@ def build_candles(series: Series, query: CandleQuery, now: float) -> list[dict[s
         # The first bucket of a widened window may be cut short, so drop it when we have spare.
         buckets = buckets[-query.count :]
     return [_to_wire(series, query, bucket) for bucket in buckets]
+
+
+def _minute_candles(series: Series, query: CandleQuery, now: float) -> list[dict[str, object]]:
+    """M1 candles from a start time: what the general path gives, without grouping samples.
+
+    Backfills page through history this way, 5000 candles a request: each closed minute is one
+    candle straight from the series, and only the forming minute is read off the price path.
+    """
+    assert query.start is not None
+    start = query.start
+    window_end = (
+        query.end if query.end is not None else min(now, start + _window(60, query.count or 0))
+    )
+    components = [
+        (key, component)
+        for component, key in (("M", "mid"), ("B", "bid"), ("A", "ask"))
+        if component in query.price
+    ]
+    precision = series.instrument.display_precision
+    candles: list[dict[str, object]] = []
+    for minute in series.minutes_between(int(start // 60), int(min(window_end, now) // 60) + 1):
+        base = minute * 60.0
+        if base < start or (base == start and not query.include_first):
+            continue
+        if (query.end is not None and base >= query.end) or len(candles) == query.count:
+            break
+        if base + 60.0 > now:
+            # The forming minute, cut at the clock: the general path reads it off the path.
+            forming = _group(query, _samples(series, base, now, now, 60), now)
+            candles.extend(_to_wire(series, query, bucket) for bucket in forming[:1])
+            break
+        values = series.candle(minute)
+        if values is None:
+            continue
+        o, h, low, c, volume = values
+        candle: dict[str, object] = {
+            "complete": True,
+            "volume": volume,
+            "time": format_minute(minute),
+        }
+        for key, component in components:
+            if component == "M":
+                offset = 0
+            else:
+                spread = series.spread_at(minute, True)
+                offset = -(spread // 2) if component == "B" else spread - spread // 2
+            candle[key] = {
+                "o": format_points(o + offset, precision),
+                "h": format_points(h + offset, precision),
+                "l": format_points(low + offset, precision),
+                "c": format_points(c + offset, precision),
+            }
+        candles.append(candle)
+    return candles
 
 
 def _window(size: int, count: int) -> float:

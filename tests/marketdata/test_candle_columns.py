@@ -11,7 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marketdata.candle_input import MAX_VOLUME, parse_candle, validate_candle_columns
+from marketdata.candle_input import (
+    MAX_VOLUME,
+    CandleTimeError,
+    broker_time_micros,
+    parse_broker_time,
+    parse_candle,
+    validate_candle_columns,
+)
 from marketdata.models import Candle
 from marketdata.services import COPY_THRESHOLD, _validate_rows, candles_ingest
 from tests.marketdata.test_ingestion import NOW, minute_candles
@@ -258,3 +265,35 @@ def test_prices_in_every_accepted_form_are_stored_alike_by_both_paths(timescaled
     assert (large.stored, large.rejected) == (COPY_THRESHOLD + 10, [])
     assert eur == gbp
     assert len(eur) == COPY_THRESHOLD + 10
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moments=st.lists(
+        st.datetimes(
+            min_value=datetime(1960, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+        ),
+        max_size=20,
+    ),
+    noise=st.lists(st.text(alphabet="0123456789-T:.Z 9", min_size=28, max_size=31), max_size=10),
+)
+def test_reading_a_column_of_broker_times_agrees_with_the_row_parser(
+    moments: list[datetime], noise: list[str]
+) -> None:
+    # OANDA's form (whole seconds, and some with microseconds), near misses and other text
+    texts = [moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z" for moment in moments]
+    texts += [moment.strftime("%Y-%m-%dT%H:%M:%S.000000000Z") for moment in moments]
+    texts += noise
+
+    micros, readable = broker_time_micros(texts)
+
+    for text, micro, ok in zip(texts, micros.tolist(), readable.tolist(), strict=True):
+        try:
+            expected = (parse_broker_time(text) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+                microseconds=1
+            )
+        except CandleTimeError:
+            assert not ok, text
+        else:
+            assert ok, text
+            assert micro == expected, text

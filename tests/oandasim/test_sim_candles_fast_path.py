@@ -1,0 +1,67 @@
+"""M1 candles from a start time (how a backfill pages) equal what the general grouping gives."""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from oandasim.candles import CandleQuery, _grouped_candles, build_candles
+from oandasim.instruments import INSTRUMENTS
+from oandasim.market import BUNDLED_DATA, Series, load_candle_file
+from oandasim.timeutil import format_time, parse_time
+
+REAL = Series(
+    INSTRUMENTS["EUR_USD"],
+    INSTRUMENTS["EUR_USD"].default_spread_pips,
+    load_candle_file(BUNDLED_DATA, INSTRUMENTS["EUR_USD"]),
+)
+SYNTHETIC = Series(
+    INSTRUMENTS["USD_JPY"],
+    INSTRUMENTS["USD_JPY"].default_spread_pips,
+    history_floor=parse_time("2025-12-01T00:00:00Z"),
+)
+# The clock: the real minutes end on 2025-07-25; the synthetic walk covers a weekend before it.
+NOW = {
+    id(REAL): parse_time("2025-07-24T09:00:00Z"),
+    id(SYNTHETIC): parse_time("2025-12-15T10:00:00Z"),
+}
+
+
+# Full pages, as a backfill asks for them: 5000 candles across a weekend, to and from the clock.
+@example(SYNTHETIC, 8 * 86400, None, 5000, 0.0, "M", True)
+@example(SYNTHETIC, 5 * 86400, None, 5000, 30.0, "MBA", False)
+@example(SYNTHETIC, 8 * 86400, 5000 * 60, None, 12.5, "BA", True)
+@settings(max_examples=300, deadline=None)
+@given(
+    series=st.sampled_from([REAL, SYNTHETIC]),
+    start_back=st.integers(min_value=0, max_value=8 * 86400),
+    span=st.one_of(st.none(), st.integers(min_value=0, max_value=5000 * 60)),
+    count=st.one_of(st.none(), st.integers(min_value=1, max_value=5000)),
+    clock_offset=st.floats(min_value=0, max_value=59.5),
+    price=st.sampled_from(["M", "B", "A", "BA", "MBA"]),
+    include_first=st.booleans(),
+)
+def test_m1_candles_from_a_start_equal_the_general_grouping(
+    series: Series,
+    start_back: int,
+    span: int | None,
+    count: int | None,
+    clock_offset: float,
+    price: str,
+    include_first: bool,
+) -> None:
+    now = NOW[id(series)] + clock_offset
+    start = now - start_back
+    params = {
+        "granularity": "M1",
+        "price": price,
+        "from": format_time(start),
+        "includeFirst": "true" if include_first else "false",
+    }
+    if span is not None:
+        params["to"] = format_time(start + span)
+    if count is not None and span is None:
+        params["count"] = str(count)
+    query = CandleQuery.parse(params, now)
+
+    assert build_candles(series, query, now) == _grouped_candles(series, query, now)
