@@ -91,7 +91,6 @@ def candles_ingest_batches(
     about the longer of the two rather than their sum. The helper never touches the database;
     every write happens on the caller's connection, one transaction per batch.
     """
-    moment = now or datetime.now(UTC)
     known_pairs = _known_pairs()
     copying = connection.vendor == "postgresql"
 
@@ -99,6 +98,9 @@ def candles_ingest_batches(
         item: tuple[int, Sequence[Mapping[str, Any]]],
     ) -> tuple[Candles, IngestResult, str | None]:
         offset, batch = item
+        # The clock is read per batch: a long load (or a backfill reaching the present) must
+        # not refuse a candle that completed after it began.
+        moment = now or datetime.now(UTC)
         rows, result = _validate(batch, pair, timeframe, moment, offset, known_pairs)
         # The COPY text is made here too, so this thread does all the per-row Python work and
         # the caller's thread mostly waits on the database.
@@ -455,13 +457,22 @@ def candles_backfill(
         page: dict[str, Any] = client.request(endpoint)
         return page
 
-    # The next page is fetched while this one is stored: the broker's (or the simulator's) work
-    # and the database's overlap. The client is used by one thread at a time.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch") as fetcher:
+    # Three stages overlap: a helper thread fetches the next page (the broker's or the
+    # simulator's work and the JSON), another validates the page before it, and this thread
+    # stores the one before that (mostly the database's work). The client is used by one thread.
+    failure: list[Exception] = []
+
+    def pages() -> Iterator[tuple[int, list[dict[str, Any]]]]:
         cursor = start
+        offset = 0
         upcoming = fetcher.submit(fetch, cursor) if cursor < finish else None
         while upcoming is not None:
-            page = upcoming.result()
+            try:
+                page = upcoming.result()
+            except Exception as error:
+                # Raised once the pages already fetched are stored, as a loop page by page would.
+                failure.append(error)
+                return
             upcoming = None
             result.requests += 1
             rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
@@ -483,13 +494,16 @@ def candles_backfill(
                 cursor = newest + step
                 if cursor < finish:
                     upcoming = fetcher.submit(fetch, cursor)
-            offset = result.ingest.received
-            stored = candles_ingest(
-                candles=wanted, pair=pair, timeframe=timeframe, row_offset=offset
-            )
+            yield offset, wanted
+            offset += len(wanted)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch") as fetcher:
+        for stored in candles_ingest_batches(batches=pages(), pair=pair, timeframe=timeframe):
             result.ingest.merge(stored)
             if on_page is not None:
                 on_page(result)
+    if failure:
+        raise failure[0]
     logger.info("event=backfill_done %s", result.summary())
     return result
 

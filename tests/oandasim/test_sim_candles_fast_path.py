@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
+from datetime import datetime, timedelta
+
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from oandasim.candles import CandleQuery, _grouped_candles, build_candles
 from oandasim.instruments import INSTRUMENTS
-from oandasim.market import BUNDLED_DATA, Series, load_candle_file
-from oandasim.timeutil import format_time, parse_time
+from oandasim.market import (
+    BUNDLED_DATA,
+    NY,
+    SYNTHETIC_MINUTE_SIGMA_PIPS,
+    SYNTHETIC_SUBSTEPS,
+    Series,
+    load_candle_file,
+)
+from oandasim.timeutil import format_time, parse_time, schedule_open
 
 REAL = Series(
     INSTRUMENTS["EUR_USD"],
@@ -65,3 +78,44 @@ def test_m1_candles_from_a_start_equal_the_general_grouping(
     query = CandleQuery.parse(params, now)
 
     assert build_candles(series, query, now) == _grouped_candles(series, query, now)
+
+
+def reference_session(series: Series, session: datetime) -> dict[int, tuple[int, ...]]:
+    """The synthetic session as the original plain-Python loop made it."""
+    start_local = datetime(session.year, session.month, session.day, 17, tzinfo=NY) - timedelta(
+        days=1
+    )
+    first = int(start_local.timestamp() // 60)
+    minutes = [m for m in range(first, first + 1440) if schedule_open(m)]
+    if not minutes:
+        return {}
+    rng = random.Random(f"oandasim-walk:{series.seed}:{series.instrument.name}:{session.date()}")
+    sigma = (
+        SYNTHETIC_MINUTE_SIGMA_PIPS
+        * series.instrument.points_per_pip
+        / math.sqrt(SYNTHETIC_SUBSTEPS)
+    )
+    steps = len(minutes) * SYNTHETIC_SUBSTEPS
+    spread = sigma * math.sqrt(12.0)
+    uniform = rng.random
+    walk = [0.0, *itertools.accumulate((uniform() - 0.5) * spread for _ in range(steps))]
+    start_level = series._level(session)
+    end_level = series._level(session + timedelta(days=1))
+    drift = (walk[-1] - (end_level - start_level)) / steps
+    path = [round(start_level + value - drift * k) for k, value in enumerate(walk)]
+    candles: dict[int, tuple[int, ...]] = {}
+    for index, minute in enumerate(minutes):
+        chunk = path[index * SYNTHETIC_SUBSTEPS : (index + 1) * SYNTHETIC_SUBSTEPS + 1]
+        volume = 20 + int(uniform() * 220)
+        candles[minute] = (chunk[0], max(chunk), min(chunk), chunk[-1], volume)
+    return candles
+
+
+@pytest.mark.parametrize("name", ["EUR_USD", "USD_JPY", "GBP_USD"])
+def test_synthetic_sessions_are_the_walk_the_plain_python_loop_made(name: str) -> None:
+    series = Series(INSTRUMENTS[name], INSTRUMENTS[name].default_spread_pips, seed=3)
+    for day in range(12):  # a DST change, two weekends
+        session = datetime(2025, 10, 28) + timedelta(days=day)
+        expected = reference_session(series, session)
+        assert {m: series.candle(m) for m in expected} == expected
+    assert sum(map(len, (reference_session(series, s) for s in [datetime(2025, 11, 3)]))) > 1000
