@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -246,6 +248,47 @@ def _minute_candles(series: Series, query: CandleQuery, now: float) -> list[dict
     Backfills page through history this way, 5000 candles a request: each closed minute is one
     candle straight from the series, and only the forming minute is read off the price path.
     """
+    return [
+        entry if isinstance(entry, dict) else _closed_minute_wire(*entry)
+        for entry in _minute_entries(series, query, now)
+    ]
+
+
+def minute_candles_json(series: Series, query: CandleQuery, now: float) -> str:
+    """``build_candles`` of an M1 query from a start time as JSON text (json.dumps' layout).
+
+    Writing each closed minute's text directly costs about a third of building its dicts for
+    json.dumps, which was a tenth of a backfill's time on the shared cores.
+    """
+    parts = []
+    for entry in _minute_entries(series, query, now):
+        if isinstance(entry, dict):
+            parts.append(json.dumps(entry, separators=(",", ":")))
+            continue
+        volume, time, prices = entry
+        text = f'{{"complete":true,"volume":{volume},"time":"{time}"'
+        for key, o, h, low, c in prices:
+            text += f',"{key}":{{"o":"{o}","h":"{h}","l":"{low}","c":"{c}"}}'
+        parts.append(text + "}")
+    return "[" + ",".join(parts) + "]"
+
+
+# A closed minute: volume, time, and (key, open, high, low, close) texts per price component.
+ClosedMinute = tuple[int, str, list[tuple[str, str, str, str, str]]]
+
+
+def _closed_minute_wire(
+    volume: int, time: str, prices: list[tuple[str, str, str, str, str]]
+) -> dict[str, object]:
+    candle: dict[str, object] = {"complete": True, "volume": volume, "time": time}
+    for key, o, h, low, c in prices:
+        candle[key] = {"o": o, "h": h, "l": low, "c": c}
+    return candle
+
+
+def _minute_entries(
+    series: Series, query: CandleQuery, now: float
+) -> Iterator[ClosedMinute | dict[str, object]]:
     assert query.start is not None
     start = query.start
     window_end = (
@@ -257,41 +300,40 @@ def _minute_candles(series: Series, query: CandleQuery, now: float) -> list[dict
         if component in query.price
     ]
     precision = series.instrument.display_precision
-    candles: list[dict[str, object]] = []
+    produced = 0
     for minute in series.minutes_between(int(start // 60), int(min(window_end, now) // 60) + 1):
         base = minute * 60.0
         if base < start or (base == start and not query.include_first):
             continue
-        if (query.end is not None and base >= query.end) or len(candles) == query.count:
+        if (query.end is not None and base >= query.end) or produced == query.count:
             break
         if base + 60.0 > now:
             # The forming minute, cut at the clock: the general path reads it off the path.
             forming = _group(query, _samples(series, base, now, now, 60), now)
-            candles.extend(_to_wire(series, query, bucket) for bucket in forming[:1])
+            yield from (_to_wire(series, query, bucket) for bucket in forming[:1])
             break
         values = series.candle(minute)
         if values is None:
             continue
         o, h, low, c, volume = values
-        candle: dict[str, object] = {
-            "complete": True,
-            "volume": volume,
-            "time": format_minute(minute),
-        }
+        prices = []
         for key, component in components:
             if component == "M":
                 offset = 0
             else:
                 spread = series.spread_at(minute, True)
                 offset = -(spread // 2) if component == "B" else spread - spread // 2
-            candle[key] = {
-                "o": format_points(o + offset, precision),
-                "h": format_points(h + offset, precision),
-                "l": format_points(low + offset, precision),
-                "c": format_points(c + offset, precision),
-            }
-        candles.append(candle)
-    return candles
+            prices.append(
+                (
+                    key,
+                    format_points(o + offset, precision),
+                    format_points(h + offset, precision),
+                    format_points(low + offset, precision),
+                    format_points(c + offset, precision),
+                )
+            )
+        produced += 1
+        yield volume, format_minute(minute), prices
 
 
 def _window(size: int, count: int) -> float:

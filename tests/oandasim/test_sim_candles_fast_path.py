@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 from datetime import datetime, timedelta
@@ -11,7 +12,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from oandasim.candles import CandleQuery, _grouped_candles, build_candles
+from oandasim.candles import (
+    CandleQuery,
+    _grouped_candles,
+    build_candles,
+    minute_candles_json,
+)
 from oandasim.instruments import INSTRUMENTS
 from oandasim.market import (
     BUNDLED_DATA,
@@ -77,7 +83,11 @@ def test_m1_candles_from_a_start_equal_the_general_grouping(
         params["count"] = str(count)
     query = CandleQuery.parse(params, now)
 
-    assert build_candles(series, query, now) == _grouped_candles(series, query, now)
+    candles = build_candles(series, query, now)
+    assert candles == _grouped_candles(series, query, now)
+    # The text a backfill page is sent as: the bytes json.dumps would write.
+    if query.start is not None and query.start <= now:
+        assert minute_candles_json(series, query, now) == json.dumps(candles, separators=(",", ":"))
 
 
 def reference_session(series: Series, session: datetime) -> dict[int, tuple[int, ...]]:
