@@ -83,8 +83,12 @@ def candles_ingest_batches(
     pair: str | None = None,
     timeframe: str | None = None,
     now: datetime | None = None,
+    oanda_price: str | None = None,
 ) -> Iterator[IngestResult]:
     """``candles_ingest`` for a stream of ``(row_offset, candles)`` batches, one result each.
+
+    With ``oanda_price`` ("mid", "bid" or "ask") the batches hold candles of OANDA's candles
+    response, taken as ``oanda_candle_fields`` flattens them.
 
     Validation is Python work and writing is mostly database work, so a helper thread validates
     the next batch while this thread stores the current one: on two cores a large load takes
@@ -101,7 +105,7 @@ def candles_ingest_batches(
         # The clock is read per batch: a long load (or a backfill reaching the present) must
         # not refuse a candle that completed after it began.
         moment = now or datetime.now(UTC)
-        rows, result = _validate(batch, pair, timeframe, moment, offset, known_pairs)
+        rows, result = _validate(batch, pair, timeframe, moment, offset, known_pairs, oanda_price)
         # The COPY text is made here too, so this thread does all the per-row Python work and
         # the caller's thread mostly waits on the database.
         payload = _copy_payload(rows) if copying and len(rows) >= COPY_THRESHOLD else None
@@ -135,6 +139,7 @@ def _validate(
     now: datetime,
     row_offset: int,
     known_pairs: frozenset[str],
+    oanda_price: str | None = None,
 ) -> tuple[Candles, IngestResult]:
     if (
         isinstance(candles, list)
@@ -148,12 +153,15 @@ def _validate(
             known_pairs=known_pairs,
             now=now,
             row_offset=row_offset,
+            oanda_price=oanda_price,
         )
         if checked is not None:
             columns, rejected = checked
             result = IngestResult(received=len(candles), rejected=rejected)
             _log_rejections(result)
             return columns, result
+    if oanda_price is not None:
+        candles = [oanda_candle_fields(candle, oanda_price) for candle in candles]
     return _validate_rows(candles, pair, timeframe, now, row_offset, known_pairs)
 
 
@@ -462,7 +470,7 @@ def candles_backfill(
     # stores the one before that (mostly the database's work). The client is used by one thread.
     failure: list[Exception] = []
 
-    def pages() -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    def pages() -> Iterator[tuple[int, list[Any]]]:
         cursor = start
         offset = 0
         upcoming = fetcher.submit(fetch, cursor) if cursor < finish else None
@@ -475,7 +483,8 @@ def candles_backfill(
                 return
             upcoming = None
             result.requests += 1
-            rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
+            # OANDA's candles as they came: ingestion reads their price component.
+            rows = page.get("candles", [])
             micros, readable = broker_time_micros([row.get("time") for row in rows])
             # A candle with an unreadable time goes on to ingestion, which rejects it by name.
             keep = ~readable | (micros < finish_micros)
@@ -483,7 +492,7 @@ def candles_backfill(
             # OANDA counts only candles that exist (no weekend gaps), so a short page, or one
             # ending in the forming candle, means the broker has nothing newer.
             reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
-                r.get("complete", True) for r in rows
+                r.get("complete", True) for r in rows if isinstance(r.get(component), Mapping)
             )
             newest = (
                 _EPOCH + timedelta(microseconds=int(micros[readable].max()))
@@ -498,7 +507,9 @@ def candles_backfill(
             offset += len(wanted)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch") as fetcher:
-        for stored in candles_ingest_batches(batches=pages(), pair=pair, timeframe=timeframe):
+        for stored in candles_ingest_batches(
+            batches=pages(), pair=pair, timeframe=timeframe, oanda_price=component
+        ):
             result.ingest.merge(stored)
             if on_page is not None:
                 on_page(result)

@@ -15,6 +15,7 @@ from marketdata.candle_input import (
     MAX_VOLUME,
     CandleTimeError,
     broker_time_micros,
+    oanda_candle_fields,
     parse_broker_time,
     parse_candle,
     validate_candle_columns,
@@ -197,6 +198,50 @@ def test_the_batch_validation_agrees_with_the_row_validation(
         assert exact(columns.rows()) == exact(rows)
         assert rejected == reference.rejected
         assert [str(r) for r in rejected] == [str(r) for r in reference.rejected]
+        assert reference.unchanged == 0
+
+
+def oanda_form(row: Any) -> Any:
+    """A flat candle as OANDA's candles response holds it (what a backfill page brings)."""
+    if not isinstance(row, dict):
+        return row
+    candle = {key: row[key] for key in ("time", "volume", "complete") if key in row}
+    candle["mid"] = {key[0]: row[key] for key in ("open", "high", "low", "close") if key in row}
+    return candle
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    complete=st.booleans(),
+    broken=st.lists(st.tuples(rows, st.sampled_from([None, "1.1", [], {}])), max_size=3),
+)
+def test_oanda_candles_are_validated_as_their_flattened_fields(
+    data: st.DataObject, complete: bool, broken: list[tuple[int, Any]]
+) -> None:
+    batch = [
+        oanda_form(row) for row in apply(base_batch(20, True, complete), data.draw(changes(True)))
+    ]
+    for index, component in broken:  # a candle without a usable price component
+        if isinstance(batch[index], dict):
+            batch[index]["mid"] = component
+
+    checked = validate_candle_columns(
+        batch,
+        pair="EUR_USD",
+        timeframe="M1",
+        known_pairs=KNOWN,
+        now=NOW,
+        row_offset=ROW_OFFSET,
+        oanda_price="mid",
+    )
+
+    if checked is not None:
+        flat = [oanda_candle_fields(candle, "mid") for candle in batch]
+        rows, reference = _validate_rows(flat, "EUR_USD", "M1", NOW, ROW_OFFSET, KNOWN)
+        columns, rejected = checked
+        assert exact(columns.rows()) == exact(rows)
+        assert rejected == reference.rejected
         assert reference.unchanged == 0
 
 
