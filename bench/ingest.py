@@ -158,19 +158,22 @@ def main() -> None:
         rows = cursor.fetchone()[0]
     print(f"table_rows={rows:,}")
 
-    # 3. The last 1000 M1 candles of one pair, through the selector (ORM and model instances).
+    # 3. The last 1000 M1 candles of one pair, through the selector. The first read of a pair in
+    # a process searches every chunk; later ones start where the previous read ended.
     timings = []
     for _ in range(args.queries):
         began = time.perf_counter()
         last = candles_last(pair="EUR_USD", timeframe="M1", count=1000)
         timings.append((time.perf_counter() - began) * 1000)
         assert len(last) == 1000
+    first = timings[0]
     timings.sort()
     p50 = statistics.median(timings)
     p99 = timings[int(len(timings) * 0.99) - 1]
     print(f"last_1000_m1_queries={args.queries}")
     print(f"last_1000_m1_p50_ms={p50:.2f}")
     print(f"last_1000_m1_p99_ms={p99:.2f}")
+    print(f"last_1000_m1_first_ms={first:.2f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ query itself.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -37,6 +39,9 @@ class Bar(NamedTuple):
     volume: int
     complete: bool
     minutes: int = 1
+
+
+_new_bar = functools.partial(tuple.__new__, Bar)
 
 
 class UnknownTimeframeError(ValueError):
@@ -77,17 +82,23 @@ def _rows(queryset: QuerySet[Any], fields: tuple[str, ...]) -> list[tuple[Any, .
     # the C loaders and server-side binding and returns the same aware UTC datetimes, because
     # Django sets the connection's time zone to UTC.
     sql, params = values.query.sql_with_params()
+    # Prepared once per connection (see DATABASE_PREPARED_STATEMENTS in the settings).
+    return _fetchall(sql, params, prepare=True)
+
+
+def _fetchall(sql: str, params: Sequence[Any], *, prepare: bool) -> list[tuple[Any, ...]]:
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.adapters.register_loader(_TIMESTAMPTZ_OID, _TIMESTAMPTZ_C_LOADER)
-        # Prepared once per connection (see DATABASE_PREPARED_STATEMENTS in the settings).
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params, prepare=prepare)
         return cursor.fetchall()
 
 
 def _bars(rows: list[tuple[Any, ...]], timeframe: str, now: datetime | None) -> list[Bar]:
     if timeframe == Timeframe.M1:
-        return list(map(Bar._make, rows))
+        # Bar._make without its Python frame (a third of the time for 1000 rows): every row has
+        # Bar's eight columns.
+        return list(map(_new_bar, rows))
     # An aggregated candle is complete only once its period is over, however complete its minutes.
     moment = now or datetime.now(UTC)
     width = timeframe_duration(timeframe)
@@ -132,12 +143,71 @@ def candles_last(
     now: datetime | None = None,
 ) -> list[Bar]:
     """The last ``count`` candles of one pair starting before ``until`` (if given), oldest first."""
-    queryset, fields = _candles(pair, timeframe)
-    if until is not None:
-        queryset = queryset.filter(time__lt=until)
-    rows = _rows(queryset.order_by("-time")[:count], fields)
+    if timeframe == Timeframe.M1 and connection.vendor == "postgresql" and count > 0:
+        rows = _last_m1_rows(pair, count, until)
+    else:
+        queryset, fields = _candles(pair, timeframe)
+        if until is not None:
+            queryset = queryset.filter(time__lt=until)
+        rows = _rows(queryset.order_by("-time")[:count], fields)
     rows.reverse()
     return _bars(rows, timeframe, now)
+
+
+# The analysis reads the last N M1 candles of each pair every minute. Without a lower time bound
+# PostgreSQL plans (or, with a generic plan, locks and opens) every chunk of the hypertable: about
+# 4.5 ms of planning for the 212 weekly chunks of the 10-million-row benchmark table, against
+# 0.3 ms when a bound leaves one or two. So each read remembers where its oldest candle was, and
+# the next read of the same pair and count starts there. The bound only narrows the search: if
+# at least ``count`` candles lie at or after it, the newest ``count`` of them are the newest
+# ``count`` of the whole table, whatever has been written or deleted since; with fewer the read is
+# repeated without the bound. Queries are written out rather than built through the ORM, which
+# cost about 1.2 ms a call to compile.
+_M1_LAST = (
+    "SELECT time, open, high, low, close, volume, complete, 1 FROM market_candles "
+    "WHERE pair = %s AND timeframe = 'M1'{until}{since} ORDER BY time DESC LIMIT %s"
+)
+_M1_LAST_SQL = {
+    (has_until, has_since): _M1_LAST.format(
+        until=" AND time < %s" if has_until else "", since=" AND time >= %s" if has_since else ""
+    )
+    for has_until in (False, True)
+    for has_since in (False, True)
+}
+_last_m1_oldest: dict[tuple[str, int], datetime] = {}
+
+
+def _last_m1_rows(pair: str, count: int, until: datetime | None) -> list[tuple[Any, ...]]:
+    key = (pair, count)
+    since = _last_m1_oldest.get(key)
+    if since is not None and (until is None or since < until):
+        # Not prepared: an unnamed statement is planned with the bound's value, which is what
+        # excludes the older chunks (a generic plan would keep them all).
+        rows = _fetch(_M1_LAST_SQL[until is not None, True], pair, until, since, count, False)
+        if len(rows) == count:
+            _last_m1_oldest[key] = rows[-1][0]
+            return rows
+    rows = _fetch(_M1_LAST_SQL[until is not None, False], pair, until, None, count, True)
+    if len(rows) == count:
+        _last_m1_oldest[key] = rows[-1][0]
+    return rows
+
+
+def _fetch(
+    sql: str,
+    pair: str,
+    until: datetime | None,
+    since: datetime | None,
+    count: int,
+    prepare: bool,
+) -> list[tuple[Any, ...]]:
+    params: list[Any] = [pair]
+    if until is not None:
+        params.append(until)
+    if since is not None:
+        params.append(since)
+    params.append(count)
+    return _fetchall(sql, params, prepare=prepare)
 
 
 def stream_state() -> dict[str, Any] | None:

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
 from marketdata.candle_input import (
+    CandleColumns,
     CandleRejection,
     CandleRow,
-    CandleTimeError,
+    broker_time_micros,
     oanda_candle_fields,
-    parse_broker_time,
     parse_candle,
+    validate_candle_columns,
 )
 from marketdata.models import Candle, Pair
 
 logger = logging.getLogger(__name__)
 
 # Below this many rows a multi-row INSERT beats the set-up cost of COPY into a staging table.
+# Batches this large are also validated column by column (``validate_candle_columns``).
 COPY_THRESHOLD = 2000
 # SQLite allows 32,766 bound parameters per statement; nine a row leaves room for 3,000 rows.
 _VALUES_CHUNK = 1000
@@ -80,23 +83,29 @@ def candles_ingest_batches(
     pair: str | None = None,
     timeframe: str | None = None,
     now: datetime | None = None,
+    oanda_price: str | None = None,
 ) -> Iterator[IngestResult]:
     """``candles_ingest`` for a stream of ``(row_offset, candles)`` batches, one result each.
+
+    With ``oanda_price`` ("mid", "bid" or "ask") the batches hold candles of OANDA's candles
+    response, taken as ``oanda_candle_fields`` flattens them.
 
     Validation is Python work and writing is mostly database work, so a helper thread validates
     the next batch while this thread stores the current one: on two cores a large load takes
     about the longer of the two rather than their sum. The helper never touches the database;
     every write happens on the caller's connection, one transaction per batch.
     """
-    moment = now or datetime.now(UTC)
     known_pairs = _known_pairs()
     copying = connection.vendor == "postgresql"
 
     def validate(
         item: tuple[int, Sequence[Mapping[str, Any]]],
-    ) -> tuple[list[CandleRow], IngestResult, str | None]:
+    ) -> tuple[Candles, IngestResult, str | None]:
         offset, batch = item
-        rows, result = _validate(batch, pair, timeframe, moment, offset, known_pairs)
+        # The clock is read per batch: a long load (or a backfill reaching the present) must
+        # not refuse a candle that completed after it began.
+        moment = now or datetime.now(UTC)
+        rows, result = _validate(batch, pair, timeframe, moment, offset, known_pairs, oanda_price)
         # The COPY text is made here too, so this thread does all the per-row Python work and
         # the caller's thread mostly waits on the database.
         payload = _copy_payload(rows) if copying and len(rows) >= COPY_THRESHOLD else None
@@ -119,7 +128,44 @@ def _known_pairs() -> frozenset[str]:
     return frozenset(Pair.objects.values_list("symbol", flat=True))
 
 
+# Valid candles: CandleRows from the row-by-row path, or columns from the batch path.
+Candles = list[CandleRow] | CandleColumns
+
+
 def _validate(
+    candles: Iterable[Mapping[str, Any]],
+    pair: str | None,
+    timeframe: str | None,
+    now: datetime,
+    row_offset: int,
+    known_pairs: frozenset[str],
+    oanda_price: str | None = None,
+) -> tuple[Candles, IngestResult]:
+    if (
+        isinstance(candles, list)
+        and len(candles) >= COPY_THRESHOLD
+        and connection.vendor == "postgresql"
+    ):
+        checked = validate_candle_columns(
+            candles,
+            pair=pair,
+            timeframe=timeframe,
+            known_pairs=known_pairs,
+            now=now,
+            row_offset=row_offset,
+            oanda_price=oanda_price,
+        )
+        if checked is not None:
+            columns, rejected = checked
+            result = IngestResult(received=len(candles), rejected=rejected)
+            _log_rejections(result)
+            return columns, result
+    if oanda_price is not None:
+        candles = [oanda_candle_fields(candle, oanda_price) for candle in candles]
+    return _validate_rows(candles, pair, timeframe, now, row_offset, known_pairs)
+
+
+def _validate_rows(
     candles: Iterable[Mapping[str, Any]],
     pair: str | None,
     timeframe: str | None,
@@ -152,22 +198,28 @@ def _validate(
                     parsed.pair,
                 )
             )
+    _log_rejections(result)
+    return list(valid.values()), result
+
+
+def _log_rejections(result: IngestResult) -> None:
     if result.rejected:
         logger.warning(
             "event=candles_rejected count=%d first=%r",
             len(result.rejected),
             [str(rejection) for rejection in result.rejected[:3]],
         )
-    return list(valid.values()), result
 
 
-def _store(rows: list[CandleRow], result: IngestResult, payload: str | None = None) -> IngestResult:
-    if rows:
+def _store(rows: Candles, result: IngestResult, payload: str | None = None) -> IngestResult:
+    if len(rows):
         with transaction.atomic():
             if connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD:
                 written = _upsert_by_copy(rows, payload or _copy_payload(rows))
             else:
-                written = _upsert_by_values(rows)
+                written = _upsert_by_values(
+                    rows.rows() if isinstance(rows, CandleColumns) else rows
+                )
         result.stored += written
         result.unchanged += len(rows) - written
     return result
@@ -267,11 +319,13 @@ def _copy_line(row: CandleRow) -> str:
     )
 
 
-def _copy_payload(rows: list[CandleRow]) -> str:
+def _copy_payload(rows: Candles) -> str:
+    if isinstance(rows, CandleColumns):
+        return rows.copy_text()
     return "".join(map(_copy_line, rows))
 
 
-def _upsert_by_copy(rows: list[CandleRow], payload: str) -> int:
+def _upsert_by_copy(rows: Candles, payload: str) -> int:
     """PostgreSQL fast path for large batches; returns the number of rows written.
 
     A batch whose time range holds no stored candle yet (the usual backfill) is copied straight
@@ -309,9 +363,11 @@ def _upsert_by_copy(rows: list[CandleRow], payload: str) -> int:
     return written
 
 
-def _ranges_are_empty(cursor: Any, rows: list[CandleRow]) -> bool:
+def _ranges_are_empty(cursor: Any, rows: Candles) -> bool:
     spans: dict[tuple[str, str], list[datetime]] = {}
-    for row in rows:
+    if isinstance(rows, CandleColumns):
+        spans[(rows.pair, rows.timeframe)] = list(rows.span())
+    for row in rows if isinstance(rows, list) else ():
         span = spans.get((row.pair, row.timeframe))
         if span is None:
             spans[(row.pair, row.timeframe)] = [row.time, row.time]
@@ -393,6 +449,7 @@ def candles_backfill(
     if start is None:
         raise ValueError(f"no candles of {pair} {timeframe} are stored yet: give a start time")
     result = BackfillResult(pair, timeframe, start, finish)
+    finish_micros = (finish - _EPOCH) // timedelta(microseconds=1)
 
     def fetch(cursor: datetime) -> dict[str, Any]:
         endpoint = instrument_candles(
@@ -408,43 +465,58 @@ def candles_backfill(
         page: dict[str, Any] = client.request(endpoint)
         return page
 
-    # The next page is fetched while this one is stored: the broker's (or the simulator's) work
-    # and the database's overlap. The client is used by one thread at a time.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch") as fetcher:
+    # Three stages overlap: a helper thread fetches the next page (the broker's or the
+    # simulator's work and the JSON), another validates the page before it, and this thread
+    # stores the one before that (mostly the database's work). The client is used by one thread.
+    failure: list[Exception] = []
+
+    def pages() -> Iterator[tuple[int, list[Any]]]:
         cursor = start
+        offset = 0
         upcoming = fetcher.submit(fetch, cursor) if cursor < finish else None
         while upcoming is not None:
-            page = upcoming.result()
+            try:
+                page = upcoming.result()
+            except Exception as error:
+                # Raised once the pages already fetched are stored, as a loop page by page would.
+                failure.append(error)
+                return
             upcoming = None
             result.requests += 1
-            rows = [oanda_candle_fields(candle, component) for candle in page.get("candles", [])]
-            read_times = [_broker_time_or_none(row.get("time")) for row in rows]
+            # OANDA's candles as they came: ingestion reads their price component.
+            rows = page.get("candles", [])
+            micros, readable = broker_time_micros([row.get("time") for row in rows])
             # A candle with an unreadable time goes on to ingestion, which rejects it by name.
-            wanted = [r for r, t in zip(rows, read_times, strict=True) if t is None or t < finish]
-            times = [t for t in read_times if t is not None]
+            keep = ~readable | (micros < finish_micros)
+            wanted = rows if keep.all() else list(itertools.compress(rows, keep.tolist()))
             # OANDA counts only candles that exist (no weekend gaps), so a short page, or one
             # ending in the forming candle, means the broker has nothing newer.
             reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
-                r.get("complete", True) for r in rows
+                r.get("complete", True) for r in rows if isinstance(r.get(component), Mapping)
             )
-            newest = max(times) if times else None
+            newest = (
+                _EPOCH + timedelta(microseconds=int(micros[readable].max()))
+                if readable.any()
+                else None
+            )
             if not (reached_present or newest is None or newest + step <= cursor):
                 cursor = newest + step
                 if cursor < finish:
                     upcoming = fetcher.submit(fetch, cursor)
-            offset = result.ingest.received
-            stored = candles_ingest(
-                candles=wanted, pair=pair, timeframe=timeframe, row_offset=offset
-            )
+            yield offset, wanted
+            offset += len(wanted)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch") as fetcher:
+        for stored in candles_ingest_batches(
+            batches=pages(), pair=pair, timeframe=timeframe, oanda_price=component
+        ):
             result.ingest.merge(stored)
             if on_page is not None:
                 on_page(result)
+    if failure:
+        raise failure[0]
     logger.info("event=backfill_done %s", result.summary())
     return result
 
 
-def _broker_time_or_none(value: Any) -> datetime | None:
-    try:
-        return parse_broker_time(value)
-    except CandleTimeError:
-        return None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from oandasim.instruments import format_points
 from oandasim.market import Series
-from oandasim.timeutil import TimeFormatError, format_time, parse_time
+from oandasim.timeutil import TimeFormatError, format_minute, format_time, parse_time
 
 GRANULARITY_SECONDS: dict[str, int] = {
     "S5": 5,
@@ -196,6 +199,13 @@ def build_candles(series: Series, query: CandleQuery, now: float) -> list[dict[s
     size = GRANULARITY_SECONDS[query.granularity]
     if query.start is not None and query.start > now:
         return []
+    if size == 60 and query.start is not None:
+        return _minute_candles(series, query, now)
+    return _grouped_candles(series, query, now)
+
+
+def _grouped_candles(series: Series, query: CandleQuery, now: float) -> list[dict[str, object]]:
+    size = GRANULARITY_SECONDS[query.granularity]
     if query.start is not None:
         window_start = query.start
         window_end = query.end if query.end is not None else now
@@ -230,6 +240,100 @@ def build_candles(series: Series, query: CandleQuery, now: float) -> list[dict[s
         # The first bucket of a widened window may be cut short, so drop it when we have spare.
         buckets = buckets[-query.count :]
     return [_to_wire(series, query, bucket) for bucket in buckets]
+
+
+def _minute_candles(series: Series, query: CandleQuery, now: float) -> list[dict[str, object]]:
+    """M1 candles from a start time: what the general path gives, without grouping samples.
+
+    Backfills page through history this way, 5000 candles a request: each closed minute is one
+    candle straight from the series, and only the forming minute is read off the price path.
+    """
+    return [
+        entry if isinstance(entry, dict) else _closed_minute_wire(*entry)
+        for entry in _minute_entries(series, query, now)
+    ]
+
+
+def minute_candles_json(series: Series, query: CandleQuery, now: float) -> str:
+    """``build_candles`` of an M1 query from a start time as JSON text (json.dumps' layout).
+
+    Writing each closed minute's text directly costs about a third of building its dicts for
+    json.dumps, which was a tenth of a backfill's time on the shared cores.
+    """
+    parts = []
+    for entry in _minute_entries(series, query, now):
+        if isinstance(entry, dict):
+            parts.append(json.dumps(entry, separators=(",", ":")))
+            continue
+        volume, time, prices = entry
+        text = f'{{"complete":true,"volume":{volume},"time":"{time}"'
+        for key, o, h, low, c in prices:
+            text += f',"{key}":{{"o":"{o}","h":"{h}","l":"{low}","c":"{c}"}}'
+        parts.append(text + "}")
+    return "[" + ",".join(parts) + "]"
+
+
+# A closed minute: volume, time, and (key, open, high, low, close) texts per price component.
+ClosedMinute = tuple[int, str, list[tuple[str, str, str, str, str]]]
+
+
+def _closed_minute_wire(
+    volume: int, time: str, prices: list[tuple[str, str, str, str, str]]
+) -> dict[str, object]:
+    candle: dict[str, object] = {"complete": True, "volume": volume, "time": time}
+    for key, o, h, low, c in prices:
+        candle[key] = {"o": o, "h": h, "l": low, "c": c}
+    return candle
+
+
+def _minute_entries(
+    series: Series, query: CandleQuery, now: float
+) -> Iterator[ClosedMinute | dict[str, object]]:
+    assert query.start is not None
+    start = query.start
+    window_end = (
+        query.end if query.end is not None else min(now, start + _window(60, query.count or 0))
+    )
+    components = [
+        (key, component)
+        for component, key in (("M", "mid"), ("B", "bid"), ("A", "ask"))
+        if component in query.price
+    ]
+    precision = series.instrument.display_precision
+    produced = 0
+    for minute in series.minutes_between(int(start // 60), int(min(window_end, now) // 60) + 1):
+        base = minute * 60.0
+        if base < start or (base == start and not query.include_first):
+            continue
+        if (query.end is not None and base >= query.end) or produced == query.count:
+            break
+        if base + 60.0 > now:
+            # The forming minute, cut at the clock: the general path reads it off the path.
+            forming = _group(query, _samples(series, base, now, now, 60), now)
+            yield from (_to_wire(series, query, bucket) for bucket in forming[:1])
+            break
+        values = series.candle(minute)
+        if values is None:
+            continue
+        o, h, low, c, volume = values
+        prices = []
+        for key, component in components:
+            if component == "M":
+                offset = 0
+            else:
+                spread = series.spread_at(minute, True)
+                offset = -(spread // 2) if component == "B" else spread - spread // 2
+            prices.append(
+                (
+                    key,
+                    format_points(o + offset, precision),
+                    format_points(h + offset, precision),
+                    format_points(low + offset, precision),
+                    format_points(c + offset, precision),
+                )
+            )
+        produced += 1
+        yield volume, format_minute(minute), prices
 
 
 def _window(size: int, count: int) -> float:

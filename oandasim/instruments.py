@@ -46,7 +46,7 @@ class Instrument:
         return _points_to_decimal(points, self.display_precision)
 
     def format(self, points: int) -> str:
-        return _format_points(points, self.display_precision)
+        return format_points(points, self.display_precision)
 
     def trailing_bounds(self) -> tuple[Decimal, Decimal]:
         """The minimum (5 pips) and maximum (10,000 pips) trailing stop distances."""
@@ -89,7 +89,9 @@ def _points_to_decimal(points: int, precision: int) -> Decimal:
 
 
 @functools.lru_cache(maxsize=65536)
-def _format_points(points: int, precision: int) -> str:
+# Prices repeat: a year of one pair's candles uses a few thousand distinct levels.
+@functools.lru_cache(maxsize=65536)
+def format_points(points: int, precision: int) -> str:
     return str(Decimal(points).scaleb(-precision))
 
 

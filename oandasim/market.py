@@ -10,7 +10,6 @@ orders always give the same fills, whatever the clock speed or the polling rate.
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
 import math
 import random
@@ -21,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from oandasim.instruments import Instrument
 from oandasim.timeutil import near_daily_roll, new_york_hour, parse_time, schedule_open
@@ -249,19 +250,35 @@ class Series:
         # Uniform sub-steps with the same variance as Gaussian ones: sums of four per minute are
         # close to normal, and random() is many times cheaper than gauss() for a year of history.
         spread = sigma * math.sqrt(12.0)
-        uniform = rng.random
-        walk = [0.0, *itertools.accumulate((uniform() - 0.5) * spread for _ in range(steps))]
+        # The same draws, sums and roundings as a plain Python loop (cumsum adds in order and
+        # rounds half to even, like round()), in NumPy: a backfill of a year of synthetic history
+        # spent a tenth of its time here.
+        draws = np.fromiter(iter(rng.random, -1.0), np.float64, steps)
+        walk = np.concatenate(([0.0], np.cumsum((draws - 0.5) * spread)))
         start_level = self._level(session)
         end_level = self._level(session + timedelta(days=1))
         # A Brownian bridge ends the session at the next session's level, so sessions join up.
-        correction = walk[-1] - (end_level - start_level)
+        correction = float(walk[-1]) - (end_level - start_level)
         drift = correction / steps
-        path = [round(start_level + value - drift * k) for k, value in enumerate(walk)]
-        candles = self._candles
-        for index, minute in enumerate(minutes):
-            chunk = path[index * SYNTHETIC_SUBSTEPS : (index + 1) * SYNTHETIC_SUBSTEPS + 1]
-            volume = 20 + int(uniform() * 220)
-            candles[minute] = (chunk[0], max(chunk), min(chunk), chunk[-1], volume)
+        path = np.round(start_level + walk - drift * np.arange(steps + 1)).astype(np.int64)
+        # Each minute spans SUBSTEPS + 1 points of the path: its open, its close and between.
+        chunks = np.lib.stride_tricks.sliding_window_view(path, SYNTHETIC_SUBSTEPS + 1)
+        chunks = chunks[::SYNTHETIC_SUBSTEPS]
+        volumes = 20 + (np.fromiter(iter(rng.random, -1.0), np.float64, len(minutes)) * 220)
+        self._candles.update(
+            zip(
+                minutes,
+                zip(
+                    chunks[:, 0].tolist(),
+                    chunks.max(axis=1).tolist(),
+                    chunks.min(axis=1).tolist(),
+                    chunks[:, -1].tolist(),
+                    volumes.astype(np.int64).tolist(),
+                    strict=True,
+                ),
+                strict=True,
+            )
+        )
         position = bisect.bisect_left(self._minutes, minutes[0])
         self._minutes[position:position] = minutes
 

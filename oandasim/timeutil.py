@@ -58,6 +58,20 @@ def _format_whole_second(whole: int) -> str:
     return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+_MINUTE_OF_DAY = tuple(f"T{m // 60:02d}:{m % 60:02d}:00.000000000Z" for m in range(1440))
+
+
+def format_minute(minute: int) -> str:
+    """``format_time(minute * 60)``, faster: a year of M1 candles has half a million minutes."""
+    day, minute_of_day = divmod(minute, 1440)
+    return _format_day(day) + _MINUTE_OF_DAY[minute_of_day]
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
+
+
 def format_unix(seconds: float) -> str:
     return f"{seconds:.9f}"
 
