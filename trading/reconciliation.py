@@ -2,7 +2,8 @@
 
 Run at start-up, after every stream reconnect and every few minutes (beat). In order:
 
-1. transactions since the newest id we stored, applied once each (``trading.ledger``);
+1. transactions since the last one stored before any gap, applied once each
+   (``trading.ledger``), so a fill missed while the stream was down is not skipped;
 2. our ``pending`` orders older than a grace period, settled by ``@client_id`` at the broker:
    filled or cancelled as the broker says, or ``not_sent`` when the broker never saw them;
 3. open trades: the broker's list against ours. A trade we lack is created, one we think open
@@ -39,7 +40,7 @@ from trading.execution import (
 )
 from trading.ledger import decimal_or_none, decimal_or_zero, trade_open, transactions_apply
 from trading.models import Order, Trade, TradingSignal
-from trading.selectors import broker_transaction_last_id
+from trading.selectors import broker_transaction_resume_id
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def account_reconcile(
 def _reconcile(client: oanda.OandaClient, now: datetime) -> ReconcileReport:
     report = ReconcileReport()
     account = client.account_id
-    last = broker_transaction_last_id(account)
+    last = broker_transaction_resume_id(account)
     if last is not None:
         body = client.request(oanda.TransactionsSinceID(account, params={"id": last}))
         report.transactions = transactions_apply(
