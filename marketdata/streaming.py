@@ -519,7 +519,7 @@ class Streamer:
     # ----- transactions -------------------------------------------------------------------------
 
     def _transaction_loop(self) -> None:
-        from trading.selectors import broker_transaction_last_id
+        from trading.selectors import broker_transaction_resume_id
 
         client = self.client_factory()
         backoff = Backoff()
@@ -532,7 +532,7 @@ class Streamer:
                 if last is None:
                     # The first start imports no history: reconciliation reads the account's
                     # state; from here on every transaction is kept.
-                    last = broker_transaction_last_id(account)
+                    last = broker_transaction_resume_id(account)
                     if last is None:
                         summary = client.request(AccountSummary(account))
                         last = int(summary["lastTransactionID"])
