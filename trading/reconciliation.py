@@ -10,7 +10,8 @@ Run at start-up, after every stream reconnect and every few minutes (beat). In o
    that the broker closed (a stop filled while we were away, a close by hand at the broker) is
    closed with the broker's realised P&L and financing, and figures that differ are corrected;
 4. claimed signals left without an order by a killed executor go back to ``new`` (no request can
-   have left without its order row) or expire; unclaimed signals past their age expire;
+   have left without its order row) or expire; unclaimed signals past their age expire, younger
+   ones whose execution message was lost are sent again;
 5. an account snapshot.
 
 Every correction is logged and written to the AuditLog as ``reconciliation.difference``.
@@ -247,7 +248,11 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
             # No order row means no request left: running it again cannot duplicate anything.
             if TradingSignal.objects.filter(
                 pk=signal.pk, status=TradingSignal.Status.CLAIMED, order__isnull=True
-            ).update(status=TradingSignal.Status.NEW, status_reason="requeued by reconciliation"):
+            ).update(
+                status=TradingSignal.Status.NEW,
+                status_reason="requeued by reconciliation",
+                updated_at=now,
+            ):
                 _requeue(str(signal.pk), execution_queue_for(signal.pair))
                 report.signals_requeued += 1
         else:
@@ -259,6 +264,18 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
     report.signals_expired += TradingSignal.objects.filter(
         status=TradingSignal.Status.NEW, created_at__lt=now - timedelta(seconds=max_age)
     ).update(status=TradingSignal.Status.EXPIRED, status_reason="not executed before it expired")
+    # A signal still unclaimed after the grace period has lost its execution message: Redis was
+    # down when the analysis sent it, or a worker that had taken it died. It is sent again (at
+    # most once per grace period); a duplicate is harmless, the claim lets one delivery act.
+    stranded = TradingSignal.objects.filter(
+        status=TradingSignal.Status.NEW, created_at__lt=cutoff, updated_at__lt=cutoff
+    ).select_related("pair", "pair__node")
+    for signal in stranded:
+        if TradingSignal.objects.filter(
+            pk=signal.pk, status=TradingSignal.Status.NEW, updated_at__lt=cutoff
+        ).update(updated_at=now, status_reason="sent again by reconciliation"):
+            _requeue(str(signal.pk), execution_queue_for(signal.pair))
+            report.signals_requeued += 1
 
 
 def _requeue(signal_id: str, queue: str) -> None:

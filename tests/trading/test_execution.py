@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ from monitoring.services import alerts_evaluate
 from septrader.models import AuditLog
 from septrader.services import config_set
 from tests.trading.conftest import Broker, make_signal, trading_pair
+from tests.trading.test_executor_processes import eager_requeue
 from trading.execution import client_order_id, signal_execute, trade_client_id
 from trading.ledger import transactions_apply
 from trading.models import (
@@ -29,6 +31,8 @@ from trading.models import (
 )
 from trading.reconciliation import account_reconcile
 from trading.services import kill_switch_engage, trade_close
+
+__all__ = ["eager_requeue"]
 
 
 def test_a_signal_becomes_an_order_with_its_stops_held_at_the_broker(
@@ -416,3 +420,33 @@ def test_reconciliation_fetches_a_fill_missed_before_a_later_order_was_stored(
     assert not AuditLog.objects.filter(
         action="reconciliation.difference", target=f"trade {trade.broker_trade_id}"
     ).exists()
+
+
+def test_a_signal_whose_execution_message_was_lost_is_sent_again_by_reconciliation(
+    db: None,
+    broker: Broker,
+    eager_requeue: None,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    # Given a signal stored 40 s ago whose execution message never reached a worker (Redis was
+    # down when the analysis sent it)
+    trading_pair()
+    signal = make_signal()
+    TradingSignal.objects.filter(pk=signal.pk).update(
+        created_at=timezone.now() - timedelta(seconds=40),
+        updated_at=timezone.now() - timedelta(seconds=40),
+    )
+
+    # When reconciliation runs
+    with django_capture_on_commit_callbacks(execute=True):
+        report = account_reconcile(client=broker.client())
+
+    # Then it sent the signal again and the signal was executed, once
+    signal.refresh_from_db()
+    assert report is not None and report.signals_requeued == 1
+    assert signal.status == TradingSignal.Status.EXECUTED
+    assert broker.orders_with_client_id(client_order_id(signal.pk)) == 1
+    # and a second pass sends nothing more
+    with django_capture_on_commit_callbacks(execute=True):
+        again = account_reconcile(client=broker.client())
+    assert again is not None and again.signals_requeued == 0
