@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -161,10 +162,8 @@ class BackgroundSupervisor:
     def kill(self, name: str) -> int:
         """SIGKILL the program's current process (the supervisor starts it again)."""
         pid = self.supervisor.pid(name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return pid
 
     def stop(self) -> None:

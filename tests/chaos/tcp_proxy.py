@@ -49,7 +49,7 @@ class TcpProxy:
         return self
 
     def outage(self, seconds: float) -> int:
-        """Reset every connection and refuse new ones for ``seconds``; returns how many were reset."""
+        """Reset every connection and refuse new ones for ``seconds``; returns how many it reset."""
         return self._call(self._outage(seconds))
 
     @property
