@@ -140,6 +140,8 @@ class Run:
     faults: Counter[str] = field(default_factory=Counter)
     fault_started: datetime | None = None
     last_fault: datetime | None = None
+    # Execution-worker kills that landed while an order row was pending (its request in flight).
+    mid_order_kills: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -428,7 +430,12 @@ def inject_faults(
         if time.monotonic() >= deadline:
             break
         kind = first.pop() if first else chooser.choices(kinds, weights)[0]
+        if kind == "kill execution worker mid-order" and not market_status(simulator.clock()).open:
+            # No order can be in flight while the market is closed: this one waits for trading.
+            first.insert(0, kind)
+            continue
         run.faults[kind] += 1
+        supervisor.supervisor.say("chaos", f"fault: {kind}")
         inject(kind, chooser, simulator, redis_server, proxy, supervisor, run)
         run.last_fault = timezone.now()
     # Whatever is still in force ends with the fault mix.
@@ -481,7 +488,9 @@ def inject(
         )
         supervisor.kill("execution")
         simulator.fault(latency=0)
-        if not caught:
+        if caught:
+            run.mid_order_kills += 1
+        else:
             run.notes.append("a mid-order kill found no order in flight and killed at random")
     elif kind.startswith("kill "):
         program = {
@@ -771,6 +780,7 @@ def print_table(
     for kind in FAULTS:
         print(f"| {kind} | {run.faults[kind]} |")
     print(f"| **total** | {sum(run.faults.values())} |")
+    print(f"| (execution kills that landed with an order in flight) | {run.mid_order_kills} |")
     print()
     print("| recovery | count |")
     print("|---|---|")
