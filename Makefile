@@ -33,11 +33,19 @@ test: install
 	eval "$$env_lines"; \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Trading under broker faults and executor kills for about ten minutes (70 simulated days); prints
-# the faults injected and the invariant violations (must be 0). CHAOS_DAYS and WEEK_SEED override.
+# The fault-injection suite with long durations, about 15 minutes in all; each run prints its
+# seed, the faults injected, the recoveries and the invariant violations (must be 0):
+# - tests/chaos/test_system_faults.py: the whole system (simulator, streamer, workers, beat,
+#   monitor under a restarting supervisor) through CHAOS_MINUTES=10 minutes of random faults
+#   (broker 429/503/latency, stream silence and closes, Redis and database restarts, SIGKILLs)
+#   across a weekend and a DST change; CHAOS_SEED reproduces a fault schedule;
+# - tests/chaos/test_trading_week.py: executor-level trading, CHAOS_DAYS=14 simulated days
+#   (about two minutes) of broker faults and executor kills; WEEK_SEED reproduces it.
+# `make test` runs both with short defaults (1 minute, 7 days).
 chaos: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
-	CHAOS_DAYS=$${CHAOS_DAYS:-70} $(BIN)/pytest -q -s -p no:cacheprovider tests/chaos
+	CHAOS_DAYS=$${CHAOS_DAYS:-14} CHAOS_MINUTES=$${CHAOS_MINUTES:-10} \
+	$(BIN)/pytest -q -s -p no:cacheprovider --timeout 2400 tests/chaos
 
 services: install
 	scripts/services.sh up

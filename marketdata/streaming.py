@@ -18,10 +18,19 @@ A stream that is silent for 10 s (prices) or 20 s (transactions), heartbeats inc
 and reconnected, as is one that ends cleanly or abruptly, with capped exponential backoff and never
 more than 2 new connections a second (OANDA's limits). The weekend's heartbeats-only stream with
 ``tradeable: false`` is normal, not an outage.
+
+The database and Redis may vanish for a few seconds too (a restart, a failover). The streamer
+rides that out rather than dying with it: a price that cannot be cached or a forming candle that
+cannot be written is skipped (the next one follows within a second), a transaction that cannot be
+stored drops the transaction stream, which reconnects and fetches from the last one stored, and
+the main loop retries its minute after a pause. Any other error in a stream thread stops the whole
+streamer with a non-zero exit, for its supervisor to restart it, instead of leaving it running
+without that stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -34,7 +43,9 @@ from typing import Any
 
 from celery.result import AsyncResult
 from django.core.cache import cache
-from django.db import connections
+from django.db import DatabaseError, connections
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
 from marketdata.candle_input import CandleTimeError, parse_broker_time
 from marketdata.models import Candle, Pair
@@ -62,8 +73,19 @@ CLOSE_GRACE = timedelta(milliseconds=300)
 RETRY_SECONDS = 0.5
 GIVE_UP_SECONDS = 10.0
 STATE_KEY = "stream:state"
+# The database, the cache (Redis) or the Celery broker (Redis) unreachable for a while.
+STORE_ERRORS: tuple[type[Exception], ...] = (DatabaseError, RedisError, BrokerError)
+# How long the main loop waits before trying again after such an error, and how often at most
+# a stream thread logs the prices it could not store.
+STORE_RETRY_SECONDS = 1.0
+STORE_ERROR_LOG_SECONDS = 5.0
 PRICE_KEY = "price:{pair}"
 MINUTE = timedelta(minutes=1)
+
+
+class StreamerCrashed(RuntimeError):
+    """A stream thread died of an unexpected error; the streamer stopped (its supervisor restarts
+    it)."""
 
 
 def latest_price_key(pair: str) -> str:
@@ -187,15 +209,29 @@ class Streamer:
         # Per pair: the minute being closed, when it was first and last asked for.
         self.attempts: dict[str, tuple[datetime, float, float]] = {}
         self.forming: dict[str, _Forming] = {}
+        # A stream thread that died of an unexpected error (the streamer then stops).
+        self.crashed: BaseException | None = None
+        self._store_errors = 0
+        self._store_error_logged_at = 0.0
 
     # ----- the main loop ------------------------------------------------------------------------
 
     def run(self) -> None:
+        """Stream until ``stop`` is set; raises ``StreamerCrashed`` when a stream thread died."""
         self._refresh_pairs()
-        threads = [threading.Thread(target=self._price_loop, name="prices", daemon=True)]
+        threads = [
+            threading.Thread(
+                target=self._guarded, args=(self._price_loop,), name="prices", daemon=True
+            )
+        ]
         if self.stream_transactions:
             threads.append(
-                threading.Thread(target=self._transaction_loop, name="transactions", daemon=True)
+                threading.Thread(
+                    target=self._guarded,
+                    args=(self._transaction_loop,),
+                    name="transactions",
+                    daemon=True,
+                )
             )
         for thread in threads:
             thread.start()
@@ -203,11 +239,22 @@ class Streamer:
         next_refresh = time.monotonic() + self.pair_refresh_seconds
         try:
             while not self.stop.is_set():
-                if time.monotonic() >= next_refresh:
-                    self._refresh_pairs()
-                    next_refresh = time.monotonic() + self.pair_refresh_seconds
-                self._close_minutes(client)
-                self._publish_state()
+                try:
+                    if time.monotonic() >= next_refresh:
+                        self._refresh_pairs()
+                        next_refresh = time.monotonic() + self.pair_refresh_seconds
+                    self._close_minutes(client)
+                    self._publish_state()
+                except STORE_ERRORS as error:
+                    # The minute is tried again once the store answers.
+                    logger.warning(
+                        "event=streamer_store_unavailable error=%r retry_in=%.1f",
+                        str(error),
+                        STORE_RETRY_SECONDS,
+                    )
+                    connections.close_all()
+                    self.stop.wait(STORE_RETRY_SECONDS)
+                    continue
                 self.catch_up_now.wait(0.2)
                 self.catch_up_now.clear()
         finally:
@@ -215,9 +262,38 @@ class Streamer:
             for thread in threads:
                 # A stream thread notices the stop at its next message or heartbeat.
                 thread.join(timeout=self.price_silence + 1)
-            self._publish_state()
+            with contextlib.suppress(*STORE_ERRORS):
+                self._publish_state()
             connections.close_all()
             logger.info("event=streamer_stopped")
+        if self.crashed is not None:
+            raise StreamerCrashed(f"a stream thread died: {self.crashed!r}") from self.crashed
+
+    def _guarded(self, loop: Callable[[], None]) -> None:
+        """Run a stream thread; if it dies of an unexpected error, stop the whole streamer."""
+        try:
+            loop()
+        except BaseException as error:
+            logger.exception(
+                "event=stream_thread_crashed thread=%s", threading.current_thread().name
+            )
+            self.crashed = error
+            self.stop.set()
+
+    def _store_failed(self, what: str, error: Exception) -> None:
+        """A price or forming candle could not be stored: skip it, log now and then, reconnect."""
+        connections.close_all()
+        self._store_errors += 1
+        now = time.monotonic()
+        if now - self._store_error_logged_at >= STORE_ERROR_LOG_SECONDS:
+            logger.warning(
+                "event=price_not_stored what=%s skipped=%d error=%r",
+                what,
+                self._store_errors,
+                str(error),
+            )
+            self._store_error_logged_at = now
+            self._store_errors = 0
 
     def _refresh_pairs(self) -> None:
         enabled = Pair.objects.filter(enabled=True)
@@ -369,17 +445,20 @@ class Streamer:
             return True
         tradeable = bool(message.get("tradeable", False))
         received = datetime.now(UTC)
-        cache.set(
-            latest_price_key(str(pair)),
-            {
-                "bid": str(bid),
-                "ask": str(ask),
-                "time": moment.isoformat(),
-                "tradeable": tradeable,
-                "received": received.isoformat(),
-            },
-            timeout=None,
-        )
+        try:
+            cache.set(
+                latest_price_key(str(pair)),
+                {
+                    "bid": str(bid),
+                    "ask": str(ask),
+                    "time": moment.isoformat(),
+                    "tradeable": tradeable,
+                    "received": received.isoformat(),
+                },
+                timeout=None,
+            )
+        except STORE_ERRORS as error:
+            self._store_failed("latest price", error)
         with self.lock:
             state = self.state.pairs.setdefault(str(pair), PairState())
             state.last_price_time = moment.isoformat()
@@ -387,7 +466,10 @@ class Streamer:
             state.tradeable = tradeable
             self.state.prices_received += 1
         if tradeable:
-            self._update_forming(str(pair), moment, (bid + ask) / 2)
+            try:
+                self._update_forming(str(pair), moment, (bid + ask) / 2)
+            except STORE_ERRORS as error:
+                self._store_failed("forming candle", error)
         return True
 
     def _advance_broker_time(self, moment: datetime) -> None:
@@ -437,7 +519,7 @@ class Streamer:
     # ----- transactions -------------------------------------------------------------------------
 
     def _transaction_loop(self) -> None:
-        from trading.selectors import broker_transaction_last_id
+        from trading.selectors import broker_transaction_resume_id
 
         client = self.client_factory()
         backoff = Backoff()
@@ -450,7 +532,7 @@ class Streamer:
                 if last is None:
                     # The first start imports no history: reconciliation reads the account's
                     # state; from here on every transaction is kept.
-                    last = broker_transaction_last_id(account)
+                    last = broker_transaction_resume_id(account)
                     if last is None:
                         summary = client.request(AccountSummary(account))
                         last = int(summary["lastTransactionID"])
@@ -468,6 +550,9 @@ class Streamer:
                     last = self._on_transaction_message(client, account, last, message)
             except OandaError as error:
                 reason = str(error)
+            except STORE_ERRORS as error:
+                # Nothing after ``last`` counts as stored: the reconnect fetches it again.
+                reason = f"the store is unavailable: {error}"
             finally:
                 connections.close_all()
             if self.stop.is_set():

@@ -210,6 +210,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # https://docs.celeryq.dev/en/stable/userguide/tasks.html#how-it-works
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers keep their real stdout/stderr. Celery's default replaces them with a proxy to its logger
+# before Django configures logging (LOGGING below), so the root handler was bound to that proxy and
+# every line logged after start-up, task failures included, vanished from the worker's output.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Every task gets the default hard limit; the soft limit, a minute earlier, raises
 # SoftTimeLimitExceeded inside the task so it can stop cleanly. The long jobs below have their own.

@@ -4,6 +4,10 @@ Starts each process with its own name, prefixes every line it prints with that n
 them all together: on Ctrl-C (SIGINT) or SIGTERM, or when any one of them exits, the others get
 SIGTERM, then SIGKILL after a grace period. Production uses docker compose or systemd instead
 (docker/); this exists so the demo needs nothing but Python.
+
+A program marked ``restart`` is started again ``restart_delay`` seconds after it exits, whatever
+its exit status, as ``Restart=always`` (systemd) or ``restart: unless-stopped`` (compose) would:
+the whole-system fault tests (tests/chaos/) run the system this way and kill its processes.
 """
 
 from __future__ import annotations
@@ -26,14 +30,27 @@ class Program:
     name: str
     argv: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
+    # Start it again when it exits instead of stopping everything.
+    restart: bool = False
 
 
 class Supervisor:
-    def __init__(self, programs: Sequence[Program], *, cwd: str, output: TextIO = sys.stdout):
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        *,
+        cwd: str,
+        output: TextIO = sys.stdout,
+        restart_delay: float = 1.0,
+    ):
         self.programs = list(programs)
         self.cwd = cwd
         self.output = output
+        self.restart_delay = restart_delay
         self.processes: dict[str, subprocess.Popen[str]] = {}
+        # Per program: how many times it was started again, and since when it has been down.
+        self.restarts: dict[str, int] = {program.name: 0 for program in self.programs}
+        self.down_since: dict[str, float] = {}
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.width = max(len(program.name) for program in self.programs)
@@ -55,24 +72,56 @@ class Supervisor:
         for line in process.stdout:
             self.say(name, line, index)
 
+    def _spawn(self, index: int, program: Program) -> None:
+        process = subprocess.Popen(
+            list(program.argv),
+            cwd=self.cwd,
+            env={**os.environ, **program.env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # Their own process group: Ctrl-C reaches the supervisor only, which then stops
+            # each program in order instead of all at once mid-write.
+            start_new_session=True,
+        )
+        with self.lock:
+            self.processes[program.name] = process
+        threading.Thread(
+            target=self._pump, args=(index, program.name, process), daemon=True
+        ).start()
+        self.say(program.name, f"started (pid {process.pid})", index)
+
     def start(self) -> None:
         for index, program in enumerate(self.programs):
-            process = subprocess.Popen(
-                list(program.argv),
-                cwd=self.cwd,
-                env={**os.environ, **program.env, "PYTHONUNBUFFERED": "1"},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                # Their own process group: Ctrl-C reaches the supervisor only, which then stops
-                # each program in order instead of all at once mid-write.
-                start_new_session=True,
-            )
-            self.processes[program.name] = process
-            threading.Thread(
-                target=self._pump, args=(index, program.name, process), daemon=True
-            ).start()
-            self.say(program.name, f"started (pid {process.pid})", index)
+            self._spawn(index, program)
+
+    def pid(self, name: str) -> int:
+        """The process id of the program's current process."""
+        with self.lock:
+            return self.processes[name].pid
+
+    def poll(self) -> str | None:
+        """Restart the programs that exited and may be restarted; return the name of one that
+        exited and may not (everything should then stop), else None."""
+        now = time.monotonic()
+        for index, program in enumerate(self.programs):
+            if self.stopping.is_set():
+                return None
+            process = self.processes[program.name]
+            code = process.poll()
+            if code is None:
+                continue
+            if not program.restart:
+                self.say(program.name, f"exited with status {code}: stopping everything", index)
+                return program.name
+            since = self.down_since.setdefault(program.name, now)
+            if since == now:
+                self.say(program.name, f"exited with status {code}: restarting", index)
+            if now - since >= self.restart_delay:
+                del self.down_since[program.name]
+                self.restarts[program.name] += 1
+                self._spawn(index, program)
+        return None
 
     def stop(self, grace: float = 15.0) -> None:
         self.stopping.set()
@@ -101,13 +150,11 @@ class Supervisor:
         try:
             self.start()
             while not self.stopping.is_set():
-                for name, process in self.processes.items():
-                    code = process.poll()
-                    if code is not None:
-                        self.say(name, f"exited with status {code}: stopping everything")
-                        self.failed = name
-                        self.stopping.set()
-                        break
+                failed = self.poll()
+                if failed is not None:
+                    self.failed = failed
+                    self.stopping.set()
+                    break
                 self.stopping.wait(0.5)
         finally:
             self.stop()

@@ -299,6 +299,17 @@ def _reduce(
         # A trade opened before we kept records; reconciliation creates it from the broker.
         logger.warning("event=fill_for_unknown_trade trade=%s", closed.get("tradeID"))
         return
+    if trade.state == Trade.State.CLOSED:
+        # Reconciliation already closed it from the broker's record of the trade, whose figures
+        # include this fill: adding it again would count its P&L twice.
+        logger.info(
+            "event=fill_for_closed_trade pair=%s trade=%s realized_pl=%s reason=%s",
+            trade.pair_id,
+            trade.broker_trade_id,
+            closed.get("realizedPL"),
+            reason,
+        )
+        return
     units = decimal_or_zero(closed.get("units"))
     trade.realized_pl += decimal_or_zero(closed.get("realizedPL"))
     trade.financing += decimal_or_zero(closed.get("financing"))

@@ -2,14 +2,16 @@
 
 Run at start-up, after every stream reconnect and every few minutes (beat). In order:
 
-1. transactions since the newest id we stored, applied once each (``trading.ledger``);
+1. transactions since the last one stored before any gap, applied once each
+   (``trading.ledger``), so a fill missed while the stream was down is not skipped;
 2. our ``pending`` orders older than a grace period, settled by ``@client_id`` at the broker:
    filled or cancelled as the broker says, or ``not_sent`` when the broker never saw them;
 3. open trades: the broker's list against ours. A trade we lack is created, one we think open
    that the broker closed (a stop filled while we were away, a close by hand at the broker) is
    closed with the broker's realised P&L and financing, and figures that differ are corrected;
 4. claimed signals left without an order by a killed executor go back to ``new`` (no request can
-   have left without its order row) or expire; unclaimed signals past their age expire;
+   have left without its order row) or expire; unclaimed signals past their age expire, younger
+   ones whose execution message was lost are sent again;
 5. an account snapshot.
 
 Every correction is logged and written to the AuditLog as ``reconciliation.difference``.
@@ -39,7 +41,7 @@ from trading.execution import (
 )
 from trading.ledger import decimal_or_none, decimal_or_zero, trade_open, transactions_apply
 from trading.models import Order, Trade, TradingSignal
-from trading.selectors import broker_transaction_last_id
+from trading.selectors import broker_transaction_resume_id
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def account_reconcile(
 def _reconcile(client: oanda.OandaClient, now: datetime) -> ReconcileReport:
     report = ReconcileReport()
     account = client.account_id
-    last = broker_transaction_last_id(account)
+    last = broker_transaction_resume_id(account)
     if last is not None:
         body = client.request(oanda.TransactionsSinceID(account, params={"id": last}))
         report.transactions = transactions_apply(
@@ -246,7 +248,11 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
             # No order row means no request left: running it again cannot duplicate anything.
             if TradingSignal.objects.filter(
                 pk=signal.pk, status=TradingSignal.Status.CLAIMED, order__isnull=True
-            ).update(status=TradingSignal.Status.NEW, status_reason="requeued by reconciliation"):
+            ).update(
+                status=TradingSignal.Status.NEW,
+                status_reason="requeued by reconciliation",
+                updated_at=now,
+            ):
                 _requeue(str(signal.pk), execution_queue_for(signal.pair))
                 report.signals_requeued += 1
         else:
@@ -258,6 +264,18 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
     report.signals_expired += TradingSignal.objects.filter(
         status=TradingSignal.Status.NEW, created_at__lt=now - timedelta(seconds=max_age)
     ).update(status=TradingSignal.Status.EXPIRED, status_reason="not executed before it expired")
+    # A signal still unclaimed after the grace period has lost its execution message: Redis was
+    # down when the analysis sent it, or a worker that had taken it died. It is sent again (at
+    # most once per grace period); a duplicate is harmless, the claim lets one delivery act.
+    stranded = TradingSignal.objects.filter(
+        status=TradingSignal.Status.NEW, created_at__lt=cutoff, updated_at__lt=cutoff
+    ).select_related("pair", "pair__node")
+    for signal in stranded:
+        if TradingSignal.objects.filter(
+            pk=signal.pk, status=TradingSignal.Status.NEW, updated_at__lt=cutoff
+        ).update(updated_at=now, status_reason="sent again by reconciliation"):
+            _requeue(str(signal.pk), execution_queue_for(signal.pair))
+            report.signals_requeued += 1
 
 
 def _requeue(signal_id: str, queue: str) -> None:

@@ -4,17 +4,43 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Max
+from django.db.models import Exists, Max, Min, OuterRef
 
 from trading.models import AccountSnapshot, BrokerTransaction
 
+# How many of the newest transaction ids are searched for a gap (an anti-join on the primary key:
+# a few milliseconds). A transaction missed longer ago than this is reconciliation's business.
+GAP_SEARCH_WINDOW = 10_000
+
 
 def broker_transaction_last_id(account_id: str) -> int | None:
-    """The newest broker transaction id stored for the account: where a catch-up starts."""
+    """The newest broker transaction id stored for the account."""
     newest: int | None = BrokerTransaction.objects.filter(account_id=account_id).aggregate(
         newest=Max("id")
     )["newest"]
     return newest
+
+
+def broker_transaction_resume_id(account_id: str) -> int | None:
+    """Where a catch-up starts: the last id before the first gap among the newest stored ids,
+    or the newest id when there is no gap (None when nothing is stored).
+
+    The broker numbers an account's transactions without gaps, but they reach us by several
+    paths (an order's answer, the transaction stream, reconciliation): an order's answer can be
+    stored while the stream that carries an earlier stop-loss fill is silent. Starting from the
+    newest id would skip that fill for good.
+    """
+    newest = broker_transaction_last_id(account_id)
+    if newest is None:
+        return None
+    stored = BrokerTransaction.objects.filter(account_id=account_id)
+    before_gap: int = (
+        stored.filter(id__gt=newest - GAP_SEARCH_WINDOW)
+        .annotate(followed=Exists(stored.filter(id=OuterRef("id") + 1)))
+        .filter(followed=False)
+        .aggregate(first=Min("id"))["first"]
+    )
+    return before_gap
 
 
 def account_snapshot_latest(account_id: str | None = None) -> AccountSnapshot | None:

@@ -459,3 +459,69 @@ def broker_minutes_paged(
         rows += broker_minutes(simulator, pair, cursor, step)
         cursor = step
     return rows
+
+
+@stream_db
+def test_the_stream_prices_command_rides_out_a_database_and_a_redis_restart(
+    timescaledb: None, simulator: SimulatorProcess, tmp_path: Any
+) -> None:
+    """A restart of PostgreSQL or Redis does not stop the streamer (it used to exit, or to lose
+    its price thread and stay up without prices), and leaves no gap in the candles."""
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.chaos.system import RedisServer
+    from tests.chaos.tcp_proxy import TcpProxy
+    from tests.conftest import REPO, worker_database_url
+
+    # Given the streamer reaching PostgreSQL through a proxy that can reset it, and its own Redis
+    parts = urlsplit(worker_database_url())
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    redis_server = RedisServer(tmp_path / "redis").start()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "septrader.settings",
+        "DATABASE_URL": urlunsplit(parts._replace(netloc=f"postgres@127.0.0.1:{proxy.port}")),
+        "CELERY_BROKER_URL": f"{redis_server.url}/1",
+        "CELERY_RESULT_BACKEND": f"{redis_server.url}/2",
+        "REDIS_URL": f"{redis_server.url}/3",
+        "OANDA_API_URL": simulator.base_url,
+        "OANDA_TOKEN": TOKEN,
+        "OANDA_ACCOUNT_ID": ACCOUNT,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "stream_prices", "--pair", "EUR_USD"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: newest_time("EUR_USD") is not None, 30, "the streamer's first candles")
+        # When the database goes away for three seconds, then Redis for two
+        proxy.outage(3.0)
+        time.sleep(4.0)
+        redis_server.restart(2.0)
+        reached = newest_time("EUR_USD")
+        assert reached is not None
+        # Then the same streamer process goes on storing the broker's candles
+        wait_until(
+            lambda: (newest_time("EUR_USD") or reached) >= reached + timedelta(minutes=3),
+            40,
+            "three more minutes after the restarts",
+        )
+        assert process.poll() is None, "the streamer exited"
+    finally:
+        process.terminate()
+        out = process.communicate(timeout=30)[0]
+        redis_server.stop()
+        proxy.stop()
+    assert "streamer_store_unavailable" in out
+    assert "stream_thread_crashed" not in out
+    stored = complete_minutes("EUR_USD")
+    assert stored == broker_minutes(
+        simulator, "EUR_USD", stored[0][0], stored[-1][0] + timedelta(minutes=1)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,16 +12,27 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from marketdata.oanda import OandaClient, OrderCreate
+from marketdata.oanda import OandaClient, OrderCreate, TransactionsSinceID
 from monitoring.models import Alert
 from monitoring.services import alerts_evaluate
 from septrader.models import AuditLog
 from septrader.services import config_set
 from tests.trading.conftest import Broker, make_signal, trading_pair
+from tests.trading.test_executor_processes import eager_requeue
 from trading.execution import client_order_id, signal_execute, trade_client_id
-from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+from trading.ledger import transactions_apply
+from trading.models import (
+    AccountSnapshot,
+    BrokerTransaction,
+    Order,
+    Trade,
+    TradingSignal,
+    TradingState,
+)
 from trading.reconciliation import account_reconcile
 from trading.services import kill_switch_engage, trade_close
+
+__all__ = ["eager_requeue"]
 
 
 def test_a_signal_becomes_an_order_with_its_stops_held_at_the_broker(
@@ -320,3 +332,121 @@ def test_reconciliation_counts_each_broker_transaction_once(
     assert first is not None and first.transactions >= 1
     assert trade.current_units == Decimal(at_broker["currentUnits"])
     assert trade.realized_pl == Decimal(at_broker["realizedPL"])
+
+
+def stop_loss_fill(broker: Broker, trade: Trade) -> dict[str, Any]:
+    """Move the broker's clock until the trade's stop-loss fills; the fill transaction."""
+    for _ in range(48):
+        broker.advance(900)
+        if not broker.open_trades():
+            break
+    history = broker.get("transactions/sinceid?id=1")["transactions"]
+    [fill] = [
+        tx
+        for tx in history
+        if tx["type"] == "ORDER_FILL"
+        and any(closed["tradeID"] == trade.broker_trade_id for closed in tx.get("tradesClosed", []))
+    ]
+    return fill
+
+
+class TransactionsLate(OandaClient):
+    """A client to whom the broker's newest transactions are not visible yet (the stream that
+    carries them is behind), while its trade records already show their effect."""
+
+    def __init__(self, broker: Broker) -> None:
+        super().__init__(broker.client().config)
+
+    def request(self, endpoint: Any, *, idempotent: bool | None = None) -> dict[str, Any]:
+        body = super().request(endpoint, idempotent=idempotent)
+        if isinstance(endpoint, TransactionsSinceID):
+            body["transactions"] = []
+        return body
+
+
+def test_a_stop_loss_fill_arriving_after_reconciliation_closed_the_trade_is_not_counted_twice(
+    db: None, broker: Broker
+) -> None:
+    # Given a trade whose stop-loss filled at the broker while the fill had not reached us
+    trading_pair()
+    config_set(key="execution.stop_loss_pips", value="3")
+    config_set(key="execution.take_profit_pips", value="0")
+    assert signal_execute(signal_id=make_signal(direction="BUY").pk).status == "executed"
+    trade = Trade.objects.get()
+    fill = stop_loss_fill(broker, trade)
+    # and reconciliation, seeing the broker's closed trade, closed ours with its figures
+    account_reconcile(client=TransactionsLate(broker))
+    trade.refresh_from_db()
+    assert trade.state == Trade.State.CLOSED
+
+    # When the fill itself arrives late (the transaction stream catching up)
+    transactions_apply(account_id=trade.account_id, transactions=[fill])
+
+    # Then the trade's realised P&L is the broker's, not twice it
+    trade.refresh_from_db()
+    at_broker = broker.get(f"trades/{trade.broker_trade_id}")["trade"]
+    assert trade.realized_pl == Decimal(at_broker["realizedPL"]) < 0
+
+
+def test_reconciliation_fetches_a_fill_missed_before_a_later_order_was_stored(
+    db: None, broker: Broker
+) -> None:
+    # Given a stop-loss fill we never received (the stream was down), then a later order whose
+    # own answer we stored, so our newest transaction id lies past the missing fill
+    trading_pair()
+    trading_pair("GBP_USD")
+    config_set(key="execution.stop_loss_pips", value="3")
+    config_set(key="execution.take_profit_pips", value="0")
+    assert signal_execute(signal_id=make_signal(direction="BUY").pk).status == "executed"
+    trade = Trade.objects.get()
+    fill = stop_loss_fill(broker, trade)
+    later = make_signal("GBP_USD", minute="2025-07-25T08:59:00Z")
+    TradingSignal.objects.filter(pk=later.pk).update(created_at=timezone.now())
+    assert signal_execute(signal_id=later.pk).status == "executed"
+    assert BrokerTransaction.objects.filter(id__gt=int(fill["id"])).exists()
+    assert not BrokerTransaction.objects.filter(id=int(fill["id"])).exists()
+
+    # When reconciliation runs
+    report = account_reconcile(client=broker.client())
+
+    # Then it applied the missed fill itself, as the ledger does, rather than patching the trade
+    assert report is not None and report.transactions >= 1
+    assert BrokerTransaction.objects.filter(id=int(fill["id"])).exists()
+    trade.refresh_from_db()
+    at_broker = broker.get(f"trades/{trade.broker_trade_id}")["trade"]
+    assert trade.state == Trade.State.CLOSED
+    assert trade.realized_pl == Decimal(at_broker["realizedPL"])
+    assert trade.close_reason == "STOP_LOSS_ORDER"
+    assert not AuditLog.objects.filter(
+        action="reconciliation.difference", target=f"trade {trade.broker_trade_id}"
+    ).exists()
+
+
+def test_a_signal_whose_execution_message_was_lost_is_sent_again_by_reconciliation(
+    db: None,
+    broker: Broker,
+    eager_requeue: None,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    # Given a signal stored 40 s ago whose execution message never reached a worker (Redis was
+    # down when the analysis sent it)
+    trading_pair()
+    signal = make_signal()
+    TradingSignal.objects.filter(pk=signal.pk).update(
+        created_at=timezone.now() - timedelta(seconds=40),
+        updated_at=timezone.now() - timedelta(seconds=40),
+    )
+
+    # When reconciliation runs
+    with django_capture_on_commit_callbacks(execute=True):
+        report = account_reconcile(client=broker.client())
+
+    # Then it sent the signal again and the signal was executed, once
+    signal.refresh_from_db()
+    assert report is not None and report.signals_requeued == 1
+    assert signal.status == TradingSignal.Status.EXECUTED
+    assert broker.orders_with_client_id(client_order_id(signal.pk)) == 1
+    # and a second pass sends nothing more
+    with django_capture_on_commit_callbacks(execute=True):
+        again = account_reconcile(client=broker.client())
+    assert again is not None and again.signals_requeued == 0
