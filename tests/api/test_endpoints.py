@@ -370,8 +370,8 @@ def test_daily_performance_defaults_to_the_week_up_to_the_accounts_newest_snapsh
     body = operator.get("/api/performance/daily").json()
     assert body["end"] == "2025-07-24"
     assert body["start"] == "2025-07-18"
-    realized = {day["day"]: day["realized_pl"] for day in body["days"] if day["trades_closed"]}
-    assert realized == {"2025-07-23": "12.5000", "2025-07-24": "-2.2500"}
+    per_day = {day["day"]: day["realized_pl"] for day in body["days"] if day["trades_closed"]}
+    assert per_day == {"2025-07-23": "12.5000", "2025-07-24": "-2.2500"}
 
 
 # ----- broker actions (the simulator) ------------------------------------------------------------
