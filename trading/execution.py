@@ -32,6 +32,7 @@ from django.utils import timezone
 from marketdata import oanda
 from marketdata.candle_input import parse_broker_time
 from marketdata.models import Pair
+from marketdata.timeframes import timeframe_duration
 from septrader.cluster import signal_forward_if_foreign
 from septrader.selectors import config_values
 from septrader.services import audit_record
@@ -271,7 +272,8 @@ def signal_execute(
     """Execute one signal at most once; every outcome is stored on the signal.
 
     ``now`` defaults to the broker's clock (see ``fetch_quote``); the signal's age is measured on
-    our own clock from when it was stored, so it holds against a simulator's clock too.
+    our own clock from when it was stored, so it holds against a simulator's clock too, and on
+    the broker's clock from when its candle closed.
     """
     # Cluster (DESIGN.md section 9): a node's executor passes on signals of other nodes' pairs.
     forwarded = signal_forward_if_foreign(signal_id)
@@ -314,6 +316,18 @@ def _enter(
     try:
         quote, broker_now = fetch_quote(client, pair.symbol)
         now = now or broker_now
+        # A signal stored just now may still be for a candle that closed long ago: the analysis
+        # of the last candle before a weekend or an outage, run when the streamer catches up.
+        # Its age on the broker's clock counts too, or Friday's last signal trades on Sunday.
+        max_age = values["signals.max_age_seconds"]
+        closed_at = signal.time + timeframe_duration(signal.timeframe)
+        if (now - closed_at).total_seconds() > max_age:
+            return _finish(
+                signal,
+                TradingSignal.Status.EXPIRED,
+                f"its candle closed at {closed_at:%Y-%m-%d %H:%M} UTC, more than "
+                f"signals.max_age_seconds={max_age} before the broker's time {now:%Y-%m-%d %H:%M}",
+            )
         is_open, why = market_open(pair.symbol, now)
         if not is_open:
             return _finish(signal, TradingSignal.Status.REJECTED, f"market closed: {why}")

@@ -131,6 +131,8 @@ def test_killing_a_node_moves_its_pairs_within_the_threshold_and_no_order_is_los
         ("risk.max_open_trades", 200),
         ("risk.one_position_per_pair", False),
         ("risk.loss_streak_length", 0),
+        # The signals are for 08:01-08:04 and the paused broker says 09:00: an hour is fresh here.
+        ("signals.max_age_seconds", 3600),
         # Thirteen small trades at once, well inside the margin.
         ("risk.per_trade_percent", "0.05"),
         ("cluster.node_silence_seconds", SILENCE),

@@ -137,6 +137,24 @@ def test_an_old_signal_expires_unexecuted(db: None, broker: Broker) -> None:
     assert not Order.objects.exists()
 
 
+def test_a_fresh_signal_for_a_candle_that_closed_long_ago_by_the_brokers_clock_expires(
+    db: None, broker: Broker
+) -> None:
+    # Given the last signal before a weekend, stored only now (the streamer caught up late), and
+    # the broker's clock at the Sunday open
+    trading_pair()
+    broker.control("clock", {"time": "2025-07-27T21:05:00Z"})
+    signal = make_signal(minute="2025-07-25T20:56:00Z")
+
+    outcome = signal_execute(signal_id=signal.pk)
+
+    # Then it expires instead of trading Friday's candle at Sunday's prices
+    assert outcome.status == "expired"
+    assert "its candle closed at 2025-07-25 20:57 UTC" in outcome.reason
+    assert not Order.objects.exists()
+    assert broker.open_trades() == []
+
+
 def test_a_broker_cancel_is_a_recorded_outcome_not_an_error(db: None, broker: Broker) -> None:
     # Our idea of the margin rate is far lower than the broker's, so our margin rule passes and
     # the broker cancels the order for insufficient margin.
