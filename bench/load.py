@@ -259,7 +259,11 @@ def main() -> None:
         help="wall seconds between price batches (0.25: 4 prices/s per pair)",
     )
     parser.add_argument("--start", default=DEFAULT_START, help="simulated start, UTC")
-    parser.add_argument("--stop-pips", default="3", help="stop-loss and take-profit distance")
+    # The synthetic walks move about half a pip a minute, so 5-pip stops close a trade within an
+    # hour or two; each trade gives up about its spread, some 0.005% of NAV at the smallest risk
+    # per trade (0.01%): a few percent a day. 3-pip stops made ten times as many trades and lost
+    # the 50% daily limit by the afternoon.
+    parser.add_argument("--stop-pips", default="5", help="stop-loss and take-profit distance")
     parser.add_argument("--no-web", action="store_true", help="leave the idle web server out")
     parser.add_argument("--logs", type=Path, default=REPO / "var" / "load", help="process logs")
     args = parser.parse_args()
@@ -477,7 +481,7 @@ def simulator_call(simulator: SimulatorProcess, path: str, payload: Any = None) 
 
 
 def wait_until_ready(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Both workers answer a ping, and the streamer has prices of every pair."""
+    """Both workers answer a ping, and the streamer has published prices."""
     from celery import current_app
     from django.core.cache import cache
 
