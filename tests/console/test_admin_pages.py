@@ -290,8 +290,8 @@ def a_month_of_candles(db: Any, timescaledb: None) -> int:
 def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
     operator_client: Client, a_month_of_candles: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The M1 candle read bypasses Django's cursor (see marketdata.selectors._rows), so record the
-    # SQL it sends as well as Django's own queries.
+    # The M1 candle reads bypass Django's cursor (marketdata.selectors._rows and _fetch), so
+    # record the SQL they send as well as Django's own queries.
     from marketdata import selectors
 
     candle_reads: list[tuple[str, Any]] = []
@@ -302,7 +302,15 @@ def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
         candle_reads.append((str(queryset.query), len(rows)))
         return rows
 
+    fetch = selectors._fetch
+
+    def recording_fetch(sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        rows = fetch(sql, *args)
+        candle_reads.append((sql.replace("LIMIT %s", f"LIMIT {args[-2]}"), len(rows)))
+        return rows
+
     monkeypatch.setattr(selectors, "_rows", recording)
+    monkeypatch.setattr(selectors, "_fetch", recording_fetch)
     eur_usd = Pair.objects.get(symbol="EUR_USD")
 
     with CaptureQueriesContext(connection) as queries:

@@ -24,7 +24,7 @@ def test_a_task_sent_to_each_queue_is_executed_by_a_worker(celery_worker: Any) -
 
 @pytest.fixture
 def celery_worker_output(
-    transactional_db: Any,
+    transactional_db: Any, django_db_serialized_rollback: Any
 ) -> Iterator[tuple[subprocess.Popen[str], Callable[[], str]]]:
     """A real worker on its own queue logging at INFO, and a way to read what it printed."""
     require(
