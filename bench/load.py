@@ -319,10 +319,10 @@ def prepare(args: argparse.Namespace) -> list[str]:
     from marketdata.oanda import OandaClient
     from marketdata.services import candles_backfill
     from oandasim.instruments import INSTRUMENTS
-    from qfh.models import PairModel
     from septrader.beat import LOCK_KEY
     from septrader.models import SystemConfig
     from septrader.services import config_set
+    from tests.qfh.test_live_signals import make_pair_model
     from trading.models import TradingState
 
     with connection.cursor() as cursor:
@@ -351,31 +351,8 @@ def prepare(args: argparse.Namespace) -> list[str]:
     )
     start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
     for pair in pairs:
-        PairModel.objects.create(
-            pair_id=pair,
-            rule_type="testbed",
-            params=ALWAYS_SIGNAL,
-            horizon=1,
-            data_start=start,
-            data_end=start,
-            candles=0,
-            inputs_hash="load-bench".ljust(64, "0"),
-            seed=0,
-            search={"note": "bench/load.py: signals on every candle"},
-            folds=[],
-            out_of_sample={},
-            oos_trades=0,
-            oos_hit_rate=0.0,
-            oos_hit_low=0.0,
-            oos_hit_high=0.0,
-            oos_expectancy_pips=0.0,
-            oos_pnl_pips=0.0,
-            oos_max_drawdown_pips=0.0,
-            oos_sharpe=0.0,
-            gates={},
-            passed_gates=True,
-            promoted=True,
-        )
+        # The suite's promoted model with a given rule (its training figures do not matter).
+        make_pair_model(pair, "testbed", ALWAYS_SIGNAL)
     client = OandaClient()
     began = time.perf_counter()
     stored = 0
