@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -163,6 +163,11 @@ def candles_last(
 # ``count`` of the whole table, whatever has been written or deleted since; with fewer the read is
 # repeated without the bound. Queries are written out rather than built through the ORM, which
 # cost about 1.2 ms a call to compile.
+#
+# The remembered bound lies half ``count`` minutes before the oldest candle read. With the exact
+# point the planner expects about ``count`` rows, bitmap-scans them and sorts them (0.55 ms of
+# the 0.7 ms the server spends); with more rows expected than the LIMIT it walks the index
+# backwards and stops after ``count`` rows, already in order (0.35 ms).
 _M1_LAST = (
     "SELECT time, open, high, low, close, volume, complete, 1 FROM market_candles "
     "WHERE pair = %s AND timeframe = 'M1'{until}{since} ORDER BY time DESC LIMIT %s"
@@ -177,6 +182,10 @@ _M1_LAST_SQL = {
 _last_m1_oldest: dict[tuple[str, int], datetime] = {}
 
 
+def _remember_bound(key: tuple[str, int], rows: list[tuple[Any, ...]]) -> None:
+    _last_m1_oldest[key] = rows[-1][0] - timedelta(minutes=key[1] // 2)
+
+
 def _last_m1_rows(pair: str, count: int, until: datetime | None) -> list[tuple[Any, ...]]:
     key = (pair, count)
     since = _last_m1_oldest.get(key)
@@ -185,11 +194,11 @@ def _last_m1_rows(pair: str, count: int, until: datetime | None) -> list[tuple[A
         # excludes the older chunks (a generic plan would keep them all).
         rows = _fetch(_M1_LAST_SQL[until is not None, True], pair, until, since, count, False)
         if len(rows) == count:
-            _last_m1_oldest[key] = rows[-1][0]
+            _remember_bound(key, rows)
             return rows
     rows = _fetch(_M1_LAST_SQL[until is not None, False], pair, until, None, count, True)
     if len(rows) == count:
-        _last_m1_oldest[key] = rows[-1][0]
+        _remember_bound(key, rows)
     return rows
 
 

@@ -6,7 +6,9 @@
 #   scripts/services.sh down   stop the TimescaleDB server this script started
 #
 # Both up and env also install Debian's chromium and chromium-driver when they are missing: the
-# console's browser test (tests/console/test_browser.py) drives them.
+# console's browser test (tests/console/test_browser.py) drives them; and they install the npm
+# package of scripts/pglite-tsl (TimescaleDB with its TSL features in PGlite, test-only; see
+# server.mjs there) into a cache outside the checkout, for tests/marketdata/test_timescale_tsl.py.
 #
 # DATABASE_URL, when already set, is used as it is (a machine that has TimescaleDB skips the
 # provisioning). Redis is the one on 127.0.0.1:6379, installed and started if it is missing.
@@ -53,6 +55,38 @@ browser_up() {
   say "chromium could not be installed; the browser test will be skipped"
 }
 
+PGLITE_CACHE="${SEPTRADER_CACHE:-$HOME/.cache/septrader}"
+
+# Prints the path of server.mjs next to its installed node_modules (empty if it cannot be had).
+pglite_tsl_up() {
+  local lock digest dir
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    say "installing nodejs and npm (for the TimescaleDB TSL test server)"
+    apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null || true
+  fi
+  lock=scripts/pglite-tsl/package-lock.json
+  digest=$(cat scripts/pglite-tsl/package.json "$lock" | sha256sum | cut -c1-16)
+  dir="$PGLITE_CACHE/pglite-tsl-$digest"
+  if [ ! -f "$dir/.installed" ] && command -v npm >/dev/null; then
+    say "installing the PGlite TimescaleDB TSL build into $dir (once)"
+    mkdir -p "$dir"
+    cp scripts/pglite-tsl/package.json "$lock" "$dir/"
+    if (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); then
+      touch "$dir/.installed"
+    fi
+  fi
+  if [ -f "$dir/.installed" ]; then
+    cp scripts/pglite-tsl/server.mjs "$dir/server.mjs"
+    echo "$dir/server.mjs"
+  elif [ "${CI:-}" = "true" ]; then
+    say "the PGlite TimescaleDB TSL build could not be installed, and CI must run its tests"
+    exit 1
+  else
+    say "the PGlite TimescaleDB TSL build could not be installed; its tests will be skipped"
+  fi
+}
+
 database_url() {
   if [ -n "${DATABASE_URL:-}" ]; then
     echo "$DATABASE_URL"
@@ -66,13 +100,16 @@ case "${1:-}" in
   up)
     redis_up
     browser_up
+    pglite_tsl_up >/dev/null
     database_url >/dev/null
     ;;
   env)
     redis_up
     browser_up
+    tsl_server=$(pglite_tsl_up)
     url=$(database_url)
     echo "export DATABASE_URL='$url'"
+    echo "export TIMESCALE_TSL_SERVER='$tsl_server'"
     echo "export CELERY_BROKER_URL='redis://127.0.0.1:$REDIS_PORT/1'"
     echo "export CELERY_RESULT_BACKEND='redis://127.0.0.1:$REDIS_PORT/2'"
     echo "export REDIS_URL='redis://127.0.0.1:$REDIS_PORT/3'"
