@@ -27,7 +27,8 @@ demo: install
 	SEPTRADER_DATA_DIR=$${SEPTRADER_DATA_DIR:-$(CURDIR)/var/demo} \
 	$(BIN)/python manage.py demo --fresh --port $(DEMO_PORT) $(DEMO_ARGS)
 
-# Provision TimescaleDB and Redis when they are missing, then run the whole suite against them.
+# Provision TimescaleDB, Redis (and the test-only TimescaleDB TSL server, Chromium) when they are
+# missing, then run the whole suite against them.
 test: install
 	@env_lines=$$(scripts/services.sh env) || { echo "make test: the test servers could not be started" >&2; exit 1; }; \
 	eval "$$env_lines"; \
