@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -114,10 +115,20 @@ def _expected(candles: list[dict[str, Any]], timeframe: str) -> list[dict[str, A
     ]
 
 
-def _with_high(candles: list[dict[str, Any]], index: int, high: Decimal) -> list[dict[str, Any]]:
-    changed = deepcopy(candles)
-    changed[index]["high"] = str(high)
-    return changed
+@contextmanager
+def _raised_high(
+    tsl: Run, candles: list[dict[str, Any]], index: int, by: str
+) -> Iterator[list[dict[str, Any]]]:
+    """Backfill minute ``index`` with its high raised ``by``; yield the corrected minutes; put the
+    original minute and the aggregates back afterwards, for the tests that share the database."""
+    corrected = deepcopy(candles)
+    corrected[index]["high"] = str(Decimal(str(candles[index]["high"])) + Decimal(by))
+    try:
+        assert tsl("ingest", pair="EUR_USD", candles=[corrected[index]])["stored"] == 1
+        yield corrected
+    finally:
+        tsl("ingest", pair="EUR_USD", candles=[candles[index]])
+        tsl("run_jobs", proc="policy_refresh_continuous_aggregate")
 
 
 def test_the_migrations_give_aggregates_compression_and_retention_policies(tsl: Run) -> None:
@@ -162,12 +173,7 @@ def test_a_late_correction_reaches_the_aggregates_when_the_refresh_policy_runs(
     tsl: Run, seed_candles: list[dict[str, Any]]
 ) -> None:
     # Given a minute in an hour that is already materialised, corrected by a later backfill
-    index = 800
-    original = Decimal(str(seed_candles[index]["high"]))
-    corrected = _with_high(seed_candles, index, original + Decimal("0.00500"))
-    try:
-        assert tsl("ingest", pair="EUR_USD", candles=[corrected[index]])["stored"] == 1
-
+    with _raised_high(tsl, seed_candles, 800, by="0.00500") as corrected:
         # Then the materialised hour keeps the old high until the policy's next run (each
         # minute in production)...
         assert tsl("candles", pair="EUR_USD", timeframe="H1") == _expected(seed_candles, "H1")
@@ -178,9 +184,6 @@ def test_a_late_correction_reaches_the_aggregates_when_the_refresh_policy_runs(
             assert tsl("candles", pair="EUR_USD", timeframe=timeframe) == _expected(
                 corrected, timeframe
             )
-    finally:
-        tsl("ingest", pair="EUR_USD", candles=[seed_candles[index]])
-        tsl("run_jobs", proc="policy_refresh_continuous_aggregate")
 
 
 def test_compressed_chunks_take_idempotent_re_ingestion_and_corrections(
@@ -196,20 +199,13 @@ def test_compressed_chunks_take_idempotent_re_ingestion_and_corrections(
     assert (again["stored"], again["unchanged"], again["rejected"]) == (0, len(seed_candles), [])
 
     # And a corrected minute in a compressed chunk replaces the stored one
-    index = len(seed_candles) - 3
-    original = Decimal(str(seed_candles[index]["high"]))
-    corrected = _with_high(seed_candles, index, original + Decimal("0.00100"))
-    try:
-        assert tsl("ingest", pair="EUR_USD", candles=[corrected[index]])["stored"] == 1
+    with _raised_high(tsl, seed_candles, len(seed_candles) - 3, by="0.00100") as corrected:
         last = tsl("candles", pair="EUR_USD", timeframe="M1", count=5)
         assert [bar["high"] for bar in last] == [
             f"{Decimal(str(candle['high'])):.6f}" for candle in corrected[-5:]
         ]
         tsl("run_jobs", proc="policy_refresh_continuous_aggregate")
         assert tsl("candles", pair="EUR_USD", timeframe="M5") == _expected(corrected, "M5")
-    finally:
-        tsl("ingest", pair="EUR_USD", candles=[seed_candles[index]])
-        tsl("run_jobs", proc="policy_refresh_continuous_aggregate")
 
 
 def test_the_retention_policy_drops_candles_older_than_five_years(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +112,12 @@ def main(action: str, arguments: dict[str, Any]) -> Any:
         return _facts()
     if action == "load_candles":
         call_command(
-            "load_candles", arguments["file"], pair=arguments["pair"], timeframe="M1",
+            "load_candles",
+            arguments["file"],
+            pair=arguments["pair"],
+            timeframe="M1",
             no_progress=True,
-        )  # fmt: skip
+        )
         return _facts()
     if action == "ingest":
         result = services.candles_ingest(
@@ -134,12 +136,15 @@ def main(action: str, arguments: dict[str, Any]) -> Any:
         return [_bar(bar) for bar in bars]
     if action == "run_jobs":
         # What TimescaleDB's scheduler would do on time; PGlite has no background workers.
-        ran = []
-        for job in _facts()["jobs"]:
-            if job["proc"] == arguments["proc"]:
-                with connection.cursor() as cursor:
-                    cursor.execute("CALL run_job(%s)", [job["id"]])
-                ran.append(job["id"])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s "
+                "ORDER BY job_id",
+                [arguments["proc"]],
+            )
+            ran = [row[0] for row in cursor.fetchall()]
+            for job_id in ran:
+                cursor.execute("CALL run_job(%s)", [job_id])
         return {"ran": ran, **_facts()}
     if action == "count":
         with connection.cursor() as cursor:
@@ -151,12 +156,6 @@ def main(action: str, arguments: dict[str, Any]) -> Any:
     raise SystemExit(f"action={action!r} is not one of this script's actions")
 
 
-def _default(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
 if __name__ == "__main__":
     outcome = main(sys.argv[1], json.loads(sys.stdin.read() or "{}"))
-    print(json.dumps(outcome, default=_default))
+    print(json.dumps(outcome))
