@@ -169,6 +169,31 @@ def reconciliation_differences(context: Context) -> list[Firing]:
     ]
 
 
+def late_fills_closed(context: Context) -> list[Firing]:
+    """An entry filled after a stop (kill switch, disable, reducing mode) and was closed at once:
+    the stop held, but the operator should know a trade existed for a moment after it."""
+    from septrader.models import AuditLog
+
+    window = timedelta(minutes=int(config_value("monitoring.reconciliation_window_minutes")))
+    rows = list(
+        AuditLog.objects.filter(
+            action="trade.closed_after_stop", time__gte=context.now - window
+        ).values("time", "target", "details")[:20]
+    )
+    if not rows:
+        return []
+    return [
+        Firing(
+            "trades.closed_after_stop",
+            Severity.CRITICAL,
+            f"{len(rows)} trade(s) filled after entries were stopped and were closed at once in "
+            f"the last {window.total_seconds() / 60:.0f} min: "
+            + ", ".join(sorted({str(row["target"]) for row in rows})),
+            {"trades": [{**row, "time": row["time"].isoformat()} for row in rows]},
+        )
+    ]
+
+
 def analysis_missed(context: Context) -> list[Firing]:
     """A closed M1 candle of an enabled pair with no analysis N seconds after its close."""
     from marketdata.models import Candle, Pair
@@ -345,6 +370,7 @@ RULES: list[tuple[str, Rule]] = [
     ("trading.stopped", trading_stopped),
     ("market.closed", market_closed),
     ("reconciliation.difference", reconciliation_differences),
+    ("trades.closed_after_stop", late_fills_closed),
     ("analysis.missed", analysis_missed),
     ("orders.burst", order_burst),
     ("trades.loss_streak", loss_streak),

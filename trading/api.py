@@ -129,6 +129,7 @@ class KillSwitchView(APIView):
                 "orders_cancelled": result.orders_cancelled,
                 "trades_closed": result.trades_closed,
                 "failures": result.failures,
+                "entries_unsettled": result.entries_unsettled,
             }
         )
 

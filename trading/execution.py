@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Case, Count, F, Max, Sum, Value, When
 from django.utils import timezone
@@ -39,7 +42,7 @@ from septrader.services import audit_record
 from trading import risk
 from trading.ledger import TRADE_SUFFIX, decimal_or_zero, transactions_apply
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
-from trading.selectors import account_snapshot_opening
+from trading.selectors import account_snapshot_opening, entries_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -79,23 +82,86 @@ class Outcome:
     order_status: str = ""
 
 
-@contextmanager
-def entry_lock() -> Iterator[None]:
-    """Serialise entries across every executor sharing this PostgreSQL database.
+# How long a stop (kill switch, pair disable, reducing mode) waits for an entry in flight: an entry
+# is three broker round trips (price, account, order), each with OANDA's 5 s connect + 15 s read
+# timeouts in the worst case. A stop that waits longer goes on and reports it; the entry then
+# closes its own fill (``late_fills_close``).
+ENTRY_DRAIN_SECONDS = 30.0
 
-    A session-level lock, released in ``finally`` or by PostgreSQL when a killed executor's
-    connection drops. SQLite (the demo) serialises writers itself.
-    """
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [ENTRY_LOCK_KEY])
-    try:
-        yield
-    finally:
+# Which thread holds the entry lock, and how deeply (the lock is re-entrant within a thread, as
+# PostgreSQL's advisory locks are within a session).
+_lock_state = threading.local()
+
+
+def _lock_acquire(timeout: float | None) -> Any:
+    """Take the entry lock; returns what ``_lock_release`` needs, or None after ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            if deadline is None:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [ENTRY_LOCK_KEY])
+                return True
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [ENTRY_LOCK_KEY])
+                if cursor.fetchone()[0]:
+                    return True
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.05)
+    # SQLite (the demo) serialises single writes, not a whole entry with its broker calls: an
+    # exclusive lock on a file beside the database does that for every process of the install.
+    # The kernel releases it when a killed process's descriptor closes.
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    handle = open(settings.DATA_DIR / "entry.lock", "a+b")  # noqa: SIM115 (closed on release)
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+            return handle
+        except BlockingIOError:
+            if deadline is not None and time.monotonic() >= deadline:
+                handle.close()
+                return None
+            time.sleep(0.05)
+
+
+def _lock_release(held: Any) -> None:
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [ENTRY_LOCK_KEY])
+        return
+    fcntl.flock(held, fcntl.LOCK_UN)
+    held.close()
+
+
+@contextmanager
+def entry_lock(*, timeout: float | None = None) -> Iterator[bool]:
+    """Serialise entries, and the stops that must not race them, across every executor.
+
+    Entries hold it from their first broker call until their order's answer is recorded; the
+    kill switch, disabling a pair and reducing mode take it after their change is committed, so
+    when they answer no entry that passed its last check before the change is still in flight.
+    A session-level PostgreSQL advisory lock (released by PostgreSQL when a killed executor's
+    connection drops), or a file lock on SQLite. Yields False when ``timeout`` seconds passed
+    without it.
+    """
+    depth = getattr(_lock_state, "depth", 0)
+    if depth:
+        _lock_state.depth = depth + 1
+        try:
+            yield True
+        finally:
+            _lock_state.depth = depth
+        return
+    held = _lock_acquire(timeout)
+    if held is None:
+        yield False
+        return
+    _lock_state.depth = 1
+    try:
+        yield True
+    finally:
+        _lock_state.depth = 0
+        _lock_release(held)
 
 
 # ----- inputs ------------------------------------------------------------------------------------
@@ -315,6 +381,7 @@ def _enter(
     stop_pips, take_pips = stop_distances(signal, values)
     try:
         quote, broker_now = fetch_quote(client, pair.symbol)
+        quoted_at = time.monotonic()
         now = now or broker_now
         # A signal stored just now may still be for a candle that closed long ago: the analysis
         # of the last candle before a weekend or an outage, run when the streamer catches up.
@@ -380,6 +447,22 @@ def _enter(
         pip_location=pair.pip_location,
         display_precision=pair.display_precision,
     )
+    # The broker calls above take time (seconds when the broker is slow): a kill switch, a
+    # disabled pair or the weekend close may have come in the meantime. Look again immediately
+    # before the order leaves. The stops take the entry lock this entry holds once their change
+    # is committed, so a stop committed after this check waits for the order's answer below.
+    stopped = entries_stopped(pair.symbol)
+    if stopped is None:
+        is_open, why = market_open(
+            pair.symbol, now + timedelta(seconds=time.monotonic() - quoted_at)
+        )
+        stopped = None if is_open else f"market closed: {why}"
+    if stopped is not None:
+        return _finish(
+            signal,
+            TradingSignal.Status.REJECTED,
+            f"{stopped} (checked again just before sending the order)",
+        )
     order = Order.objects.create(
         client_id=client_order_id(signal.pk),
         account_id=client.account_id,
@@ -394,6 +477,18 @@ def _enter(
     order = order_send(
         order, client=client, stop_loss_pips=stop_pips, pip_location=pair.pip_location
     )
+    if order.late_fill_reason:
+        # A stop was committed while the order was in flight: the ledger marked the fill.
+        closed = late_fills_close(client=client)
+        signal.result = {**signal.result, "closed_after_stop": order.late_fill_reason}
+        order.refresh_from_db()
+        logger.warning(
+            "event=entry_closed_after_stop signal=%s pair=%s client_id=%s closed=%s",
+            signal.pk,
+            pair.symbol,
+            order.client_id,
+            closed,
+        )
     return signal_settle(signal, order)
 
 
@@ -536,6 +631,63 @@ def order_lookup(order: Order, *, client: oanda.OandaClient) -> Order | Literal[
         # The related stop-loss/take-profit orders follow the fill; catch up on those too.
         transactions_apply(account_id=client.account_id, transactions=fetched)
     return Order.objects.get(pk=order.pk)
+
+
+def late_fills_close(
+    *, client: oanda.OandaClient | None = None, timeout: float | None = ENTRY_DRAIN_SECONDS
+) -> list[str]:
+    """Close every open trade whose entry filled after entries were stopped; returns their
+    broker trade ids. Each close is audited (``trade.closed_after_stop``) and alerted.
+
+    Under the entry lock, so an executor still applying its own late fill finishes first and
+    a second caller finds nothing left to close. A trade the broker refuses to close stays
+    marked, for the next caller (reconciliation runs every few minutes).
+    """
+    late = Trade.objects.filter(state=Trade.State.OPEN, order__late_fill_reason__gt="")
+    if not late.exists():
+        return []
+    client = client or broker_client()
+    closed: list[str] = []
+    with entry_lock(timeout=timeout) as locked:
+        if not locked:
+            logger.warning("event=late_fills_close_skipped reason='entry lock busy'")
+            return closed
+        for trade in late.filter(account_id=client.account_id).select_related("order"):
+            assert trade.order is not None
+            try:
+                response = client.request(
+                    oanda.TradeClose(
+                        client.account_id, trade.broker_trade_id, data={"units": "ALL"}
+                    )
+                )
+            except oanda.OandaError as error:
+                logger.error(
+                    "event=late_fill_close_failed pair=%s trade=%s client_id=%s error=%r",
+                    trade.pair_id,
+                    trade.broker_trade_id,
+                    trade.order.client_id,
+                    str(error),
+                )
+                continue
+            _apply_response(client.account_id, response)
+            closed.append(trade.broker_trade_id)
+            audit_record(
+                actor="system:execution",
+                action="trade.closed_after_stop",
+                target=f"{trade.pair_id} trade {trade.broker_trade_id}",
+                details={
+                    "client_id": trade.order.client_id,
+                    "reason": trade.order.late_fill_reason,
+                },
+            )
+            logger.warning(
+                "event=late_fill_closed pair=%s trade=%s client_id=%s reason=%r",
+                trade.pair_id,
+                trade.broker_trade_id,
+                trade.order.client_id,
+                trade.order.late_fill_reason,
+            )
+    return closed
 
 
 def trading_mode_trip(*, reason: str, now: datetime) -> None:

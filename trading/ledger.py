@@ -18,12 +18,14 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from celery import current_app
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from marketdata.candle_input import CandleTimeError, parse_broker_time
 from marketdata.models import PAIR_SYMBOL_PATTERN, Pair
 from trading.models import Order, Trade
+from trading.selectors import entries_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ _UNREADABLE = (
     IntegrityError,
 )
 _BIGINT = 2**63
+# Closes the trades of entries that filled after entries were stopped (trading/tasks.py).
+LATE_FILLS_CLOSE_TASK = "trading.close_late_fills_task"
 
 
 def decimal_or_zero(value: Any) -> Decimal:
@@ -190,6 +194,7 @@ def _on_fill(account_id: str, raw: dict[str, Any], time: datetime) -> None:
         order.broker_order_id = order.broker_order_id or str(raw.get("orderID", ""))
         if new_trade is not None:
             order.broker_trade_id = new_trade[0]
+            _late_fill_mark(order)
         order.save()
     if new_trade is not None:
         trade_id, instrument, units, opened_price = new_trade
@@ -208,6 +213,35 @@ def _on_fill(account_id: str, raw: dict[str, Any], time: datetime) -> None:
         _reduce(account_id, closed, price, time, reason, closes=True)
     if raw.get("tradeReduced"):
         _reduce(account_id, raw["tradeReduced"], price, time, reason, closes=False)
+
+
+def _late_fill_mark(order: Order) -> None:
+    """An entry of ours that fills after entries were stopped is marked for closing at once.
+
+    The execution path closes its own fill right after the answer; a fill that reaches us later
+    (an answer lost to a timeout, settled by the stream or reconciliation) is closed by the task
+    enqueued here, and reconciliation closes any that task missed.
+    """
+    if order.kind != Order.Kind.ENTRY or order.signal_id is None:
+        return
+    stopped = entries_stopped(order.pair_id)
+    if stopped is None:
+        return
+    order.late_fill_reason = f"filled after entries were stopped: {stopped}"[:300]
+    logger.warning(
+        "event=late_fill pair=%s client_id=%s reason=%r",
+        order.pair_id,
+        order.client_id,
+        order.late_fill_reason,
+    )
+    transaction.on_commit(_late_fills_close_enqueue)
+
+
+def _late_fills_close_enqueue() -> None:
+    try:
+        current_app.send_task(LATE_FILLS_CLOSE_TASK)
+    except Exception as error:  # reconciliation closes it on its next pass
+        logger.warning("event=late_fill_enqueue_failed error=%r", str(error))
 
 
 def _trade_opened(

@@ -129,6 +129,10 @@ class Order(models.Model):
     filled_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set when this entry filled after entries had been stopped (kill switch, disabled pair,
+    # reducing mode) while it was in flight: its trade is closed at once (execution.py,
+    # ``late_fills_close``), audited as ``trade.closed_after_stop`` and alerted.
+    late_fill_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

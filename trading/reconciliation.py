@@ -9,6 +9,7 @@ Run at start-up, after every stream reconnect and every few minutes (beat). In o
 3. open trades: the broker's list against ours. A trade we lack is created, one we think open
    that the broker closed (a stop filled while we were away, a close by hand at the broker) is
    closed with the broker's realised P&L and financing, and figures that differ are corrected;
+   a trade whose entry filled after a stop (kill switch, disable, reducing mode) is closed;
 4. claimed signals left without an order by a killed executor go back to ``new`` (no request can
    have left without its order row) or expire; unclaimed signals past their age expire, younger
    ones whose execution message was lost are sent again;
@@ -36,6 +37,7 @@ from septrader.services import audit_record
 from trading.execution import (
     account_snapshot_take,
     broker_client,
+    late_fills_close,
     order_lookup,
     signal_settle,
 )
@@ -118,6 +120,10 @@ def _reconcile(client: oanda.OandaClient, now: datetime) -> ReconcileReport:
         )
     _settle_pending_orders(client, now, report)
     _match_open_trades(client, report)
+    # A pending order settled above, or a fill the stream brought, may have landed after a stop.
+    for trade_id in late_fills_close(client=client):
+        report.trades_closed += 1
+        _difference(report, f"trade {trade_id}", {"closed": "its entry filled after a stop"})
     _settle_signals(now, report)
     account_snapshot_take(client, now=now)
     logger.info("event=reconciled %s", report.summary())

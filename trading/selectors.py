@@ -6,7 +6,8 @@ from datetime import datetime
 
 from django.db.models import Exists, Max, Min, OuterRef
 
-from trading.models import AccountSnapshot, BrokerTransaction
+from marketdata.models import Pair
+from trading.models import AccountSnapshot, BrokerTransaction, TradingState
 
 # How many of the newest transaction ids are searched for a gap (an anti-join on the primary key:
 # a few milliseconds). A transaction missed longer ago than this is reconciliation's business.
@@ -63,3 +64,22 @@ def account_snapshot_opening(
         snapshots.filter(time__lte=day_start).order_by("-time").first()
         or snapshots.filter(time__gte=day_start).order_by("time").first()
     )
+
+
+def entries_stopped(pair: str) -> str | None:
+    """Why no entry on ``pair`` may be sent right now (trading mode, pair state), or None.
+
+    Read fresh from the database each time: the execution path asks it again immediately before
+    an order leaves, and the ledger when an entry's fill lands, because a kill switch or a
+    disable may have been committed during the broker calls in between.
+    """
+    state = TradingState.objects.filter(pk=1).values_list("mode", "reason").first()
+    if state is not None and state[0] != TradingState.Mode.TRADING:
+        return f"trading is {state[0]} ({state[1] or 'no reason given'})"
+    row = Pair.objects.filter(symbol=pair).values_list("enabled", "state").first()
+    if row is None:
+        return f"{pair} is not a known pair"
+    enabled, pair_state = row
+    if not enabled or pair_state != Pair.State.TRADING:
+        return f"{pair} is not trading (state {pair_state}, enabled={enabled})"
+    return None

@@ -240,6 +240,11 @@ class KillSwitchResultSerializer(serializers.Serializer[Any]):
     orders_cancelled = serializers.IntegerField()
     trades_closed = serializers.IntegerField()
     failures = serializers.ListField(child=serializers.CharField())
+    entries_unsettled = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Client ids of entry orders whose outcome the broker has not told yet; "
+        "a fill of one is closed at once.",
+    )
 
 
 class CloseAllResultSerializer(serializers.Serializer[Any]):

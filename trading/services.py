@@ -8,7 +8,7 @@ through ``trading.ledger``, like every other transaction.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,8 +20,15 @@ from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_valu
 from septrader.models import Node
 from septrader.selectors import config_values
 from septrader.services import audit_record
-from trading.execution import _apply_response, broker_client
-from trading.models import Trade, TradingState
+from trading.execution import (
+    ENTRY_DRAIN_SECONDS,
+    _apply_response,
+    broker_client,
+    entry_lock,
+    fetch_quote,
+    late_fills_close,
+)
+from trading.models import Order, Trade, TradingState
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,34 @@ class NotFound(TradingError):
 
 class Conflict(TradingError):
     code = "conflict"
+
+
+# ----- stops win their race with entries ------------------------------------------------------
+
+
+def entries_drain(*, client: oanda.OandaClient | None = None) -> list[str]:
+    """Wait for the entry in flight, if any, then close what it opened after the stop.
+
+    Called by every stop (kill switch, disable, reducing or halted mode) once its change is
+    committed: an entry checks the world again under the entry lock immediately before its order
+    leaves, so once this holds the lock no entry that saw the world before the stop is still in
+    flight, and one whose fill landed after it was marked by the ledger and is closed here.
+    Returns what could not be guaranteed, for the stop to report.
+    """
+    problems = []
+    with entry_lock(timeout=ENTRY_DRAIN_SECONDS) as drained:
+        if not drained:
+            problems.append(
+                f"an entry was still in flight after {ENTRY_DRAIN_SECONDS:.0f} s; it closes its "
+                "own fill when the order's answer comes"
+            )
+            logger.warning("event=entries_drain_timeout seconds=%s", ENTRY_DRAIN_SECONDS)
+            return problems
+        try:
+            late_fills_close(client=client)
+        except oanda.OandaError as error:
+            problems.append(f"closing a fill that landed after the stop failed: {error}")
+    return problems
 
 
 # ----- pairs -------------------------------------------------------------------------------------
@@ -83,11 +118,24 @@ def _has_promoted_model(symbol: str) -> bool:
     return PairModel.objects.filter(pair_id=symbol, promoted=True).exists()
 
 
-@transaction.atomic
 def pair_transition(
     *, symbol: str, to_state: str, actor: str, reason: str = "", address: str | None = None
 ) -> Pair:
-    """Move a pair to another lifecycle state; only the legal transitions are allowed."""
+    """Move a pair to another lifecycle state; only the legal transitions are allowed.
+
+    Leaving ``trading`` waits for an entry in flight on it (``entries_drain``)."""
+    pair = _pair_transition_write(
+        symbol=symbol, to_state=to_state, actor=actor, reason=reason, address=address
+    )
+    if pair.state != Pair.State.TRADING:
+        entries_drain()
+    return pair
+
+
+@transaction.atomic
+def _pair_transition_write(
+    *, symbol: str, to_state: str, actor: str, reason: str, address: str | None
+) -> Pair:
     pair = _pair(symbol)
     if to_state not in Pair.State.values:
         raise TradingError(
@@ -152,9 +200,18 @@ def pair_enable(
     return pair
 
 
-@transaction.atomic
 def pair_disable(*, symbol: str, actor: str, address: str | None = None, reason: str = "") -> Pair:
-    """Stop entries on a pair (its open trades keep their broker-side stops)."""
+    """Stop entries on a pair (its open trades keep their broker-side stops).
+
+    Answers once no entry on it can still be in flight; a trade that an entry in flight opened
+    after the disable is closed at once (``entries_drain``)."""
+    pair = _pair_disable_write(symbol=symbol, actor=actor, address=address, reason=reason)
+    entries_drain()
+    return pair
+
+
+@transaction.atomic
+def _pair_disable_write(*, symbol: str, actor: str, address: str | None, reason: str) -> Pair:
     pair = _pair(symbol)
     previous = pair.state
     pair.enabled = False
@@ -234,11 +291,20 @@ def pair_set_risk_overrides(
 # ----- trading mode and kill switch ---------------------------------------------------------------
 
 
-@transaction.atomic
 def trading_mode_set(
     *, mode: str, actor: str, reason: str = "", address: str | None = None
 ) -> TradingState:
-    """The operator's switch between trading, reducing-only and halted."""
+    """The operator's switch between trading, reducing-only and halted.
+
+    Stopping entries (reducing or halted) answers once no entry can still be in flight."""
+    state = _trading_mode_write(mode=mode, actor=actor, reason=reason, address=address)
+    if mode != TradingState.Mode.TRADING:
+        entries_drain()
+    return state
+
+
+@transaction.atomic
+def _trading_mode_write(*, mode: str, actor: str, reason: str, address: str | None) -> TradingState:
     if mode not in TradingState.Mode.values:
         raise TradingError(
             f"mode={mode!r} is not valid; expected one of {', '.join(TradingState.Mode.values)}.",
@@ -267,6 +333,9 @@ class KillSwitchResult:
     orders_cancelled: int
     trades_closed: int
     failures: list[str]
+    # Entry orders whose outcome the broker has not told us yet (an answer lost to a timeout):
+    # if one fills, its trade is closed at once (``execution.late_fills_close``).
+    entries_unsettled: list[str] = field(default_factory=list)
 
 
 def kill_switch_engage(
@@ -276,33 +345,50 @@ def kill_switch_engage(
     close_trades: bool | None = None,
     client: oanda.OandaClient | None = None,
 ) -> KillSwitchResult:
-    """Halt entries, cancel every pending order and (by default) close every trade."""
-    trading_mode_set(
+    """Halt entries, cancel every pending order and (by default) close every trade.
+
+    The halt is committed first, so every entry's last check refuses from then on; then the
+    entry lock is taken, so an entry already past its last check finishes (and is closed
+    like every other trade, or at once as a late fill) before this answers.
+    """
+    _trading_mode_write(
         mode=TradingState.Mode.HALTED, actor=actor, reason="kill switch", address=address
     )
     if close_trades is None:
         close_trades = bool(config_values("execution.")["execution.kill_switch_closes_trades"])
     client = client or broker_client()
-    failures = []
+    failures: list[str] = []
     cancelled = 0
-    pending = client.request(oanda.OrdersPending(client.account_id)).get("orders", [])
-    for order in pending:
-        if order.get("type") in ("STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP_LOSS"):
-            # Dependent orders go with their trades; trades left open keep their stops.
-            continue
-        try:
-            _apply_response(
-                client.account_id,
-                client.request(oanda.OrderCancel(client.account_id, str(order["id"]))),
-            )
-            cancelled += 1
-        except oanda.OandaError as error:
-            failures.append(f"order {order['id']}: {error}")
     closed = 0
-    if close_trades:
-        result = trades_close_all(actor=actor, address=address, client=client, audit=False)
-        closed = result.trades_closed
-        failures.extend(result.failures)
+    with entry_lock(timeout=ENTRY_DRAIN_SECONDS) as drained:
+        if not drained:
+            failures.append(
+                f"an entry was still in flight after {ENTRY_DRAIN_SECONDS:.0f} s; it closes "
+                "its own fill when the order's answer comes"
+            )
+        unsettled = list(
+            Order.objects.filter(
+                account_id=client.account_id, kind=Order.Kind.ENTRY, status=Order.Status.PENDING
+            ).values_list("client_id", flat=True)
+        )
+        pending = client.request(oanda.OrdersPending(client.account_id)).get("orders", [])
+        for order in pending:
+            if order.get("type") in ("STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP_LOSS"):
+                # Dependent orders go with their trades; trades left open keep their stops.
+                continue
+            try:
+                _apply_response(
+                    client.account_id,
+                    client.request(oanda.OrderCancel(client.account_id, str(order["id"]))),
+                )
+                cancelled += 1
+            except oanda.OandaError as error:
+                failures.append(f"order {order['id']}: {error}")
+        if close_trades:
+            result = trades_close_all(actor=actor, address=address, client=client, audit=False)
+            closed = result.trades_closed
+            failures.extend(result.failures)
+        closed += len(late_fills_close(client=client))
     audit_record(
         actor=actor,
         action="trading.kill_switch",
@@ -311,11 +397,12 @@ def kill_switch_engage(
             "orders_cancelled": cancelled,
             "trades_closed": closed,
             "close_trades": close_trades,
+            "entries_unsettled": unsettled,
             "failures": failures,
         },
         address=address,
     )
-    return KillSwitchResult(cancelled, closed, failures)
+    return KillSwitchResult(cancelled, closed, failures, unsettled)
 
 
 # ----- manual broker actions ---------------------------------------------------------------------
@@ -378,6 +465,39 @@ def trade_close(
     return trade
 
 
+def _stops_side_check(trade: Trade, data: dict[str, Any], client: oanda.OandaClient) -> None:
+    """Refuse a stop-loss or take-profit on the wrong side of the market, which the broker would
+    trigger at once (a long's stop-loss at 5.0 with the market at 1.177 closes it now).
+
+    A long closes at the bid, a short at the ask: the stop-loss must be beyond that price on the
+    losing side and the take-profit on the winning side.
+    """
+    try:
+        quote, _ = fetch_quote(client, trade.pair_id)
+    except oanda.OandaError as error:
+        raise TradingError(
+            f"the current price of {trade.pair_id} could not be read to check the new stops: "
+            f"{error}"
+        ) from error
+    long = trade.current_units > 0
+    market, side = (quote.bid, "bid") if long else (quote.ask, "ask")
+    for name, key, losing in (
+        ("stop_loss", "stopLoss", True),
+        ("take_profit", "takeProfit", False),
+    ):
+        if key not in data:
+            continue
+        price = Decimal(data[key]["price"])
+        below = losing == long
+        if (price >= market) if below else (price <= market):
+            raise TradingError(
+                f"{name}={data[key]['price']} is on the wrong side of the market: on a "
+                f"{'long' if long else 'short'} trade it must be {'below' if below else 'above'} "
+                f"the current {side} {market}, or the broker would close the trade at once.",
+                field=name,
+            )
+
+
 def trade_amend(
     *,
     trade_id: int | str,
@@ -410,6 +530,7 @@ def trade_amend(
             )
         data[key] = {"price": format(price.normalize(), "f"), "timeInForce": "GTC"}
     client = client or broker_client()
+    _stops_side_check(trade, data, client)
     try:
         response = client.request(
             oanda.TradeCRCDO(client.account_id, trade.broker_trade_id, data=data)

@@ -28,6 +28,15 @@ def reconcile_account_task() -> str:
     return report.summary() if report is not None else "skipped: another pass is running"
 
 
+@shared_task(name="trading.close_late_fills_task", acks_late=True)
+def close_late_fills_task() -> list[str]:
+    """Close the trades of entries that filled after a stop; safe to run twice (only open
+    trades are closed, under the entry lock)."""
+    from trading.execution import late_fills_close
+
+    return late_fills_close()
+
+
 @shared_task(name="trading.refresh_market_state_task", ignore_result=False)
 def refresh_market_state_task() -> dict[str, object]:
     """Move the system between open and closed by the market schedule; safe to run twice.

@@ -408,6 +408,31 @@ def test_amending_a_trade_moves_its_stops_at_the_broker(
     assert audit("trade.amend").actor == "operator-user"
 
 
+def test_a_stop_loss_or_take_profit_on_the_wrong_side_of_the_market_is_refused_and_nothing_moves(
+    operator: APIClient, open_trade: Trade
+) -> None:
+    # A long at about 1.177: a stop-loss above the market or a take-profit below it would be
+    # triggered at once and close the trade.
+    above = (open_trade.open_price + Decimal("0.0100")).quantize(Decimal("0.00001"))
+    below = (open_trade.open_price - Decimal("0.0100")).quantize(Decimal("0.00001"))
+    for body, field in (
+        ({"stop_loss": "5.0"}, "stop_loss"),
+        ({"stop_loss": str(above)}, "stop_loss"),
+        ({"take_profit": str(below)}, "take_profit"),
+        ({"stop_loss": str(below), "take_profit": str(below)}, "take_profit"),
+    ):
+        response = operator.patch(f"/api/trades/{open_trade.pk}", body, format="json")
+
+        assert response.status_code == 400, (body, response.content)
+        error = response.json()["error"]
+        assert error["field"] == field
+        assert "wrong side of the market" in error["message"] and "bid" in error["message"]
+    open_trade.refresh_from_db()
+    assert open_trade.state == Trade.State.OPEN
+    assert open_trade.stop_loss_price is None
+    assert not AuditLog.objects.filter(action="trade.amend").exists()
+
+
 def test_flattening_a_pair_closes_its_trades(operator: APIClient, open_trade: Trade) -> None:
     response = operator.post("/api/pairs/EUR_USD/flatten", {}, format="json")
     assert response.json()["trades_closed"] == 1

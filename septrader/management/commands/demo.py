@@ -8,7 +8,8 @@ What it does, in order (README.md, "Run the demo"):
 3. backfills the demo pairs' recent history from it, enables them for trading (forced: the demo
    has no trained pair model, and the audit log says so), creates an admin login and prints it;
 4. runs the streamer, a Celery worker for every queue, beat and the web server under one
-   supervisor (``septrader.supervisor``); Ctrl-C stops them all.
+   supervisor (``septrader.supervisor``) that starts again any of them that dies, as systemd's
+   ``Restart=always`` does in production (docker/systemd/); Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ DEMO_ACCOUNT = "101-001-0000000-001"
 SEED = Path(settings.BASE_DIR) / "marketdata" / "fixtures" / "eur_usd_m1_48h.json"
 # Thursday 24 July 2025 06:00 UTC: ten hours into the bundled real minutes, market open.
 DEMO_START = "2025-07-24T06:00:00Z"
+# Seconds before a dead demo process is started again (systemd's RestartSec is 5 in production;
+# the demo's clock runs 10x faster).
+RESTART_DELAY = 1.0
 
 
 class Command(BaseCommand):
@@ -164,12 +168,16 @@ class Command(BaseCommand):
             ),
             Program("web", [python, manage, "runserver", f"127.0.0.1:{port}", "--noreload"]),
         ]
+        # A process that dies (a crash, the OOM killer, an operator's kill -9) is started again,
+        # as in production; only Ctrl-C or SIGTERM stops the demo.
+        for program in programs:
+            program.restart = True
         self.stdout.write(
             f"demo: simulator at {settings.OANDA_API_URL}; admin console at "
             f"http://127.0.0.1:{port}/admin/ (Ctrl-C stops everything)"
         )
         self.stdout.flush()
-        return Supervisor(programs, cwd=str(settings.BASE_DIR)).run()
+        return Supervisor(programs, cwd=str(settings.BASE_DIR), restart_delay=RESTART_DELAY).run()
 
 
 def _pairs_args() -> list[str]:
