@@ -194,6 +194,40 @@ def late_fills_closed(context: Context) -> list[Firing]:
     ]
 
 
+def sync_bundles_rejected(context: Context) -> list[Firing]:
+    """Files of the sync inbox that a pull skipped (septrader/sync.py audits each skip)."""
+    from septrader.models import AuditLog
+
+    window = timedelta(minutes=int(config_value("monitoring.sync_rejected_window_minutes")))
+    rows = list(
+        AuditLog.objects.filter(action="sync.rejected", time__gte=context.now - window).values(
+            "time", "target", "details"
+        )[:20]
+    )
+    if not rows:
+        return []
+    files = sorted({row["target"] for row in rows})
+    return [
+        Firing(
+            "sync.bundle_rejected",
+            Severity.WARNING,
+            f"Sync skipped {len(files)} bad file(s) of the inbox in the last "
+            f"{window.total_seconds() / 60:.0f} min: {', '.join(files)}; the other bundles "
+            "were imported",
+            {
+                "rejections": [
+                    {
+                        "time": row["time"].isoformat(),
+                        "file": row["target"],
+                        "reason": row["details"].get("reason", ""),
+                    }
+                    for row in rows
+                ]
+            },
+        )
+    ]
+
+
 def analysis_missed(context: Context) -> list[Firing]:
     """A closed M1 candle of an enabled pair with no analysis N seconds after its close."""
     from marketdata.models import Candle, Pair
@@ -371,6 +405,7 @@ RULES: list[tuple[str, Rule]] = [
     ("market.closed", market_closed),
     ("reconciliation.difference", reconciliation_differences),
     ("trades.closed_after_stop", late_fills_closed),
+    ("sync.bundle_rejected", sync_bundles_rejected),
     ("analysis.missed", analysis_missed),
     ("orders.burst", order_burst),
     ("trades.loss_streak", loss_streak),

@@ -58,9 +58,9 @@ class SystemConfigForm(forms.ModelForm):
 @admin.register(SystemConfig)
 class SystemConfigAdmin(admin.ModelAdmin):
     form = SystemConfigForm
-    list_display = ("key", "value", "version", "updated_at", "updated_by")
+    list_display = ("key", "value", "version", "updated_at", "updated_by", "origin_node")
     search_fields = ("key",)
-    readonly_fields = ("version", "updated_at", "updated_by")
+    readonly_fields = ("version", "updated_at", "updated_by", "changed_at", "origin_node")
 
     def get_readonly_fields(self, request: HttpRequest, obj: SystemConfig | None = None) -> Any:
         # A stored setting's key is its identity: change the value, or delete and add another.

@@ -151,6 +151,14 @@ MONITORING_KEYS = (
         1440,
     ),
     ConfigKey(
+        "monitoring.sync_rejected_window_minutes",
+        "int",
+        60,
+        "A sync bundle rejected within this window keeps its alert open.",
+        1,
+        10080,
+    ),
+    ConfigKey(
         "monitoring.disk_percent",
         "int",
         90,

@@ -1,20 +1,33 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class SystemConfig(models.Model):
     """One runtime setting (``system_config``): a key, its JSON value, and a version counter.
 
     Values are validated against ``septrader.config.CONFIG_KEYS`` by ``config_set`` before they
-    are written; a process sees a new value by comparing versions, without a restart.
+    are written; a process sees a new value by comparing versions, without a restart. The version
+    counts this node's writes only, so it says nothing across nodes: sync compares when and where
+    the value was last changed (``changed_at``, ``origin_node``) instead.
     """
 
     key = models.CharField(max_length=100, primary_key=True)
     value = models.JSONField()
     version = models.PositiveIntegerField(default=1)
+    # When this row was last written here (a change made here, or one imported by sync).
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
+    changed_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="When (UTC) the value was last changed, on whichever node changed it.",
+    )
+    origin_node = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The node (SYNC_NODE_NAME) that made the last change; empty: this node.",
+    )
 
     class Meta:
         db_table = "system_config"
@@ -111,6 +124,13 @@ class SyncImport(models.Model):
     created_at = models.DateTimeField(help_text="When the source node wrote the bundle.")
     imported_at = models.DateTimeField(auto_now_add=True)
     counts = models.JSONField(default=dict)
+    # Only an admin may change settings: an operator's import applies the rest of the bundle and
+    # leaves these keys for an admin's import of the same bundle.
+    config_refused = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Settings the importer's role could not change; an admin's import applies them.",
+    )
 
     class Meta:
         db_table = "sync_imports"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
@@ -13,19 +17,130 @@ from septrader.config import ConfigValueError, validate_config_value
 from septrader.models import AuditLog, SystemConfig, TaskRun
 
 
+def _change_time(previous: datetime | None) -> datetime:
+    """When a change made here now happened: now, but never at or before the change it replaces.
+
+    The value it replaces may have been stamped by another node whose clock runs ahead; a new
+    change stamped before it would lose to the old value on that node's next import.
+    """
+    now = timezone.now()
+    if previous is not None and now <= previous:
+        return previous + timedelta(microseconds=1)
+    return now
+
+
 @transaction.atomic
 def config_set(*, key: str, value: Any, updated_by: str = "") -> SystemConfig:
-    """Validate and store one setting, bumping its version when the value changes."""
+    """Validate and store one setting, bumping its version when the value changes.
+
+    Every change records when it was made and on which node (``SYNC_NODE_NAME``), so sync can
+    keep the later of two changes; a value equal to the stored one writes nothing.
+    """
     stored_value = validate_config_value(key, value)
     setting, created = SystemConfig.objects.select_for_update().get_or_create(
-        key=key, defaults={"value": stored_value, "updated_by": updated_by}
+        key=key,
+        defaults={
+            "value": stored_value,
+            "updated_by": updated_by,
+            "changed_at": _change_time(None),
+            "origin_node": settings.SYNC_NODE_NAME,
+        },
     )
     if not created and setting.value != stored_value:
         SystemConfig.objects.filter(key=key).update(
-            value=stored_value, version=F("version") + 1, updated_by=updated_by
+            value=stored_value,
+            version=F("version") + 1,
+            updated_by=updated_by,
+            # update() skips auto_now, so the write time is set here.
+            updated_at=timezone.now(),
+            changed_at=_change_time(setting.changed_at),
+            origin_node=settings.SYNC_NODE_NAME,
         )
         setting.refresh_from_db()
     return setting
+
+
+class ConfigMergeOutcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    # The same value: at most the record of when and where it changed moves to the later one.
+    SAME = "same"
+    # This node's change is the later one and its value differs: a conflict, kept.
+    KEPT_LATER_HERE = "kept_later_here"
+    # The incoming change is the later one but the caller may not change settings.
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class ConfigMerge:
+    key: str
+    outcome: ConfigMergeOutcome
+    # The value here before the merge (None when the key was not stored), and the incoming one.
+    previous: Any
+    incoming: Any
+    # When and on which node the value here before the merge was changed.
+    previous_changed_at: datetime | None = None
+    previous_origin_node: str = ""
+
+
+@transaction.atomic
+def config_merge(
+    *,
+    key: str,
+    value: Any,
+    changed_at: datetime,
+    origin_node: str,
+    updated_by: str,
+    may_change: bool,
+) -> ConfigMerge:
+    """Merge one setting changed on another node (``changed_at`` there, by ``origin_node``).
+
+    The later change wins; of two changes at the same instant, the one made on the greater node
+    name (compared as text) wins, so every node settles on the same value whatever the order of
+    imports. The version still counts this node's writes. ``may_change`` False (a caller without
+    the admin role) leaves every value as it is and reports the keys it would have changed.
+    """
+    incoming = validate_config_value(key, value)
+    setting = SystemConfig.objects.select_for_update().filter(key=key).first()
+    if setting is None:
+        if not may_change:
+            return ConfigMerge(key, ConfigMergeOutcome.REFUSED, None, incoming)
+        setting, created = SystemConfig.objects.select_for_update().get_or_create(
+            key=key,
+            defaults={
+                "value": incoming,
+                "updated_by": updated_by,
+                "changed_at": changed_at,
+                "origin_node": origin_node,
+            },
+        )
+        if created:
+            return ConfigMerge(key, ConfigMergeOutcome.CREATED, None, incoming)
+        # Another writer created it meanwhile: merge with what it wrote, as below.
+    here_node = setting.origin_node or settings.SYNC_NODE_NAME
+    if (changed_at, origin_node) <= (setting.changed_at, here_node):
+        same = setting.value == incoming
+        outcome = ConfigMergeOutcome.SAME if same else ConfigMergeOutcome.KEPT_LATER_HERE
+    elif setting.value == incoming:
+        # Nothing changes here, but the later record of the change is kept so that every node
+        # compares a third node's change with the same time.
+        SystemConfig.objects.filter(key=key).update(
+            updated_at=timezone.now(), changed_at=changed_at, origin_node=origin_node
+        )
+        outcome = ConfigMergeOutcome.SAME
+    elif not may_change:
+        outcome = ConfigMergeOutcome.REFUSED
+    else:
+        SystemConfig.objects.filter(key=key).update(
+            value=incoming,
+            version=F("version") + 1,
+            updated_by=updated_by,
+            updated_at=timezone.now(),
+            changed_at=changed_at,
+            origin_node=origin_node,
+        )
+        outcome = ConfigMergeOutcome.UPDATED
+    return ConfigMerge(key, outcome, setting.value, incoming, setting.changed_at, here_node)
 
 
 def audit_record(

@@ -8,6 +8,7 @@ broker, both under ``SEPTRADER_DATA_DIR`` (default ``./var``), so ``make demo`` 
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -389,6 +390,13 @@ if OANDA_ENVIRONMENT == "live" and env_optional("OANDA_LIVE_CONFIRM") != "yes-tr
 SEPTRADER_SYNC_SECRET = env_optional("SEPTRADER_SYNC_SECRET")
 SYNC_INBOX_DIR = Path(env_str("SYNC_INBOX_DIR", str(DATA_DIR / "sync" / "inbox"))).resolve()
 SYNC_OUTBOX_DIR = Path(env_str("SYNC_OUTBOX_DIR", str(DATA_DIR / "sync" / "outbox"))).resolve()
+# The name this node's setting changes and bundles carry (the host name unless set). Sync keeps the
+# later change of each setting; of two changes made at the same instant, the greater node name wins.
+SYNC_NODE_NAME = env_str("SYNC_NODE_NAME", socket.gethostname())
+if len(SYNC_NODE_NAME) > 255:
+    raise ImproperlyConfigured(
+        f"SYNC_NODE_NAME has {len(SYNC_NODE_NAME)} characters; expected at most 255."
+    )
 
 
 # Internationalisation: every time is stored in UTC; the FX day is New York's.

@@ -3,8 +3,8 @@ config, exported on one node and imported on another.
 
 A bundle is one text file of exactly three lines:
 
-1. the manifest, canonical JSON: format name and version, bundle id, creation time, source node,
-   record counts and the SHA-256 of line 2;
+1. the manifest, canonical JSON: format name and version, bundle id, creation time, source node
+   (``SYNC_NODE_NAME``), record counts and the SHA-256 of line 2;
 2. the payload, canonical JSON: ``signals``, ``pair_models`` and ``config`` lists;
 3. the HMAC-SHA256 (hex) of lines 1 and 2 joined by a newline, keyed with
    ``SEPTRADER_SYNC_SECRET``.
@@ -18,9 +18,20 @@ transaction, so a bundle is applied whole or not at all. The rows are upserted o
 * pair models on a content key (pair, timeframe, rule, parameters, horizon, data range, inputs
   hash, seed); a model promoted in the bundle is promoted here unless this node promoted another
   model of the pair later;
-* config on its key, only where the bundle's version is newer than this node's.
+* config on its key, by time of change: each setting carries when (UTC) and on which node it was
+  last changed, and the later change wins; of two changes at the same instant, the greater node
+  name wins (``septrader.services.config_merge``). Version counters are per node and are not
+  compared. A key where this node's change is later and the values differ is a conflict: it is
+  kept, and reported. Only an admin's import changes settings; an operator's import applies the
+  rest and leaves those keys (``SyncImport.config_refused``) for an admin's import of the bundle.
+  Every setting an import changes is audited (``config.sync``) with its source bundle.
 
-Each imported bundle is recorded (``SyncImport``), so importing it again changes nothing.
+Each imported bundle is recorded (``SyncImport``) and audited (``sync.import``), so importing it
+again changes nothing. A pull (``sync_pull``: ``manage.py sync import``, ``POST /api/sync/pull``)
+imports every bundle of the inbox not imported yet, in the order of their signed creation times;
+a file that fails is skipped and audited (``sync.rejected``, which the monitor turns into the
+``sync.bundle_rejected`` alert), and the other bundles are still imported.
+
 Imported signals are history for the console: they are not sent to execution (by the time a
 bundle arrives they are stale; this node's own analysis trades on the imported models).
 """
@@ -33,7 +44,6 @@ import json
 import logging
 import math
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
@@ -51,12 +61,19 @@ from marketdata.models import Pair
 from qfh.models import PairModel
 from septrader.config import ConfigValueError, validate_config_value
 from septrader.models import SyncImport, SystemConfig
+from septrader.services import (
+    ConfigMergeOutcome,
+    audit_record,
+    config_generation_bump,
+    config_merge,
+)
 from trading.models import TradingSignal
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "septrader-sync"
-FORMAT_VERSION = 1
+# Version 2: config records carry when and where they were changed instead of a version counter.
+FORMAT_VERSION = 2
 SUFFIX = ".bundle"
 # A shorter shared secret is guessable offline from any captured bundle.
 MIN_SECRET_LENGTH = 32
@@ -80,6 +97,27 @@ class ImportResult:
     bundle_id: str
     already_imported: bool
     counts: dict[str, int] = field(default_factory=dict)
+    source_node: str = ""
+    created_at: str = ""
+    # The settings this import changed.
+    config_changed: list[str] = field(default_factory=list)
+    # Settings whose value differs in the bundle but changed later here, so kept: for each, the
+    # key and when, where and to what it was changed here and in the bundle.
+    config_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    # Settings the bundle would change that the importer's role may not (admin needed); they
+    # wait for an admin's import of the same bundle.
+    config_refused: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PullResult:
+    inbox: Path
+    imported: list[ImportResult] = field(default_factory=list)
+    already_imported: list[str] = field(default_factory=list)
+    # Files skipped as bad or unappliable: {"file": name, "reason": why}.
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    # Settings of the inbox's bundles still waiting for an admin's import.
+    config_waiting_for_admin: list[str] = field(default_factory=list)
 
 
 def _secret() -> bytes:
@@ -198,7 +236,13 @@ def _payload(since: datetime | None) -> dict[str, Any]:
         for signal in signals
     ]
     config = [
-        {"key": row.key, "value": row.value, "version": row.version}
+        {
+            "key": row.key,
+            "value": row.value,
+            "changed_at": _iso(row.changed_at),
+            # A change recorded without its node was made here (before origins were recorded).
+            "origin_node": row.origin_node or settings.SYNC_NODE_NAME,
+        }
         for row in SystemConfig.objects.order_by("key")
     ]
     return {"signals": signal_records, "pair_models": model_records, "config": config}
@@ -245,7 +289,7 @@ def sync_export(*, directory: Path | None = None, since: datetime | None = None)
         # enough export: the rows are upserts, and the next bundle carries anything missed).
         payload = _payload(since)
     data = bundle_bytes(
-        payload, source_node=socket.gethostname(), created_at=created_at, bundle_id=bundle_id
+        payload, source_node=settings.SYNC_NODE_NAME, created_at=created_at, bundle_id=bundle_id
     )
     name = f"{FORMAT}-v{FORMAT_VERSION}-{created_at:%Y%m%dT%H%M%S%fZ}-{bundle_id[:8]}{SUFFIX}"
     handle, temporary = tempfile.mkstemp(dir=target, prefix=".", suffix=".partial")
@@ -370,7 +414,11 @@ _MODEL_CHECKS: dict[str, Check] = {
 _CONFIG_FIELDS: dict[str, Check] = {
     "key": _TEXT,
     "value": (lambda value: True, "a JSON value"),
-    "version": (lambda value: _is_int(value) and value >= 1, "an integer >= 1"),
+    "changed_at": _TIME,
+    "origin_node": (
+        lambda value: isinstance(value, str) and 1 <= len(value) <= 255,
+        "a node name of 1 to 255 characters",
+    ),
 }
 _RECORD_CHECKS = {"signals": _SIGNAL_FIELDS, "pair_models": _MODEL_CHECKS, "config": _CONFIG_FIELDS}
 
@@ -423,13 +471,20 @@ def _check_records(path: Path, payload: dict[str, Any]) -> None:
             raise _reject(path, f"config[{index}]: {error}") from None
 
 
-def verify_bundle(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read and verify a bundle; returns (manifest, payload) or raises BundleRejectedError."""
-    secret = _secret()
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         raise _reject(path, f"it cannot be read ({error.strerror})") from None
+
+
+def verify_bundle(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read and verify a bundle; returns (manifest, payload) or raises BundleRejectedError."""
+    return _verify(path, _read(path))
+
+
+def _verify(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    secret = _secret()
     lines = data.split(b"\n")
     if len(lines) != 4 or lines[3] != b"":
         raise _reject(
@@ -564,88 +619,293 @@ def _apply_signals(
         counts["signals_created"] += 1
 
 
-def _apply_config(records: list[dict[str, Any]], counts: dict[str, int]) -> None:
+@dataclass(frozen=True)
+class _Source:
+    """The bundle a change came from, as the audit log names it."""
+
+    file: str
+    bundle_id: str
+    source_node: str
+    created_at: str
+
+    def details(self) -> dict[str, str]:
+        return {
+            "bundle_file": self.file,
+            "bundle_id": self.bundle_id,
+            "bundle_source_node": self.source_node,
+            "bundle_created_at": self.created_at,
+        }
+
+
+def _apply_config(
+    records: list[dict[str, Any]],
+    counts: dict[str, int],
+    *,
+    source: _Source,
+    actor: str,
+    address: str | None,
+    config_allowed: bool,
+) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+    """Merge the bundle's settings by time of change; returns (changed, conflicts, refused)."""
+    changed: list[str] = []
+    conflicts: list[dict[str, Any]] = []
+    refused: list[str] = []
     for record in records:
-        row = SystemConfig.objects.select_for_update().filter(key=record["key"]).first()
-        value = validate_config_value(record["key"], record["value"])
-        if row is None:
-            SystemConfig.objects.create(
-                key=record["key"], value=value, version=record["version"], updated_by="sync"
-            )
+        merge = config_merge(
+            key=record["key"],
+            value=record["value"],
+            changed_at=_moment(record["changed_at"]),
+            origin_node=record["origin_node"],
+            updated_by=actor,
+            may_change=config_allowed,
+        )
+        if merge.outcome in (ConfigMergeOutcome.CREATED, ConfigMergeOutcome.UPDATED):
             counts["config_updated"] += 1
-        elif row.version < record["version"]:
-            SystemConfig.objects.filter(key=record["key"]).update(
-                value=value, version=record["version"], updated_by="sync"
+            changed.append(merge.key)
+            audit_record(
+                actor=actor,
+                action="config.sync",
+                target=merge.key,
+                details={
+                    "from": merge.previous,
+                    "to": merge.incoming,
+                    "changed_at": record["changed_at"],
+                    "origin_node": record["origin_node"],
+                    **source.details(),
+                },
+                address=address,
             )
-            counts["config_updated"] += 1
-        else:
+        elif merge.outcome == ConfigMergeOutcome.KEPT_LATER_HERE:
             counts["config_kept_newer_here"] += 1
+            conflicts.append(
+                {
+                    "key": merge.key,
+                    "here": {
+                        "value": merge.previous,
+                        "changed_at": _iso(merge.previous_changed_at),
+                        "origin_node": merge.previous_origin_node,
+                    },
+                    "bundle": {
+                        "value": merge.incoming,
+                        "changed_at": record["changed_at"],
+                        "origin_node": record["origin_node"],
+                    },
+                }
+            )
+        elif merge.outcome == ConfigMergeOutcome.REFUSED:
+            counts["config_refused_needs_admin"] += 1
+            refused.append(merge.key)
+        else:
+            counts["config_unchanged"] += 1
+    return changed, conflicts, refused
 
 
-def sync_import(*, path: Path) -> ImportResult:
-    """Verify the bundle at ``path`` and apply it whole, in one transaction (or not at all)."""
-    manifest, payload = verify_bundle(path)
+_COUNTS = (
+    "signals_created",
+    "signals_unchanged",
+    "signals_skipped_other_signal_for_candle",
+    "pair_models_created",
+    "pair_models_promoted",
+    "pair_models_promotion_kept",
+    "config_updated",
+    "config_unchanged",
+    "config_kept_newer_here",
+    "config_refused_needs_admin",
+)
+
+
+def sync_import(
+    *, path: Path, actor: str, address: str | None = None, config_allowed: bool
+) -> ImportResult:
+    """Verify the bundle at ``path`` and apply it whole, in one transaction (or not at all).
+
+    ``actor`` (a username, or ``system:<component>``) is written to the audit log with every
+    change. ``config_allowed`` says whether the caller may change settings (the admin role):
+    without it the settings the bundle would change are refused and reported, and an import of
+    the same bundle with it applies them later. A bundle imported before is otherwise left alone.
+    """
+    data = _read(path)
+    manifest, payload = _verify(path, data)
     bundle_id = manifest["bundle_id"]
-    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    counts = dict.fromkeys(
-        (
-            "signals_created",
-            "signals_unchanged",
-            "signals_skipped_other_signal_for_candle",
-            "pair_models_created",
-            "pair_models_promoted",
-            "pair_models_promotion_kept",
-            "config_updated",
-            "config_kept_newer_here",
-        ),
-        0,
-    )
+    source = _Source(path.name, bundle_id, manifest["source_node"], manifest["created_at"])
+    counts = dict.fromkeys(_COUNTS, 0)
     try:
         with transaction.atomic():
-            if SyncImport.objects.select_for_update().filter(bundle_id=bundle_id).exists():
+            record = SyncImport.objects.select_for_update().filter(bundle_id=bundle_id).first()
+            if record is not None and not (record.config_refused and config_allowed):
                 logger.info("event=sync_already_imported path=%s bundle_id=%s", path, bundle_id)
-                return ImportResult(path, bundle_id, True, {})
-            models = _apply_models(payload["pair_models"], counts)
-            _apply_signals(payload["signals"], models, counts)
-            _apply_config(payload["config"], counts)
-            SyncImport.objects.create(
-                bundle_id=bundle_id,
-                sha256=sha256,
-                file_name=path.name,
-                source_node=manifest["source_node"],
-                created_at=_moment(manifest["created_at"]),
-                counts=counts,
+                return ImportResult(
+                    path,
+                    bundle_id,
+                    True,
+                    {},
+                    source.source_node,
+                    source.created_at,
+                    config_refused=list(record.config_refused),
+                )
+            if record is None:
+                models = _apply_models(payload["pair_models"], counts)
+                _apply_signals(payload["signals"], models, counts)
+            # else: an operator imported the rest of it before; only the settings are left.
+            changed, conflicts, refused = _apply_config(
+                payload["config"],
+                counts,
+                source=source,
+                actor=actor,
+                address=address,
+                config_allowed=config_allowed,
             )
+            if record is None:
+                SyncImport.objects.create(
+                    bundle_id=bundle_id,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    file_name=path.name,
+                    source_node=source.source_node,
+                    created_at=_moment(source.created_at),
+                    counts=counts,
+                    config_refused=refused,
+                )
+            else:
+                SyncImport.objects.filter(pk=record.pk).update(config_refused=refused)
+            audit_record(
+                actor=actor,
+                action="sync.import",
+                target=path.name,
+                details={
+                    **source.details(),
+                    "counts": counts,
+                    "config_changed": changed,
+                    "config_conflicts": conflicts,
+                    "config_refused": refused,
+                },
+                address=address,
+            )
+            if changed:
+                transaction.on_commit(config_generation_bump)
     except (DatabaseError, ValueError, TypeError) as error:
         # The transaction is rolled back: the bundle is applied whole or not at all.
         raise _reject(path, f"applying it failed ({type(error).__name__}: {error})") from error
     logger.info(
-        "event=sync_imported path=%s bundle_id=%s source=%s %s",
+        "event=sync_imported path=%s bundle_id=%s source=%s created_at=%s %s",
         path,
         bundle_id,
-        manifest["source_node"],
+        source.source_node,
+        source.created_at,
         " ".join(f"{name}={value}" for name, value in counts.items()),
     )
-    return ImportResult(path, bundle_id, False, counts)
+    return ImportResult(
+        path,
+        bundle_id,
+        False,
+        counts,
+        source.source_node,
+        source.created_at,
+        changed,
+        conflicts,
+        refused,
+    )
 
 
-def newest_bundle(inbox: Path) -> Path | None:
-    """The newest bundle in ``inbox`` (names carry the UTC creation time), or None."""
+def inbox_files(inbox: Path) -> list[Path]:
+    """The candidate bundles of ``inbox``: its visible files named ``*.bundle``, by name.
+
+    Files whose names start with a dot are skipped: rsync and ``sync export`` write there before
+    they rename a complete file into place.
+    """
     if not inbox.is_dir():
-        return None
-    bundles = sorted(
+        return []
+    return sorted(
         entry
         for entry in inbox.iterdir()
-        if entry.is_file() and entry.name.startswith(FORMAT) and entry.name.endswith(SUFFIX)
+        if entry.is_file() and not entry.name.startswith(".") and entry.name.endswith(SUFFIX)
     )
-    return bundles[-1] if bundles else None
 
 
-def sync_import_newest(*, inbox: Path | None = None) -> ImportResult:
-    """Import the newest bundle of the inbox (default ``SYNC_INBOX_DIR``)."""
+def _record_rejection(
+    result: PullResult, path: Path, error: BundleRejectedError, actor: str, address: str | None
+) -> None:
+    reason = str(error)
+    result.rejected.append({"file": path.name, "reason": reason})
+    logger.warning("event=sync_bundle_rejected path=%s reason=%r", path, reason)
+    audit_record(
+        actor=actor,
+        action="sync.rejected",
+        target=path.name,
+        details={"file": str(path), "reason": reason},
+        address=address,
+    )
+
+
+def sync_pull(
+    *,
+    inbox: Path | None = None,
+    actor: str,
+    address: str | None = None,
+    config_allowed: bool,
+) -> PullResult:
+    """Import every bundle of the inbox (default ``SYNC_INBOX_DIR``) not imported yet, oldest
+    first by the creation time in its signed manifest (file names do not matter).
+
+    A file that fails verification or cannot be applied is skipped and audited as
+    ``sync.rejected`` (the monitor raises ``sync.bundle_rejected``); it stays where it is, so a
+    copy still being written is imported by a later pull, and it never blocks the other bundles.
+    The pull itself is audited as ``sync.pull``.
+    """
     _secret()
     folder = Path(inbox or settings.SYNC_INBOX_DIR)
-    path = newest_bundle(folder)
-    if path is None:
-        raise SyncError(f"no sync bundle ({FORMAT}-*{SUFFIX}) in the inbox {folder}")
-    return sync_import(path=path)
+    files = inbox_files(folder)
+    if not files:
+        raise SyncError(f"no sync bundle (*{SUFFIX}) in the inbox {folder}")
+    result = PullResult(inbox=folder)
+    digests: dict[Path, str] = {}
+    for path in files:
+        try:
+            digests[path] = hashlib.sha256(_read(path)).hexdigest()
+        except BundleRejectedError as error:
+            _record_rejection(result, path, error, actor, address)
+    # A file imported before is not verified again unless it still holds settings for an admin.
+    imported = dict(
+        SyncImport.objects.filter(sha256__in=digests.values()).values_list(
+            "sha256", "config_refused"
+        )
+    )
+    due: list[tuple[datetime, str, Path]] = []
+    for path, digest in digests.items():
+        if digest in imported and not (imported[digest] and config_allowed):
+            result.already_imported.append(path.name)
+            continue
+        try:
+            manifest, _ = verify_bundle(path)
+        except BundleRejectedError as error:
+            _record_rejection(result, path, error, actor, address)
+            continue
+        due.append((_moment(manifest["created_at"]), manifest["bundle_id"], path))
+    for _, _, path in sorted(due):
+        try:
+            outcome = sync_import(
+                path=path, actor=actor, address=address, config_allowed=config_allowed
+            )
+        except BundleRejectedError as error:
+            _record_rejection(result, path, error, actor, address)
+            continue
+        if outcome.already_imported:
+            result.already_imported.append(path.name)
+        else:
+            result.imported.append(outcome)
+    waiting = SyncImport.objects.filter(sha256__in=digests.values()).values_list(
+        "config_refused", flat=True
+    )
+    result.config_waiting_for_admin = sorted({key for keys in waiting for key in keys})
+    audit_record(
+        actor=actor,
+        action="sync.pull",
+        target=str(folder),
+        details={
+            "imported": [outcome.path.name for outcome in result.imported],
+            "already_imported": len(result.already_imported),
+            "rejected": [item["file"] for item in result.rejected],
+            "config_waiting_for_admin": result.config_waiting_for_admin,
+        },
+        address=address,
+    )
+    return result

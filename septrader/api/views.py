@@ -19,7 +19,7 @@ from septrader.api.client import actor_of, client_address
 from septrader.api.errors import ApiError
 from septrader.api.fields import TimeRangeSerializer, query
 from septrader.api.lockout import login_failure_record, login_failures_clear, login_locked
-from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, role_of
+from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role, role_of
 from septrader.api.throttles import LoginRateThrottle
 from septrader.models import AuditLog
 from septrader.selectors import config_generation, config_listing
@@ -221,30 +221,30 @@ class SyncPullSerializer(serializers.Serializer[Any]):
 
 
 class SyncPullView(APIView):
+    """Import the inbox's new bundles (operator). Only an admin's pull changes settings: an
+    operator's applies signals and models and lists the settings left for an admin."""
+
     roles = {"POST": OPERATOR}
 
     @extend_schema(
         request=None,
         responses=SyncPullSerializer,
-        summary="Import the newest bundle from the sync inbox (models and settings)",
+        summary="Import every new bundle of the sync inbox, oldest first (settings: admin)",
     )
     def post(self, request: Request) -> Response:
         from septrader import sync
 
-        inbox = settings.SYNC_INBOX_DIR
         try:
-            result = sync.sync_import_newest(inbox=inbox)
+            result = sync.sync_pull(
+                inbox=settings.SYNC_INBOX_DIR,
+                actor=actor_of(request),
+                address=client_address(request),
+                config_allowed=has_role(request.user, ADMIN),
+            )
         except sync.SyncConfigurationError as error:
             raise ApiError(str(error), code="unavailable", status_code=503) from None
         except sync.SyncError as error:
             raise ApiError(str(error), code="rejected", field="bundle") from None
-        audit_record(
-            actor=actor_of(request),
-            action="sync.pull",
-            target=str(inbox),
-            details={"result": _plain(result)},
-            address=client_address(request),
-        )
         return Response({"result": _plain(result)})
 
 

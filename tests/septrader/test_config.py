@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
+from django.utils import timezone
 
 from septrader.config import ConfigValueError
 from septrader.models import SystemConfig
 from septrader.selectors import config_get
-from septrader.services import config_set
+from septrader.services import ConfigMergeOutcome, config_merge, config_set
 
 
 @pytest.mark.django_db
@@ -19,6 +23,73 @@ def test_a_setting_reads_its_default_until_set_and_each_change_bumps_its_version
     setting = SystemConfig.objects.get(key="risk.max_open_trades")
     assert (setting.value, setting.version) == (4, 2)
     assert config_get("risk.max_open_trades") == 4
+
+
+@pytest.mark.django_db
+def test_every_change_moves_updated_at_and_records_when_and_on_which_node_it_was_made(
+    settings: Any,
+) -> None:
+    # Given a setting first written on one node
+    settings.SYNC_NODE_NAME = "droplet-1"
+    first = config_set(key="risk.max_open_trades", value=3, updated_by="ops")
+
+    # When it is changed later, on a node with another name
+    settings.SYNC_NODE_NAME = "droplet-2"
+    second = config_set(key="risk.max_open_trades", value=4, updated_by="admin")
+
+    # Then its write time, change time and node move on with it
+    assert second.updated_at > first.updated_at
+    assert first.origin_node == "droplet-1" and first.changed_at <= first.updated_at
+    assert second.changed_at > first.changed_at
+    assert (second.origin_node, second.updated_by, second.version) == ("droplet-2", "admin", 2)
+
+    # And setting the same value again writes nothing
+    third = config_set(key="risk.max_open_trades", value=4, updated_by="someone")
+    assert (third.updated_at, third.updated_by, third.version) == (second.updated_at, "admin", 2)
+
+
+@pytest.mark.django_db
+def test_a_change_here_is_stamped_after_the_one_it_replaces_though_that_nodes_clock_runs_ahead(
+    settings: Any,
+) -> None:
+    # Given a value imported from a node whose clock is an hour ahead of this one's
+    ahead = timezone.now() + timedelta(hours=1)
+    config_set(key="risk.max_open_trades", value=3)
+    SystemConfig.objects.update(changed_at=ahead, origin_node="fast-clock")
+
+    # When it is changed here
+    settings.SYNC_NODE_NAME = "droplet"
+    changed = config_set(key="risk.max_open_trades", value=4)
+
+    # Then the change counts as later than the one it replaced, so no import brings that back
+    assert changed.changed_at > ahead and changed.origin_node == "droplet"
+
+
+@pytest.mark.django_db
+def test_a_later_change_to_the_same_value_elsewhere_moves_the_change_record_not_the_version(
+    settings: Any,
+) -> None:
+    # Given a setting changed here
+    settings.SYNC_NODE_NAME = "droplet"
+    config_set(key="risk.max_open_trades", value=3)
+    later = timezone.now() + timedelta(minutes=1)
+
+    # When another node's later change to the same value is merged, even by an operator
+    merge = config_merge(
+        key="risk.max_open_trades",
+        value=3,
+        changed_at=later,
+        origin_node="gpu-pc",
+        updated_by="operator",
+        may_change=False,
+    )
+
+    # Then nothing changed in force, but both nodes now agree on when and where it was set, so
+    # they judge a third node's change alike
+    stored = SystemConfig.objects.get(key="risk.max_open_trades")
+    assert merge.outcome == ConfigMergeOutcome.SAME
+    assert (stored.value, stored.version, stored.changed_at) == (3, 1, later)
+    assert stored.origin_node == "gpu-pc"
 
 
 @pytest.mark.django_db
