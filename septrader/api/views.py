@@ -13,14 +13,16 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from septrader.api.client import actor_of, client_address
 from septrader.api.errors import ApiError
 from septrader.api.fields import TimeRangeSerializer, query
-from septrader.api.lockout import login_failure_record, login_failures_clear, login_locked
 from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, role_of
 from septrader.api.throttles import LoginRateThrottle
+from septrader.lockout import LOCKOUT_MESSAGE, login_locked_out, login_succeeded
 from septrader.models import AuditLog
 from septrader.selectors import config_generation, config_listing
 from septrader.services import audit_record, config_reload, config_update
@@ -30,37 +32,28 @@ from septrader.services import audit_record, config_reload, config_update
 
 class TokenObtainView(jwt_views.TokenObtainPairView):
     """Username and password in, an access and a refresh token out. Throttled per address, and
-    a username is locked for a while after repeated failures (septrader/api/lockout.py)."""
+    a username is locked for a while after repeated failures, here and at the console's login
+    alike (septrader/lockout.py)."""
 
     roles = {"POST": None}
     throttle_classes = [LoginRateThrottle]
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        username = request.data.get("username") if isinstance(request.data, dict) else None
-        username = username if isinstance(username, str) else ""
-        if username and login_locked(username):
-            raise ApiError(
-                "Too many failed logins for this username; try again later.",
-                code="locked_out",
-                field="username",
-                status_code=429,
-            )
+        serializer = self.get_serializer(data=request.data)
         try:
-            response = super().post(request, *args, **kwargs)
+            serializer.is_valid(raise_exception=True)
         except AuthenticationFailed:
-            if username:
-                failures = login_failure_record(username)
-                if failures == settings.API_LOGIN_MAX_FAILURES:
-                    audit_record(
-                        actor=username,
-                        action="auth.lockout",
-                        target=username,
-                        details={"failures": failures},
-                        address=client_address(request),
-                    )
+            if login_locked_out(request):
+                raise ApiError(
+                    LOCKOUT_MESSAGE, code="locked_out", field="username", status_code=429
+                ) from None
             raise
-        login_failures_clear(username)
-        return response
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from error
+        # A valid serializer has authenticated an active user.
+        assert isinstance(serializer, jwt_serializers.TokenObtainSerializer) and serializer.user
+        login_succeeded(serializer.user)
+        return Response(serializer.validated_data)
 
 
 class TokenRefreshView(jwt_views.TokenRefreshView):
