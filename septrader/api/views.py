@@ -26,6 +26,7 @@ from septrader.lockout import LOCKOUT_MESSAGE, login_locked_out, login_succeeded
 from septrader.models import AuditLog
 from septrader.selectors import config_generation, config_listing
 from septrader.services import audit_record, config_reload, config_update
+from septrader.tokens import refresh_token_rotate
 
 # ----- tokens ------------------------------------------------------------------------------------
 
@@ -56,12 +57,21 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
         return Response(serializer.validated_data)
 
 
+class RotatingTokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        return refresh_token_rotate(
+            token=attrs["refresh"], address=client_address(self.context["request"])
+        )
+
+
 class TokenRefreshView(jwt_views.TokenRefreshView):
-    """A refresh token in, a new access token and a new refresh token out (the old one is
-    blacklisted: each refresh token works once)."""
+    """A refresh token in, a new access token and a new refresh token out. Each refresh token
+    works once, even for simultaneous requests; presenting one again revokes every refresh
+    token of its login (septrader/tokens.py)."""
 
     roles = {"POST": None}
     throttle_classes = [LoginRateThrottle]
+    serializer_class = RotatingTokenRefreshSerializer
 
 
 class TokenVerifyView(jwt_views.TokenVerifyView):
