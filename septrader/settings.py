@@ -24,6 +24,7 @@ from septrader.env import (
     env_list,
     env_optional,
     env_str,
+    install_secret,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,12 +36,19 @@ SEPTRADER_ROLE = env_choice("SEPTRADER_ROLE", "all", ("droplet", "local", "all")
 DATA_DIR = Path(env_str("SEPTRADER_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
-_DEV_SECRET = "insecure-development-key-do-not-use-in-production"
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", None if PRODUCTION else _DEV_SECRET, required=PRODUCTION)
-if PRODUCTION and (SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50):
-    raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY must be a random string of at least 50 characters in production."
-    )
+# SECRET_KEY signs sessions and, unless API_JWT_SIGNING_KEY is set, the API's tokens. Production
+# takes it from the environment. Elsewhere it is made at random on the first start and kept in
+# the data directory (mode 0600), so every process of one install agrees on it and every install
+# has its own: a key written in the code would let anyone forge an admin token for every
+# development install and demo.
+if PRODUCTION:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
+    if len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be a random string of at least 50 characters in production."
+        )
+else:
+    SECRET_KEY = env_optional("DJANGO_SECRET_KEY") or install_secret(DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the server's host names.")
