@@ -9,6 +9,8 @@ later somewhere far from the cause. Secrets may also come from a file named by `
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -88,3 +90,55 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} is not valid; expected one of {choices}.")
     return value
+
+
+def install_secret(path: Path) -> str:
+    """A random secret made on the first call and kept in ``path`` (mode 0600); later calls, in
+    any process, read the same one back.
+
+    The new secret is written to a private temporary file that is then linked to ``path``: the
+    link fails when another process starting at the same moment got there first, and its secret
+    is read instead, so the processes of one install never end up with different secrets, and
+    none reads a half-written file.
+    """
+    existing = _installed_secret(path)
+    if existing is not None:
+        return existing
+    secret = secrets.token_urlsafe(48)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp creates the file readable and writable by its owner only, whatever the umask.
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secret + "\n")
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return install_secret(path)
+        finally:
+            os.unlink(temporary)
+    except OSError as error:
+        raise ImproperlyConfigured(
+            f"The secret key file {str(path)!r} cannot be written ({error.strerror}); expected a "
+            "writable SEPTRADER_DATA_DIR, or set DJANGO_SECRET_KEY."
+        ) from error
+    return secret
+
+
+def _installed_secret(path: Path) -> str | None:
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ImproperlyConfigured(
+            f"The secret key file {str(path)!r} cannot be read ({error.strerror}); expected a "
+            "file readable by this user, or set DJANGO_SECRET_KEY."
+        ) from error
+    if not secret:
+        raise ImproperlyConfigured(
+            f"The secret key file {str(path)!r} is empty; expected a random key: delete the file "
+            "to have a new one made (sessions and tokens signed with the old one stop working)."
+        )
+    return secret

@@ -25,6 +25,7 @@ from septrader.env import (
     env_list,
     env_optional,
     env_str,
+    install_secret,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,12 +37,19 @@ SEPTRADER_ROLE = env_choice("SEPTRADER_ROLE", "all", ("droplet", "local", "all")
 DATA_DIR = Path(env_str("SEPTRADER_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
-_DEV_SECRET = "insecure-development-key-do-not-use-in-production"
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", None if PRODUCTION else _DEV_SECRET, required=PRODUCTION)
-if PRODUCTION and (SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50):
-    raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY must be a random string of at least 50 characters in production."
-    )
+# SECRET_KEY signs sessions and, unless API_JWT_SIGNING_KEY is set, the API's tokens. Production
+# takes it from the environment. Elsewhere it is made at random on the first start and kept in
+# the data directory (mode 0600), so every process of one install agrees on it and every install
+# has its own: a key written in the code would let anyone forge an admin token for every
+# development install and demo.
+if PRODUCTION:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
+    if len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be a random string of at least 50 characters in production."
+        )
+else:
+    SECRET_KEY = env_optional("DJANGO_SECRET_KEY") or install_secret(DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the server's host names.")
@@ -58,6 +66,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
+    # The login lockout shared by the console and the API (septrader/lockout.py).
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
@@ -80,6 +90,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked console login into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes' backend comes first so a locked username is refused before any password is
+# checked, at every door that authenticates (septrader/lockout.py).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "septrader.urls"
@@ -467,9 +486,27 @@ SIMPLE_JWT = {
     "SIGNING_KEY": env_str("API_JWT_SIGNING_KEY", SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
-# Failed logins per username before it is locked, and for how long (septrader/api/lockout.py).
+# One login lockout for the console's /admin/login/ and the API's /api/token/ alike, by django-axes
+# (septrader/lockout.py): after API_LOGIN_MAX_FAILURES failed logins as one username, from any
+# address, every login as that username is refused, even with the right password, until
+# API_LOGIN_LOCKOUT_SECONDS have passed since the failure that locked it. The attempts are rows
+# in the database, so every web worker and process sees the same count.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
 API_LOGIN_MAX_FAILURES = env_int("API_LOGIN_MAX_FAILURES", 5, minimum=1)
 API_LOGIN_LOCKOUT_SECONDS = env_int("API_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+AXES_HANDLER = "septrader.lockout.AuditedAxesHandler"
+AXES_FAILURE_LIMIT = API_LOGIN_MAX_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=API_LOGIN_LOCKOUT_SECONDS)
+# By username alone: a password guessed from many addresses is stopped all the same, and the
+# per-address side is the login throttle above.
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused while locked are not counted, so the lock ends on time for its owner however
+# often someone keeps trying.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "septrader.lockout.console_lockout_response"
+# The address the throttles and the AuditLog see (API_NUM_PROXIES decides whom to believe).
+AXES_CLIENT_IP_CALLABLE = "septrader.api.client.client_address"
 # Largest candle and metrics read in one request (about four days of M1).
 API_MAX_CANDLES = env_int("API_MAX_CANDLES", 5000, minimum=1)
 # How old (ms) the answer of GET /api/pairs/status may be: dashboards poll it, and each web
@@ -508,8 +545,18 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes narrates each login at INFO with the username and address masked; what it
+        # decided is in the AuditLog (septrader/lockout.py), so its warnings are enough here.
+        "axes": {"level": "WARNING"},
+    },
 }
+
+# axes.W006 asks for the client address among the lockout parameters, because a lock by a
+# combination without it can be dodged by changing the user agent. The lock here is by username
+# alone, which no header changes, and the address is the login throttle's business.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 # Production is served by nginx, which terminates TLS and sets X-Forwarded-Proto (docker/nginx);
 # `manage.py check --deploy --fail-level WARNING` is clean with these (tests/security).
@@ -527,5 +574,5 @@ if PRODUCTION:
     # (security.W021) is silenced.
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
     if not SECURE_HSTS_PRELOAD:
-        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
     SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,1 +1,1 @@
-"""Pieces every app's API shares: errors, roles, pagination, throttles, login lockout, addresses."""
+"""Pieces every app's API shares: errors, roles, pagination, throttles, addresses."""

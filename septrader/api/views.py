@@ -13,62 +13,65 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from septrader.api.client import actor_of, client_address
 from septrader.api.errors import ApiError
 from septrader.api.fields import TimeRangeSerializer, query
-from septrader.api.lockout import login_failure_record, login_failures_clear, login_locked
 from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role, role_of
 from septrader.api.throttles import LoginRateThrottle
+from septrader.lockout import LOCKOUT_MESSAGE, login_locked_out, login_succeeded
 from septrader.models import AuditLog
 from septrader.selectors import config_generation, config_listing
 from septrader.services import audit_record, config_reload, config_update
+from septrader.tokens import refresh_token_rotate
 
 # ----- tokens ------------------------------------------------------------------------------------
 
 
 class TokenObtainView(jwt_views.TokenObtainPairView):
     """Username and password in, an access and a refresh token out. Throttled per address, and
-    a username is locked for a while after repeated failures (septrader/api/lockout.py)."""
+    a username is locked for a while after repeated failures, here and at the console's login
+    alike (septrader/lockout.py)."""
 
     roles = {"POST": None}
     throttle_classes = [LoginRateThrottle]
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        username = request.data.get("username") if isinstance(request.data, dict) else None
-        username = username if isinstance(username, str) else ""
-        if username and login_locked(username):
-            raise ApiError(
-                "Too many failed logins for this username; try again later.",
-                code="locked_out",
-                field="username",
-                status_code=429,
-            )
+        serializer = self.get_serializer(data=request.data)
         try:
-            response = super().post(request, *args, **kwargs)
+            serializer.is_valid(raise_exception=True)
         except AuthenticationFailed:
-            if username:
-                failures = login_failure_record(username)
-                if failures == settings.API_LOGIN_MAX_FAILURES:
-                    audit_record(
-                        actor=username,
-                        action="auth.lockout",
-                        target=username,
-                        details={"failures": failures},
-                        address=client_address(request),
-                    )
+            if login_locked_out(request):
+                raise ApiError(
+                    LOCKOUT_MESSAGE, code="locked_out", field="username", status_code=429
+                ) from None
             raise
-        login_failures_clear(username)
-        return response
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from error
+        # A valid serializer has authenticated an active user.
+        assert isinstance(serializer, jwt_serializers.TokenObtainSerializer) and serializer.user
+        login_succeeded(serializer.user)
+        return Response(serializer.validated_data)
+
+
+class RotatingTokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        return refresh_token_rotate(
+            token=attrs["refresh"], address=client_address(self.context["request"])
+        )
 
 
 class TokenRefreshView(jwt_views.TokenRefreshView):
-    """A refresh token in, a new access token and a new refresh token out (the old one is
-    blacklisted: each refresh token works once)."""
+    """A refresh token in, a new access token and a new refresh token out. Each refresh token
+    works once, even for simultaneous requests; presenting one again revokes every refresh
+    token of its login (septrader/tokens.py)."""
 
     roles = {"POST": None}
     throttle_classes = [LoginRateThrottle]
+    serializer_class = RotatingTokenRefreshSerializer
 
 
 class TokenVerifyView(jwt_views.TokenVerifyView):

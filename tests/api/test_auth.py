@@ -111,15 +111,19 @@ def test_verify_tells_a_valid_token_from_a_garbled_one(users: dict[str, Any]) ->
 def test_a_username_is_locked_after_five_failures_even_with_the_right_password(
     users: dict[str, Any],
 ) -> None:
-    for _ in range(5):
-        assert login("admin-user", "guess", REMOTE_ADDR="10.0.0.7").status_code == 401
-    response = login("admin-user", REMOTE_ADDR="10.0.0.8")
-    assert response.status_code == 429
-    assert response.json()["error"] == {
+    locked = {
         "code": "locked_out",
         "message": "Too many failed logins for this username; try again later.",
         "field": "username",
     }
+    for _ in range(4):
+        assert login("admin-user", "guess", REMOTE_ADDR="10.0.0.7").status_code == 401
+    # The fifth failure locks the username, and says so.
+    fifth = login("admin-user", "guess", REMOTE_ADDR="10.0.0.7")
+    assert (fifth.status_code, fifth.json()["error"]) == (429, locked)
+    response = login("admin-user", REMOTE_ADDR="10.0.0.8")
+    assert response.status_code == 429
+    assert response.json()["error"] == locked
     entry = AuditLog.objects.get(action="auth.lockout")
     assert (entry.target, entry.address) == ("admin-user", "10.0.0.7")
     # Another user is not affected.
@@ -163,3 +167,9 @@ def test_the_schema_and_the_docs_page_are_served_without_a_cdn() -> None:
     page = docs.content.decode()
     assert "swagger-ui" in page
     assert "cdn" not in page.lower()
+
+
+def test_a_token_login_opens_no_session(users: dict[str, Any]) -> None:
+    response = login("viewer-user")
+    assert response.status_code == 200
+    assert "sessionid" not in response.cookies
