@@ -25,7 +25,7 @@ from septrader.api.throttles import LoginRateThrottle
 from septrader.lockout import LOCKOUT_MESSAGE, login_locked_out, login_succeeded
 from septrader.models import AuditLog
 from septrader.selectors import config_generation, config_listing
-from septrader.services import audit_record, config_reload, config_update
+from septrader.services import config_reload, config_update
 from septrader.tokens import refresh_token_rotate
 
 # ----- tokens ------------------------------------------------------------------------------------
