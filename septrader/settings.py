@@ -424,7 +424,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["septrader.api.permissions.HasRole"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a limit on nesting (API_MAX_JSON_DEPTH below).
+    "DEFAULT_PARSER_CLASSES": ["septrader.api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "septrader.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "septrader.api.pagination.Pagination",
     "PAGE_SIZE": 100,
@@ -462,6 +463,14 @@ SIMPLE_JWT = {
 # Failed logins per username before it is locked, and for how long (septrader/api/lockout.py).
 API_LOGIN_MAX_FAILURES = env_int("API_LOGIN_MAX_FAILURES", 5, minimum=1)
 API_LOGIN_LOCKOUT_SECONDS = env_int("API_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Request limits: a body nested or sized beyond these is refused before it is parsed, with a 400
+# (API_MAX_JSON_DEPTH, septrader/api/parsers.py) or a 413 (REQUEST_MAX_BODY_BYTES,
+# septrader/api/errors.py), never a 500. The largest body the API takes is a PATCH /api/config
+# of every key with 400 holidays, about 6 KB and 2 levels deep: 1 MiB and 32 levels leave ample
+# room. The byte limit is Django's, so it also bounds the console's forms (uploaded files aside).
+# https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32, minimum=2)
 # Largest candle and metrics read in one request (about four days of M1).
 API_MAX_CANDLES = env_int("API_MAX_CANDLES", 5000, minimum=1)
 # How old (ms) the answer of GET /api/pairs/status may be: dashboards poll it, and each web
