@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from septrader.env import (
@@ -60,6 +61,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
+    # django-csp: its system checks (the middleware below sends the header).
+    "csp",
     "septrader",
     "marketdata",
     "trading",
@@ -71,6 +74,8 @@ MIDDLEWARE = [
     # First, so the request metrics time everything below it.
     "monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header on every answer (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Before CommonMiddleware, as django-cors-headers asks, so its headers reach every answer.
     "corsheaders.middleware.CorsMiddleware",
@@ -510,6 +515,28 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Content Security Policy (django-csp) -------------------------------------------------------------
+# https://django-csp.readthedocs.io/en/latest/configuration.html
+# Pages load scripts, styles, images and fonts from this server only, and nothing inline: markup
+# injected into a page can neither run a script nor restyle it. No CDN, no plugins, no framing,
+# and forms post back here. The console keeps its styles in septrader/static/console/, and the
+# API docs page uses drf-spectacular's split view, whose start-up script has a URL of its own
+# (templates/api/swagger_ui.html). data: images are Swagger UI's icons, drawn by its stylesheet.
+# One policy in every environment, so the tests see what production sends (with DEBUG on,
+# django-csp leaves Django's 404 and 500 debug pages, which are styled inline, without it).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
 }
 
 # Production is served by nginx, which terminates TLS and sets X-Forwarded-Proto (docker/nginx);
