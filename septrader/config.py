@@ -14,6 +14,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from septrader.decimals import ASCII_DIGITS, NonAsciiNumberError, parse_decimal
+
 Kind = Literal["decimal", "int", "bool", "str", "list"]
 
 
@@ -406,7 +408,9 @@ def validate_config_value(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
             raise ConfigValueError(key, value, spec.expectation() + " written as a string")
         try:
-            number = Decimal(value)
+            number = parse_decimal(value)
+        except NonAsciiNumberError:
+            raise ConfigValueError(key, value, f"{spec.expectation()}, {ASCII_DIGITS}") from None
         except InvalidOperation:
             raise ConfigValueError(key, value, spec.expectation()) from None
         if not number.is_finite():

@@ -283,6 +283,45 @@ def test_bad_bodies_are_a_400_naming_the_field(
     assert response.json()["error"]["field"] == field
 
 
+# Arabic-Indic digits: Decimal() reads "\u0661.\u0661" as 1.1 and "\u0661\u0660\u0660" as 100.
+@pytest.mark.parametrize(
+    ("role", "method", "url", "body", "field"),
+    [
+        ("operator", "patch", "/api/trades/1", {"stop_loss": "\u0661.\u0661"}, "stop_loss"),
+        ("operator", "patch", "/api/trades/1", {"take_profit": "\u0661.\u0662"}, "take_profit"),
+        ("operator", "post", "/api/trades/1/close", {"units": "\u0661\u0660\u0660"}, "units"),
+        (
+            "admin",
+            "patch",
+            "/api/config",
+            {"risk.max_spread_pips": "\u0662"},
+            "risk.max_spread_pips",
+        ),
+        (
+            "admin",
+            "patch",
+            "/api/pairs/EUR_USD",
+            {"risk_overrides": {"max_spread_pips": "\u0662"}},
+            "risk_overrides.max_spread_pips",
+        ),
+    ],
+)
+def test_a_price_or_amount_in_digits_of_another_script_is_a_400_asking_for_ascii_digits(
+    as_role: Callable[[str | None], APIClient],
+    role: str,
+    method: str,
+    url: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    response = getattr(as_role(role), method)(url, body, format="json")
+
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert "ASCII digits 0-9" in error["message"]
+
+
 def test_malformed_json_is_a_400(operator: APIClient) -> None:
     response = operator.post("/api/trading/stop", "{not json", content_type="application/json")
     assert response.status_code == 400

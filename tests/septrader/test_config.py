@@ -38,6 +38,8 @@ def test_decimal_settings_are_stored_as_exact_text() -> None:
         ("risk.per_trade_percent", "NaN", "risk.per_trade_percent='NaN' is not valid"),
         ("analysis.cpu_fallback", "yes", "expected true or false"),
         ("no.such.key", 1, "key='no.such.key' is not valid; expected one of"),
+        # Digits of another script (Arabic-Indic 0.5) read as a number by Decimal() itself.
+        ("risk.per_trade_percent", "\u0660.\u0665", "written with the ASCII digits 0-9"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key_value_and_expectation(
