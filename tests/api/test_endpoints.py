@@ -201,6 +201,29 @@ def test_a_config_patch_writes_the_values_audits_them_and_moves_the_generation(
     assert admin.get("/api/config").json()["generation"] == 1
 
 
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        "<script>alert(1)</script>",
+        '"<script>"@example.com',
+        "ops@example.com, not an address",
+        "x" * 1_000_000 + "@example.com",
+    ],
+    ids=["markup", "quoted-markup", "one-bad-address", "a-megabyte"],
+)
+def test_alert_email_that_is_not_a_list_of_addresses_is_a_400_naming_the_key(
+    as_role: Callable[[str | None], APIClient], addresses: str
+) -> None:
+    response = as_role("admin").patch("/api/config", {"alerts.email_to": addresses}, format="json")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "alerts.email_to"
+    assert "e-mail addresses separated by commas" in error["message"]
+    assert addresses[:20] in error["message"] and len(error["message"]) < 300
+    assert not SystemConfig.objects.filter(key="alerts.email_to").exists()
+
+
 def test_reload_bumps_the_generation_and_is_audited(operator: APIClient) -> None:
     first = operator.put("/api/config/reload").json()["generation"]
     second = operator.put("/api/config/reload").json()["generation"]
