@@ -18,15 +18,18 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from marketdata.timeframes import TIMEFRAME_SECONDS
+from septrader.decimals import ASCII_NUMBER, NonAsciiNumberError, parse_decimal
 
 _DURATIONS = {name: timedelta(seconds=seconds) for name, seconds in TIMEFRAME_SECONDS.items()}
 
 # OANDA sends RFC 3339 times with nine fractional digits ("2025-07-23T20:40:00.000000000Z"), which
 # datetime.fromisoformat cannot read, or Unix seconds as a decimal string when asked for UNIX times.
+# ASCII digits only: \d and int() also take the digits of other scripts (septrader/decimals.py).
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?$"
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?$",
+    re.ASCII,
 )
-_UNIX = re.compile(r"^\d{9,11}(\.\d{1,9})?$")
+_UNIX = re.compile(r"^\d{9,11}(\.\d{1,9})?$", re.ASCII)
 
 
 class CandleTimeError(ValueError):
@@ -65,6 +68,7 @@ def _broker_time(value: Any) -> datetime:
         and value[19] == "."
         and value[29] == "Z"
         and value[20:29].isdigit()
+        and value.isascii()
     ):
         try:
             whole_seconds = datetime.fromisoformat(value[:19])
@@ -152,22 +156,6 @@ MAX_VOLUME = 2**31 - 1
 _MICRO = Decimal("0.000001")
 _ZERO = Decimal(0)
 _MAX_PRICE = Decimal("1e9")
-
-
-def _price(value: Any) -> Decimal:
-    kind = type(value)
-    if kind is Decimal:
-        return value
-    if kind is str:
-        return Decimal(value)
-    if isinstance(value, bool):
-        raise InvalidOperation
-    if isinstance(value, float):
-        # repr() gives the shortest text that round-trips, so 1.1705 stays 1.1705.
-        return Decimal(repr(value))
-    if isinstance(value, int | str | Decimal):
-        return Decimal(value)
-    raise InvalidOperation
 
 
 def _price_problem(price: Decimal) -> str | None:
@@ -259,7 +247,9 @@ def parse_candle(
     for name in _PRICE_FIELDS:
         value = get(name)
         try:
-            price = _price(value)
+            price = parse_decimal(value)
+        except NonAsciiNumberError:
+            return CandleRejection(row, name, value, f"is not {ASCII_NUMBER}", symbol, _stamp(time))
         except (InvalidOperation, ValueError):
             return CandleRejection(row, name, value, "is not a number", symbol, _stamp(time))
         problem = _price_problem(price)

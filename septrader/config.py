@@ -14,12 +14,28 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from septrader.decimals import ASCII_DIGITS, NonAsciiNumberError, parse_decimal
+
 Kind = Literal["decimal", "int", "bool", "str", "list"]
+
+# How much of a refused value an error message repeats: enough to recognise it, while a megabyte
+# sent as a setting does not come back whole in the answer and the logs.
+SHOWN_VALUE_CHARACTERS = 80
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    if len(text) <= SHOWN_VALUE_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_VALUE_CHARACTERS]}... ({len(text)} characters)"
 
 
 class ConfigValueError(ValueError):
     def __init__(self, key: str, value: Any, expected: str) -> None:
-        super().__init__(f"{key}={value!r} is not valid; expected {expected}.")
+        super().__init__(f"{key}={_shown(value)} is not valid; expected {expected}.")
         self.key = key
         self.value = value
         self.expected = expected
@@ -37,11 +53,15 @@ class ConfigKey:
     # that describe what it accepts; the bounds above then limit the length of a list.
     accepts: Callable[[str], bool] | None = None
     accepts_text: str = ""
+    # For "str" settings: the longest text, checked before ``accepts`` reads it.
+    max_length: int | None = None
 
     def expectation(self) -> str:
         if self.kind in ("str", "list"):
             noun = "text" if self.kind == "str" else "a list of text items"
             described = f"{noun} ({self.accepts_text})" if self.accepts_text else noun
+            if self.max_length:
+                described += f" of at most {self.max_length} characters"
             return described + (f" of at most {self.maximum} items" if self.maximum else "")
         bounds = []
         if self.minimum is not None:
@@ -80,6 +100,29 @@ def _is_holiday_calendar(text: str) -> bool:
         text in holidays.list_supported_financial() or text in holidays.list_supported_countries()
     )
 
+
+def _is_email_list(text: str) -> bool:
+    """Empty (no alert e-mail), or e-mail addresses separated by commas.
+
+    Each address must pass Django's EmailValidator and be plain: a quoted local part
+    (``"<script>"@example.com``) is valid e-mail, but it would carry markup into the console and
+    mail headers, and a comma inside one would split it in two (monitoring/channels.py).
+    """
+    if not text.strip():
+        return True
+    for address in text.split(","):
+        address = address.strip()
+        if '"' in address:
+            return False
+        try:
+            validate_email(address)
+        except ValidationError:
+            return False
+    return True
+
+
+# About twenty addresses; alerts for a larger team belong on a mailing list.
+EMAIL_TO_MAX_LENGTH = 1000
 
 SEVERITY_CHOICES = ("off", "info", "warning", "critical")
 
@@ -190,7 +233,15 @@ MONITORING_KEYS = (
         1,
         10000,
     ),
-    ConfigKey("alerts.email_to", "str", "", "Comma-separated addresses for alert e-mail."),
+    ConfigKey(
+        "alerts.email_to",
+        "str",
+        "",
+        "Comma-separated addresses for alert e-mail.",
+        accepts=_is_email_list,
+        accepts_text="empty, or e-mail addresses separated by commas",
+        max_length=EMAIL_TO_MAX_LENGTH,
+    ),
     ConfigKey(
         "alerts.email_min_severity",
         "str",
@@ -399,10 +450,13 @@ def validate_config_value(key: str, value: Any) -> Any:
             raise ConfigValueError(key, value, spec.expectation())
         return value
     if spec.kind == "str":
-        if not isinstance(value, str) or (spec.accepts and not spec.accepts(value)):
+        # The length first, so an oversized value is refused before any check reads it all.
+        if not isinstance(value, str) or (spec.max_length and len(value) > spec.max_length):
             raise ConfigValueError(key, value, spec.expectation())
         if "\x00" in value:
             raise ConfigValueError(key, value, spec.expectation() + " without NUL characters")
+        if spec.accepts and not spec.accepts(value):
+            raise ConfigValueError(key, value, spec.expectation())
         return value
     if spec.kind == "list":
         return _validate_list(spec, value)
@@ -414,7 +468,9 @@ def validate_config_value(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
             raise ConfigValueError(key, value, spec.expectation() + " written as a string")
         try:
-            number = Decimal(value)
+            number = parse_decimal(value)
+        except NonAsciiNumberError:
+            raise ConfigValueError(key, value, f"{spec.expectation()}, {ASCII_DIGITS}") from None
         except InvalidOperation:
             raise ConfigValueError(key, value, spec.expectation()) from None
         if not number.is_finite():

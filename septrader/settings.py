@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from septrader.env import (
@@ -71,6 +72,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
+    # django-csp: its system checks (the middleware below sends the header).
+    "csp",
     "septrader",
     "marketdata",
     "trading",
@@ -82,6 +85,8 @@ MIDDLEWARE = [
     # First, so the request metrics time everything below it.
     "monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header on every answer (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Before CommonMiddleware, as django-cors-headers asks, so its headers reach every answer.
     "corsheaders.middleware.CorsMiddleware",
@@ -451,7 +456,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["septrader.api.permissions.HasRole"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a limit on nesting (API_MAX_JSON_DEPTH below).
+    "DEFAULT_PARSER_CLASSES": ["septrader.api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "septrader.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "septrader.api.pagination.Pagination",
     "PAGE_SIZE": 100,
@@ -507,6 +513,15 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "septrader.lockout.console_lockout_response"
 # The address the throttles and the AuditLog see (API_NUM_PROXIES decides whom to believe).
 AXES_CLIENT_IP_CALLABLE = "septrader.api.client.client_address"
+
+# Request limits: a body nested or sized beyond these is refused before it is parsed, with a 400
+# (API_MAX_JSON_DEPTH, septrader/api/parsers.py) or a 413 (REQUEST_MAX_BODY_BYTES,
+# septrader/api/errors.py), never a 500. The largest body the API takes is a PATCH /api/config
+# of every key with 400 holidays, about 6 KB and 2 levels deep: 1 MiB and 32 levels leave ample
+# room. The byte limit is Django's, so it also bounds the console's forms (uploaded files aside).
+# https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32, minimum=2)
 # Largest candle and metrics read in one request (about four days of M1).
 API_MAX_CANDLES = env_int("API_MAX_CANDLES", 5000, minimum=1)
 # How old (ms) the answer of GET /api/pairs/status may be: dashboards poll it, and each web
@@ -557,6 +572,28 @@ LOGGING = {
 # combination without it can be dodged by changing the user agent. The lock here is by username
 # alone, which no header changes, and the address is the login throttle's business.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# Content Security Policy (django-csp) -------------------------------------------------------------
+# https://django-csp.readthedocs.io/en/latest/configuration.html
+# Pages load scripts, styles, images and fonts from this server only, and nothing inline: markup
+# injected into a page can neither run a script nor restyle it. No CDN, no plugins, no framing,
+# and forms post back here. The console keeps its styles in septrader/static/console/, and the
+# API docs page uses drf-spectacular's split view, whose start-up script has a URL of its own
+# (templates/api/swagger_ui.html). data: images are Swagger UI's icons, drawn by its stylesheet.
+# One policy in every environment, so the tests see what production sends (with DEBUG on,
+# django-csp leaves Django's 404 and 500 debug pages, which are styled inline, without it).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Production is served by nginx, which terminates TLS and sets X-Forwarded-Proto (docker/nginx);
 # `manage.py check --deploy --fail-level WARNING` is clean with these (tests/security).

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from marketdata import api as marketdata_api
 from marketdata.models import PAIR_SYMBOL_PATTERN
@@ -67,7 +67,13 @@ api = [
     path("evaluations/<int:pk>", qfh_api.EvaluationDetailView.as_view(), name="evaluation-detail"),
     # The OpenAPI schema and its docs page (public: the API's shape is no secret).
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script from its own URL (?script) instead of
+    # inline, which the Content-Security-Policy (settings.py) would block.
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api/swagger_ui.html"),
+        name="docs",
+    ),
 ]
 
 urlpatterns = [

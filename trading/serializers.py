@@ -7,7 +7,13 @@ from typing import Any
 from rest_framework import serializers
 
 from marketdata.models import Pair
-from septrader.api.fields import BoundedDateField, PairField, TimeRangeSerializer
+from septrader.api.fields import (
+    AsciiDecimalField,
+    BoundedDateField,
+    PairField,
+    TimeRangeSerializer,
+    ascii_digits_only,
+)
 from trading.models import Order, Trade, TradingSignal, TradingState
 
 # ----- records -----------------------------------------------------------------------------------
@@ -147,15 +153,16 @@ class TradeCloseSerializer(serializers.Serializer[Any]):
         allow_null=True,
         default=None,
         max_length=32,
+        validators=[ascii_digits_only],
         help_text="Units to close (positive, at most the open units), or ALL (the default).",
     )
 
 
 class TradeAmendSerializer(serializers.Serializer[Any]):
-    stop_loss = serializers.DecimalField(
+    stop_loss = AsciiDecimalField(
         max_digits=16, decimal_places=6, required=False, allow_null=True, min_value=0
     )
-    take_profit = serializers.DecimalField(
+    take_profit = AsciiDecimalField(
         max_digits=16, decimal_places=6, required=False, allow_null=True, min_value=0
     )
 

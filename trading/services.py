@@ -17,6 +17,7 @@ from django.db import transaction
 from marketdata import oanda
 from marketdata.models import Pair
 from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_value
+from septrader.decimals import parse_decimal
 from septrader.models import Node
 from septrader.selectors import config_values
 from septrader.services import audit_record
@@ -419,7 +420,7 @@ def _units(value: Any, trade: Trade) -> str:
     if value in (None, "", "ALL"):
         return "ALL"
     try:
-        units = Decimal(str(value))
+        units = parse_decimal(value)
     except InvalidOperation:
         units = Decimal(-1)
     if not units.is_finite() or units <= 0 or units > abs(trade.current_units):
@@ -521,7 +522,7 @@ def trade_amend(
         if value is None:
             continue
         try:
-            price = Decimal(str(value))
+            price = parse_decimal(value)
         except InvalidOperation:
             price = Decimal(-1)
         if not price.is_finite() or price <= 0:

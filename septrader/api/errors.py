@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -120,6 +122,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             return Response(
                 error_body(code, message, getattr(exc, "field", "") or ""), status=status_code
             )
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads a body through Django's request.body, which refuses one larger than
+        # DATA_UPLOAD_MAX_MEMORY_SIZE before reading it; uncaught, it was a 500.
+        return _too_large(context)
     if isinstance(exc, ConfigValueError):
         field = exc.key if exc.key != "key" else str(exc.value)
         return Response(error_body("invalid", str(exc), field), status=400)
@@ -154,6 +160,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         field, message, _ = _first_error(exc.detail)
         response.data = error_body(code, message, field)
     return response
+
+
+def _too_large(context: dict[str, Any]) -> Response:
+    request = context.get("request")
+    size = request.META.get("CONTENT_LENGTH", "?") if request is not None else "?"
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return Response(
+        error_body(
+            "too_large",
+            f"The request body has {size} bytes; expected at most {limit} "
+            "(REQUEST_MAX_BODY_BYTES).",
+        ),
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
 
 
 def json_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

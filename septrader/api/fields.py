@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 from marketdata.models import PAIR_SYMBOL_PATTERN, Pair
+from septrader.decimals import NonAsciiNumberError, parse_decimal
 
 # The {pair} of a URL (septrader/urls.py matches only this shape; anything else is a 404).
 PAIR_PATH = OpenApiParameter(
@@ -40,6 +42,38 @@ class PairField(serializers.CharField):
                 f"pair={symbol!r} is not a known pair; expected a symbol such as EUR_USD."
             )
         return symbol
+
+
+class AsciiDecimalField(serializers.DecimalField):
+    """DRF's DecimalField, reading text with ASCII digits only (septrader/decimals.py).
+
+    DRF reads text with ``Decimal()``, which takes the digits of any script (Arabic-Indic
+    "\u0661.\u0661" is 1.1): the text is read here first, and DRF then checks the digits, places
+    and bounds of the number.
+    """
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        # Longer text is left to DRF, which refuses it without reading it.
+        if isinstance(data, str) and len(data) <= self.MAX_STRING_LENGTH:
+            try:
+                data = parse_decimal(data.strip())
+            except NonAsciiNumberError as error:
+                raise serializers.ValidationError(str(error)) from None
+            except InvalidOperation:
+                self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def ascii_digits_only(value: Any) -> None:
+    """A validator for text that holds a number among other words (units: a number or ALL):
+    text in another script is refused here; whether the rest is valid is left to the service,
+    which knows the range."""
+    try:
+        parse_decimal(value)
+    except NonAsciiNumberError as error:
+        raise serializers.ValidationError(str(error)) from None
+    except InvalidOperation:
+        pass
 
 
 # Far-off years are valid dates, but nothing is stored there and arithmetic on them overflows.

@@ -21,11 +21,13 @@ ERROR_SCHEMA = {
 }
 
 _DESCRIPTIONS = {
-    "400": "Invalid input; the message names the field, the value and what was expected.",
+    "400": "Invalid input (a malformed or too deeply nested body included); the message names the "
+    "field, the value and what was expected.",
     "401": "No valid token (or session).",
     "403": "Your role does not allow this.",
     "404": "No such record.",
     "409": "Conflicts with the current state (already closed, not promotable, ...).",
+    "413": "The body is larger than REQUEST_MAX_BODY_BYTES (1 MiB unless configured).",
     "429": "Throttled, or the username is locked after repeated failed logins.",
     "502": "The broker refused or could not be reached.",
     "503": "The feature is not available on this installation.",
@@ -48,6 +50,8 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
                 statuses += ["409", "502", "503"]
             if public:
                 statuses.append("401")
+            if method in ("post", "put", "patch"):
+                statuses.append("413")
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 responses.setdefault(

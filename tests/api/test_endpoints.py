@@ -201,6 +201,29 @@ def test_a_config_patch_writes_the_values_audits_them_and_moves_the_generation(
     assert admin.get("/api/config").json()["generation"] == 1
 
 
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        "<script>alert(1)</script>",
+        '"<script>"@example.com',
+        "ops@example.com, not an address",
+        "x" * 1_000_000 + "@example.com",
+    ],
+    ids=["markup", "quoted-markup", "one-bad-address", "a-megabyte"],
+)
+def test_alert_email_that_is_not_a_list_of_addresses_is_a_400_naming_the_key(
+    as_role: Callable[[str | None], APIClient], addresses: str
+) -> None:
+    response = as_role("admin").patch("/api/config", {"alerts.email_to": addresses}, format="json")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "alerts.email_to"
+    assert "e-mail addresses separated by commas" in error["message"]
+    assert addresses[:20] in error["message"] and len(error["message"]) < 300
+    assert not SystemConfig.objects.filter(key="alerts.email_to").exists()
+
+
 def test_reload_bumps_the_generation_and_is_audited(operator: APIClient) -> None:
     first = operator.put("/api/config/reload").json()["generation"]
     second = operator.put("/api/config/reload").json()["generation"]
@@ -281,6 +304,45 @@ def test_bad_bodies_are_a_400_naming_the_field(
     response = getattr(operator, method)(url, body, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["error"]["field"] == field
+
+
+# Arabic-Indic digits: Decimal() reads "\u0661.\u0661" as 1.1 and "\u0661\u0660\u0660" as 100.
+@pytest.mark.parametrize(
+    ("role", "method", "url", "body", "field"),
+    [
+        ("operator", "patch", "/api/trades/1", {"stop_loss": "\u0661.\u0661"}, "stop_loss"),
+        ("operator", "patch", "/api/trades/1", {"take_profit": "\u0661.\u0662"}, "take_profit"),
+        ("operator", "post", "/api/trades/1/close", {"units": "\u0661\u0660\u0660"}, "units"),
+        (
+            "admin",
+            "patch",
+            "/api/config",
+            {"risk.max_spread_pips": "\u0662"},
+            "risk.max_spread_pips",
+        ),
+        (
+            "admin",
+            "patch",
+            "/api/pairs/EUR_USD",
+            {"risk_overrides": {"max_spread_pips": "\u0662"}},
+            "risk_overrides.max_spread_pips",
+        ),
+    ],
+)
+def test_a_price_or_amount_in_digits_of_another_script_is_a_400_asking_for_ascii_digits(
+    as_role: Callable[[str | None], APIClient],
+    role: str,
+    method: str,
+    url: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    response = getattr(as_role(role), method)(url, body, format="json")
+
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert "ASCII digits 0-9" in error["message"]
 
 
 def test_malformed_json_is_a_400(operator: APIClient) -> None:

@@ -1,6 +1,7 @@
 """The console in a real headless Chromium (Debian's ``chromium`` and ``chromium-driver``, which
 ``scripts/services.sh`` installs): log in, read the dashboard, disable a pair with the admin
-action, and check that the chart page really renders (a screenshot with candles in it).
+action, check that the chart page really renders (a screenshot with candles in it) and that the
+API docs page draws, all under the Content-Security-Policy with no violation in the browser's log.
 
 About 10 s, most of it Chromium starting and the live server; it is the one test that shows the
 console works in a browser rather than in Django's test client.
@@ -59,6 +60,8 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         f"--user-data-dir={tmp_path / 'profile'}",
     ):
         options.add_argument(argument)
+    # The browser's console log, where Chromium reports what the Content-Security-Policy blocked.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # An explicit driver path: Selenium Manager would otherwise try to download one.
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
@@ -90,6 +93,15 @@ def shown(browser: Any, by: str, selector: str) -> Any:
     return WebDriverWait(browser, 20).until(
         expected_conditions.presence_of_element_located((by, selector))
     )
+
+
+def policy_violations(browser: Any) -> list[str]:
+    """What the Content-Security-Policy blocked since the last look, from the browser's log."""
+    return [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
 
 
 # serialized_rollback: the live server needs committed rows, and the flush after the test would
@@ -141,6 +153,8 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     assert browser.find_element(By.ID, "market-state").text in {"open", "closed"}
     stream = browser.find_element(By.ID, "panel-stream").text
     assert "EUR_USD" in stream and "2025-07-25 20:59Z" in stream
+    # (every page below is checked for what the Content-Security-Policy blocked)
+    violations = policy_violations(browser)
 
     # When the operator disables EUR/USD with the list action
     browser.get(f"{live_server.url}/admin/marketdata/pair/?q=EUR_USD")
@@ -153,6 +167,7 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     # Then the page confirms it, the database has it, and the audit log names the operator
     # (A click that submits a form returns before the next page has loaded: wait for it.)
     assert "EUR_USD: disabled" in shown(browser, By.CSS_SELECTOR, ".messagelist").text
+    violations += policy_violations(browser)
     eur_usd.refresh_from_db()
     assert (eur_usd.enabled, eur_usd.state) == (False, Pair.State.DISABLED)
     entry = AuditLog.objects.get(action="pair.disable", target="EUR_USD")
@@ -165,6 +180,7 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     png = chart.screenshot_as_png
     (tmp_path / "chart.png").write_bytes(png)
     browser.save_screenshot(str(tmp_path / "chart-page.png"))
+    violations += policy_violations(browser)
 
     # Then 360 candles are in the page and the browser really drew them: many colours, ink, and
     # both the rising (green) and the falling (red) candle colours in the picture
@@ -182,3 +198,18 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
         "return [...document.querySelectorAll('link[href],script[src]')].map(e => e.href || e.src)"
     )
     assert sources and all(source.startswith(live_server.url) for source in sources)
+    # And the chart's form kept its look with its style moved to the stylesheet (6em wide)
+    hours = browser.find_element(By.NAME, "hours")
+    width, font = (float(hours.value_of_css_property(name)[:-2]) for name in ("width", "font-size"))
+    assert width == pytest.approx(6 * font, abs=1)
+
+    # When the operator opens the API docs page
+    browser.get(f"{live_server.url}/api/docs/")
+
+    # Then Swagger UI draws the operations from the schema (its start-up script is a file too)
+    assert "SEP Trader API" in shown(browser, By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    shown(browser, By.CSS_SELECTOR, ".swagger-ui .opblock")
+    violations += policy_violations(browser)
+
+    # And the Content-Security-Policy blocked nothing on any page
+    assert not violations, "\n".join(violations)

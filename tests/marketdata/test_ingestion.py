@@ -116,11 +116,23 @@ BAD_ROWS = {
     "zero price": ({"low": "0"}, "low", "is not positive"),
     "negative price": ({"low": "-1.1"}, "low", "is not positive"),
     "not a number": ({"close": "abc"}, "close", "is not a number"),
+    # Arabic-Indic digits, which Decimal() reads as 1.1000.
+    "digits of another script": (
+        {"close": "\u0661.\u0661\u0660\u0660\u0660"},
+        "close",
+        "is not a number written with the ASCII digits 0-9",
+    ),
     "NaN": ({"close": "NaN"}, "close", "is not finite"),
     "infinite float": ({"high": float("inf")}, "high", "is not finite"),
     "future time": ({"time": "2026-01-09T12:01:00Z"}, "time", "is in the future"),
     "unaligned time": ({"time": "2026-01-05T00:00:30Z"}, "time", "is not aligned to M1"),
     "garbage time": ({"time": "yesterday"}, "time", "is not a timestamp"),
+    # The bad row's own time (row 1234 is 20:34), its year in Arabic-Indic digits.
+    "time in digits of another script": (
+        {"time": "\u0662\u0660\u0662\u0666-01-05T20:34:00Z"},
+        "time",
+        "is not a timestamp",
+    ),
     "naive time": ({"time": "2026-01-05T00:00:00"}, "time", "has no time zone"),
     "unknown pair": ({"pair": "XXX_YYY"}, "pair", "is not a known pair"),
     "bad timeframe": ({"timeframe": "M7"}, "timeframe", "is not supported"),

@@ -109,6 +109,23 @@ def test_decimal_settings_are_stored_as_exact_text() -> None:
         ("risk.per_trade_percent", "NaN", "risk.per_trade_percent='NaN' is not valid"),
         ("analysis.cpu_fallback", "yes", "expected true or false"),
         ("no.such.key", 1, "key='no.such.key' is not valid; expected one of"),
+        # Digits of another script (Arabic-Indic 0.5) read as a number by Decimal() itself.
+        ("risk.per_trade_percent", "\u0660.\u0665", "written with the ASCII digits 0-9"),
+        (
+            "alerts.email_to",
+            "<script>alert(1)</script>",
+            "alerts.email_to='<script>alert(1)</script>' is not valid; expected text (empty, or "
+            "e-mail addresses separated by commas) of at most 1000 characters.",
+        ),
+        ("alerts.email_to", "ops@example.com; desk@example.com", "separated by commas"),
+        ("alerts.email_to", "ops@example.com,", "separated by commas"),
+        ("alerts.email_to", '"<b>"@example.com', "separated by commas"),
+        # A megabyte is refused by its length, and only its start is repeated in the message.
+        (
+            "alerts.email_to",
+            "x" * 1_000_000,
+            "alerts.email_to='" + "x" * 79 + "... (1000002 characters) is not valid; expected",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key_value_and_expectation(
@@ -118,3 +135,12 @@ def test_a_bad_value_is_refused_naming_the_key_value_and_expectation(
         config_set(key=key, value=value)
     assert message in str(error.value)
     assert not SystemConfig.objects.filter(key=key).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "addresses", ["", "ops@example.com", "ops@example.com, desk+fx@trader.example.org"]
+)
+def test_alert_email_is_empty_or_plain_addresses_separated_by_commas(addresses: str) -> None:
+    config_set(key="alerts.email_to", value=addresses)
+    assert config_get("alerts.email_to") == addresses
