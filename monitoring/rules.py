@@ -146,14 +146,25 @@ def market_closed(context: Context) -> list[Firing]:
     return [Firing("market.closed", Severity.INFO, f"Market-hours pause: {reason}")]
 
 
-def reconciliation_differences(context: Context) -> list[Firing]:
+def _recent_audit(
+    context: Context, action: str, window_key: str
+) -> tuple[timedelta, list[dict[str, Any]]]:
+    """The newest 20 AuditLog rows of ``action`` within the window a setting names (minutes)."""
     from septrader.models import AuditLog
 
-    window = timedelta(minutes=int(config_value("monitoring.reconciliation_window_minutes")))
-    rows = list(
-        AuditLog.objects.filter(
-            action="reconciliation.difference", time__gte=context.now - window
-        ).values("time", "actor", "target", "details")[:20]
+    window = timedelta(minutes=int(config_value(window_key)))
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in AuditLog.objects.filter(action=action, time__gte=context.now - window).values(
+            "time", "actor", "target", "details"
+        )[:20]
+    ]
+    return window, rows
+
+
+def reconciliation_differences(context: Context) -> list[Firing]:
+    window, rows = _recent_audit(
+        context, "reconciliation.difference", "monitoring.reconciliation_window_minutes"
     )
     if not rows:
         return []
@@ -172,13 +183,8 @@ def reconciliation_differences(context: Context) -> list[Firing]:
 def late_fills_closed(context: Context) -> list[Firing]:
     """An entry filled after a stop (kill switch, disable, reducing mode) and was closed at once:
     the stop held, but the operator should know a trade existed for a moment after it."""
-    from septrader.models import AuditLog
-
-    window = timedelta(minutes=int(config_value("monitoring.reconciliation_window_minutes")))
-    rows = list(
-        AuditLog.objects.filter(
-            action="trade.closed_after_stop", time__gte=context.now - window
-        ).values("time", "target", "details")[:20]
+    window, rows = _recent_audit(
+        context, "trade.closed_after_stop", "monitoring.reconciliation_window_minutes"
     )
     if not rows:
         return []
@@ -196,13 +202,8 @@ def late_fills_closed(context: Context) -> list[Firing]:
 
 def sync_bundles_rejected(context: Context) -> list[Firing]:
     """Files of the sync inbox that a pull skipped (septrader/sync.py audits each skip)."""
-    from septrader.models import AuditLog
-
-    window = timedelta(minutes=int(config_value("monitoring.sync_rejected_window_minutes")))
-    rows = list(
-        AuditLog.objects.filter(action="sync.rejected", time__gte=context.now - window).values(
-            "time", "target", "details"
-        )[:20]
+    window, rows = _recent_audit(
+        context, "sync.rejected", "monitoring.sync_rejected_window_minutes"
     )
     if not rows:
         return []
