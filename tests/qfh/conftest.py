@@ -111,19 +111,33 @@ def start_worker(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(
-        *, queues: str, role: str, name: str, env: dict[str, str] | None = None
+        *,
+        queues: str,
+        role: str,
+        name: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
     ) -> subprocess.Popen[bytes]:
-        """A worker; ``env`` replaces the environment (``device_env()`` for the double)."""
-        process = subprocess.Popen(
-            celery_worker_command(queues, name=name),
-            cwd=REPO,
-            env={
-                **(env or {**os.environ, "QFH_BACKEND": "numpy"}),
-                "DJANGO_SETTINGS_MODULE": "septrader.settings",
-                "DATABASE_URL": worker_database_url(),
-                "SEPTRADER_ROLE": role,
-            },
-        )
+        """A worker; ``env`` replaces the environment (``device_env()`` for the double) and
+        ``log`` receives its output (at INFO)."""
+        extra = ("--loglevel", "INFO") if log else ()
+        output = log.open("wb") if log else None
+        try:
+            process = subprocess.Popen(
+                celery_worker_command(queues, name=name, extra=extra),
+                cwd=REPO,
+                env={
+                    **(env or {**os.environ, "QFH_BACKEND": "numpy"}),
+                    "DJANGO_SETTINGS_MODULE": "septrader.settings",
+                    "DATABASE_URL": worker_database_url(),
+                    "SEPTRADER_ROLE": role,
+                },
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+            )
+        finally:
+            if output:
+                output.close()
         started.append(process)
         return process
 

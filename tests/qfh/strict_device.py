@@ -286,7 +286,7 @@ def _function(function: Callable[..., Any]) -> Callable[..., Any]:
     return device_function
 
 
-def asarray(value: Any, dtype: Any = None, order: Any = None, **kwargs: Any) -> ndarray:
+def asarray(value: Any, dtype: Any = None, order: Any = None, **kwargs: Any) -> Any:
     """The way in: a host array, list or scalar copied to the device (a device array as is)."""
     if isinstance(value, ndarray):
         data = value._data if dtype is None else value._data.astype(dtype, copy=False)
@@ -302,7 +302,7 @@ def _device_or_host(value: Any) -> Any:
     return value._data if isinstance(value, ndarray) else value
 
 
-def array(value: Any, dtype: Any = None, copy: bool = True, **kwargs: Any) -> ndarray:
+def array(value: Any, dtype: Any = None, copy: bool = True, **kwargs: Any) -> Any:
     if isinstance(value, ndarray):
         return ndarray._wrap(np.array(value._data, dtype=dtype, copy=True))
     return asarray(value, dtype=dtype)
