@@ -54,12 +54,15 @@ class MixedArraysError(TypeError):
     """Inputs of one call live in two array modules (host and device)."""
 
 
+NOT_INSTALLED = "CuPy is not installed"
+
+
 def device_module() -> tuple[ModuleType | None, str]:
     """CuPy when it imports and a CUDA device answers; otherwise None and the reason."""
     try:
         cupy = importlib.import_module("cupy")
     except ImportError as error:
-        return None, f"CuPy is not installed ({error})"
+        return None, f"{NOT_INSTALLED} ({error})"
     try:
         devices = int(cupy.cuda.runtime.getDeviceCount())
     except Exception as error:  # No driver, a driver older than the wheel's CUDA, no device.
@@ -90,8 +93,11 @@ def choose_array_module(name: str, *, setting: str = SETTING) -> ModuleType:
             f"(README, 'GPU PC') or set {setting}=auto to run on NumPy"
         )
     if reason != _last_fallback:
-        logger.warning(
-            "event=qfh_backend_fallback setting=%s module=numpy reason=%r", setting, reason
+        # Without CuPy (the droplet) NumPy is what was meant; CuPy without a device is a GPU PC
+        # whose driver or card stopped answering, which an operator should hear about.
+        level = logging.INFO if reason.startswith(NOT_INSTALLED) else logging.WARNING
+        logger.log(
+            level, "event=qfh_backend_fallback setting=%s module=numpy reason=%r", setting, reason
         )
         _last_fallback = reason
     return np

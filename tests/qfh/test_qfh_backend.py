@@ -42,13 +42,31 @@ def test_auto_falls_back_to_numpy_and_logs_why_when_cupy_is_missing(
     monkeypatch.setattr("qfh.engine.backend._last_fallback", None)
 
     # When auto is resolved
-    with caplog.at_level("WARNING", logger="qfh.engine.backend"):
+    with caplog.at_level("INFO", logger="qfh.engine.backend"):
         chosen = choose_array_module("auto")
 
     # Then it is NumPy, and the log says why
     assert chosen is np
     assert "event=qfh_backend_fallback" in caplog.text
     assert "CuPy is not installed" in caplog.text
+
+
+def test_auto_warns_when_cupy_is_installed_but_no_device_answers(
+    strict_cupy: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a GPU PC whose CuPy counts no device (a driver or card that stopped answering)
+    monkeypatch.setenv("STRICT_DEVICE_COUNT", "0")
+    monkeypatch.setattr("qfh.engine.backend._last_fallback", None)
+
+    # When auto is resolved twice (two analysis runs)
+    with caplog.at_level("INFO", logger="qfh.engine.backend"):
+        first = choose_array_module("auto")
+        second = choose_array_module("auto")
+
+    # Then both run on NumPy, and one warning says why
+    assert first is second is np
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "cudaErrorNoDevice" in warnings[0].getMessage()
 
 
 def test_auto_takes_the_device_when_one_answers(strict_cupy: ModuleType) -> None:
