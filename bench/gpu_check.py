@@ -10,7 +10,8 @@ device answers):
 1. ``device``: the GPU, its memory, the CuPy/CUDA versions, and the blocks the engine chooses on
    the CPU (cache-sized) and on the device (from its free memory);
 2. ``golden``: the day-1 golden file (tests/qfh/data/qfh_reference_day1.csv, the original C++
-   engine's output) analysed on the device in the original precision: no value off by > 1e-5;
+   engine's output), and any other golden CSV in ../shared/golden/ next to the checkout, analysed
+   on the device in the original precision: no value off by > 1e-5;
 3. ``agreement``: ``analyze_sliding`` (windows 11, 17, 64, 100; 7 pairs) and ``analyze_trailing``
    on the device against NumPy, float64: within 1e-9;
 4. ``live``: ``features_batch`` for 28 pairs with default settings (the candles the live analysis
@@ -50,9 +51,9 @@ import numpy as np  # noqa: E402
 from bench import train as train_bench  # noqa: E402
 from qfh import rules  # noqa: E402
 from qfh.cli import measure_windows_per_second  # noqa: E402
-from qfh.engine import analyze_sliding, analyze_trailing, choose_array_module  # noqa: E402
+from qfh.engine import analyze_sliding, analyze_trailing  # noqa: E402
 from qfh.engine.backend import (  # noqa: E402
-    BackendError,
+    device_module,
     free_device_bytes,
     module_name,
     synchronize,
@@ -62,7 +63,7 @@ from qfh.evaluation.candles import Candles  # noqa: E402
 from qfh.evaluation.evaluate import evaluate_rule, rule_signals  # noqa: E402
 from qfh.evaluation.features import FeatureRequest, features_batch, history_needed  # noqa: E402
 from qfh.evaluation.training import SearchSpace, block_sets, walk_forward  # noqa: E402
-from tests.qfh.parity import golden_parity, golden_rows, max_difference  # noqa: E402
+from tests.qfh.parity import GOLDEN_FILE, golden_parity, golden_rows, max_difference  # noqa: E402
 
 TOLERANCE = 1e-9
 GOLDEN_MISMATCHES_ALLOWED = 0
@@ -71,6 +72,8 @@ GOAL_11_BIT_FLOAT32 = 3e9
 GOAL_TRAINING_SECONDS = 10.0
 LIVE_PAIRS = 28
 CANDLES_FILE = REPO / "marketdata" / "fixtures" / "eur_usd_m1_48h.json"
+# The project's shared folder, next to the checkout where it exists, may hold more golden days.
+SHARED_GOLDEN = REPO.parent / "shared" / "golden"
 
 
 class Check:
@@ -112,14 +115,28 @@ def device_section(check: Check, xp: ModuleType) -> None:
     check.say("block_training_sets_device_year", block_sets(xp, year))
 
 
+def golden_files() -> list[Path]:
+    """The repository's day-1 file, and the shared golden files that differ from it."""
+    files = [GOLDEN_FILE]
+    if SHARED_GOLDEN.is_dir():
+        day1 = GOLDEN_FILE.read_bytes()
+        files += [p for p in sorted(SHARED_GOLDEN.glob("*.csv")) if p.read_bytes() != day1]
+    return files
+
+
 def golden_section(check: Check, xp: ModuleType) -> None:
-    parity = golden_parity(xp, golden_rows())
-    for name, value in parity.items():
-        check.say(f"golden_{name}", value)
+    mismatches = values = 0
+    for path in golden_files():
+        parity = golden_parity(xp, golden_rows(path))
+        check.say("golden_file", path.name)
+        for name, value in parity.items():
+            check.say(f"golden_{name}", value)
+        mismatches += int(parity["mismatches"])
+        values += int(parity["values"])
     check.verdict(
         "golden",
-        parity["mismatches"] <= GOLDEN_MISMATCHES_ALLOWED,
-        f"{parity['mismatches']} of {parity['values']} values off by more than 1e-5",
+        mismatches <= GOLDEN_MISMATCHES_ALLOWED,
+        f"{mismatches} of {values} values off by more than 1e-5",
     )
 
 
@@ -272,11 +289,11 @@ def main(argv: list[str] | None = None) -> int:
 
         xp: ModuleType = strict_device
     else:
-        try:
-            xp = choose_array_module("cupy", setting="the GPU check")
-        except BackendError as error:
-            print(f"bench/gpu_check.py: {error}", file=sys.stderr)
+        device, reason = device_module()
+        if device is None:
+            print(f"bench/gpu_check.py: {reason}; nothing to check", file=sys.stderr)
             return 2
+        xp = device
     gpu = not args.strict_double and not args.small
     check = Check()
     check.say("gpu_check_mode", "small" if args.small else "full")

@@ -294,3 +294,10 @@ def test_the_gpu_check_passes_on_the_strict_double_without_django() -> None:
         "gpu_check=PASS",
     ):
         assert line in completed.stdout, line
+
+
+def test_the_gpu_check_stops_when_no_cuda_device_answers() -> None:
+    completed = run_python("bench/gpu_check.py", env=device_env(STRICT_DEVICE_COUNT="0"))
+
+    assert completed.returncode == 2
+    assert "no CUDA device answers" in completed.stderr and "cudaErrorNoDevice" in completed.stderr
