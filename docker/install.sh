@@ -23,6 +23,9 @@ CONFIG="$PREFIX/config"
 SECRETS="$CONFIG/secrets"
 ROLE=droplet
 GPU=0
+# The CuPy wheel of the driver's CUDA major (pyproject.toml's gpu extras; README, "The GPU PC"): the
+# CUDA 12 wheel runs on CUDA 12 and 13 drivers; SEPTRADER_CUPY="cupy-cuda13x[ctk]==14.2.0" for 13.
+CUPY_PACKAGE="${SEPTRADER_CUPY:-cupy-cuda12x[ctk]==14.2.0}"
 HOST=""
 
 say() { echo "install: $*" >&2; }
@@ -94,7 +97,7 @@ install_code() {
   python3 -m venv "$PREFIX/venv"
   "$PREFIX/venv/bin/pip" install -q --disable-pip-version-check -r "$PREFIX/app/requirements/base.txt"
   if [ "$GPU" = 1 ]; then
-    "$PREFIX/venv/bin/pip" install -q --disable-pip-version-check "cupy-cuda12x>=13"
+    "$PREFIX/venv/bin/pip" install -q --disable-pip-version-check "$CUPY_PACKAGE"
   fi
 }
 

@@ -6,15 +6,21 @@
 ``analyze`` reads one window per line (a string of 0 and 1) and writes the golden file's CSV to
 stdout. Lines holding anything else are reported on stderr with their line number; the other
 lines are still analysed and the exit status is 1. Blank lines are skipped.
+
+``--backend auto|numpy|cupy`` picks the array module of the run; without it the ``QFH_BACKEND``
+environment variable does (read here, where the work enters), else ``auto``. A GPU asked for
+where no CUDA device answers is an error (exit status 2) naming the flag or the variable.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from types import ModuleType
 from typing import TextIO
 
 import numpy as np
@@ -25,11 +31,12 @@ from qfh.engine import (
     QFHBatchResult,
     analyze_sliding,
     analyze_windows,
-    get_array_module,
+    choose_array_module,
     parse_bit_strings,
     to_numpy,
 )
-from qfh.engine.backend import BackendError, synchronize
+from qfh.engine.backend import SETTING, BackendError, module_name, synchronize
+from qfh.engine.batch import sliding_block_windows
 
 HEADER = ("bits", *GOLDEN_COLUMNS)
 INTEGER_COLUMNS = {"null_count", "flip_count", "rupture_count", "collapse"}
@@ -54,6 +61,14 @@ def _read_windows(stream: TextIO) -> tuple[list[str], list[tuple[int, str]]]:
     return windows, errors
 
 
+def array_module_from(backend: str | None) -> ModuleType:
+    """The run's array module: ``--backend``, else ``QFH_BACKEND``, else auto (entry points only:
+    the engine itself never reads the environment)."""
+    if backend:
+        return choose_array_module(backend, setting="--backend")
+    return choose_array_module(os.environ.get(SETTING) or "auto", setting=SETTING)
+
+
 def run_analyze(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     params = replace(DEFAULT_PARAMS, collapse_threshold=args.collapse_threshold)
     try:
@@ -62,7 +77,7 @@ def run_analyze(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         else:
             with open(args.input, encoding="utf-8", errors="replace") as stream:
                 windows, errors = _read_windows(stream)
-        xp = get_array_module(args.backend)
+        xp = array_module_from(args.backend)
     except (OSError, BackendError) as error:
         print(f"qfh analyze: {error}", file=stderr)
         return 2
@@ -74,7 +89,6 @@ def run_analyze(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         xp.asarray(matrix),
         xp.asarray(lengths),
         params,
-        backend=xp,
         original_precision=args.precision == "original",
     )
     columns = {name: to_numpy(value) for name, value in result.columns().items()}
@@ -93,7 +107,7 @@ def measure_windows_per_second(
     window: int,
     windows: int,
     pairs: int = 1,
-    backend: str | None = None,
+    xp: ModuleType,
     dtype: str = "float64",
     repeat: int = 3,
     seed: int = 20250723,
@@ -104,9 +118,8 @@ def measure_windows_per_second(
     look-up tables and, on CuPy, compiles the kernels. Two figures come back: with a fresh
     output each run ("fresh_output": allocation and first touch of about 80 bytes per window
     included) and writing into a reused output (``out=``, the steady state of a caller that
-    analyses series after series).
+    analyses series after series). ``block_windows`` is the block the engine chose on ``xp``.
     """
-    xp = get_array_module(backend)
     per_pair = -(-windows // pairs)
     rng = np.random.default_rng(seed)
     host_bits = rng.integers(0, 2, size=(pairs, per_pair + window - 1), dtype=np.uint8)
@@ -114,17 +127,18 @@ def measure_windows_per_second(
 
     def once(series: object, out: QFHBatchResult | None = None) -> float:
         started = time.perf_counter()
-        analyze_sliding(series, window, backend=xp, dtype=dtype, out=out)
+        analyze_sliding(series, window, dtype=dtype, out=out)
         synchronize(xp)
         return time.perf_counter() - started
 
     once(bits[:, : min(per_pair, 4096) + window - 1])
     fresh = [once(bits) for _ in range(repeat)]
-    reused_output = analyze_sliding(bits, window, backend=xp, dtype=dtype)
+    reused_output = analyze_sliding(bits, window, dtype=dtype)
     reused = [once(bits, reused_output) for _ in range(repeat)]
     total = per_pair * pairs
     return {
-        "backend": xp.__name__,
+        "backend": module_name(xp),
+        "block_windows": sliding_block_windows(xp, window),
         "windows": total,
         "seconds_fresh_output": min(fresh),
         "seconds": min(reused),
@@ -142,7 +156,7 @@ def run_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             window=args.window,
             windows=args.windows,
             pairs=args.pairs,
-            backend=args.backend,
+            xp=array_module_from(args.backend),
             dtype=args.dtype,
             repeat=args.repeat,
             seed=args.seed,
@@ -152,7 +166,8 @@ def run_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return 2
     print(
         f"backend={figures['backend']} dtype={args.dtype} window={args.window} "
-        f"pairs={args.pairs} windows={figures['windows']} runs={args.repeat}",
+        f"pairs={args.pairs} windows={figures['windows']} runs={args.repeat} "
+        f"block_windows={figures['block_windows']}",
         file=stdout,
     )
     print(f"seconds_fresh_output={figures['seconds_fresh_output']:.4f}", file=stdout)

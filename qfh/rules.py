@@ -7,6 +7,9 @@ callers pass the engine's per-candle arrays (``qfh.engine``) and get back
 * ``direction``: int8, +1 buy, -1 sell, 0 hold;
 * ``confidence``: float64, the winning score (it can exceed 1, as in the original).
 
+They compute in the array module of their inputs (``qfh.engine.array_module``): NumPy for host
+arrays, CuPy for device arrays, and an error naming the arguments when both are mixed.
+
 Every parameter may be a Python number or an array that broadcasts against the candles. Training
 passes each parameter as a (sets, 1) column, so one call scores every parameter set on every
 candle and returns (sets, candles) arrays (QFH_SPEC.md section 0.4).
@@ -26,12 +29,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from qfh.engine import get_array_module
+from qfh.engine import array_module
 
 Array = Any
 
@@ -155,13 +157,6 @@ def validate_rule(rule_type: str, params: Mapping[str, Any] | None = None) -> Ru
     return Rule(rule_type, checked)
 
 
-def _xp(*values: Any) -> ModuleType:
-    for value in values:
-        if type(value).__module__.startswith("cupy"):
-            return get_array_module("cupy")
-    return np
-
-
 # ---------------------------------------------------------------------------------------------
 # Section 5.1: the testbed scoring.
 
@@ -175,7 +170,7 @@ def volatility_multiplier(
     The original took the mean over the last 100 candles *of the file*, a look-ahead from every
     candle but the last; here candle j sees only ranges that were known at its close.
     """
-    xp = _xp(range_pips)
+    xp = array_module(range_pips=range_pips)
     ranges = xp.asarray(range_pips, dtype=xp.float64)
     total = xp.concatenate([xp.zeros((*ranges.shape[:-1], 1)), xp.cumsum(ranges, axis=-1)], -1)
     index = xp.arange(ranges.shape[-1])
@@ -191,7 +186,7 @@ def leaky_volatility_multiplier(
 
     For the labelled leaky comparison only: every candle but the last sees the future.
     """
-    xp = _xp(range_pips)
+    xp = array_module(range_pips=range_pips)
     ranges = xp.asarray(range_pips, dtype=xp.float64)
     mean = ranges[..., -lookback:].mean(axis=-1, keepdims=True)
     return xp.broadcast_to(xp.clip(1.0 + (mean - base_pips) * slope, 0.8, 1.5), ranges.shape)
@@ -199,14 +194,14 @@ def leaky_volatility_multiplier(
 
 def volume_factor(volume: Array) -> Array:
     """vf = clamp(0.85 + 0.3 * volume / 150, 0.7, 1.4)."""
-    xp = _xp(volume)
+    xp = array_module(volume=volume)
     return xp.clip(0.85 + 0.3 * xp.asarray(volume, dtype=xp.float64) / 150.0, 0.7, 1.4)
 
 
 def temporal_factor(coherence: Array) -> Array:
     """tc per pattern: 1.15 if C is close to the mean of the previous 5 and that to the previous 15,
     1.08 if only close to the previous 5, else 1; 1 before pattern index 15. Past values only."""
-    xp = _xp(coherence)
+    xp = array_module(coherence=coherence)
     values = xp.asarray(coherence, dtype=xp.float64)
     total = xp.concatenate([xp.zeros((*values.shape[:-1], 1)), xp.cumsum(values, axis=-1)], -1)
     index = xp.arange(values.shape[-1])
@@ -258,7 +253,22 @@ def testbed_signals(
     confidence is the winning score. With ``high_confidence_only`` the signals outside the
     high-confidence gate become HOLD (the population of the original's headline figure).
     """
-    xp = _xp(coherence, weight_stability)
+    xp = array_module(
+        coherence=coherence,
+        stability=stability,
+        entropy=entropy,
+        multiplier=multiplier,
+        volatility=volatility,
+        weight_stability=weight_stability,
+        weight_coherence=weight_coherence,
+        weight_entropy=weight_entropy,
+        buy_threshold=buy_threshold,
+        sell_threshold=sell_threshold,
+        min_confidence=min_confidence,
+        min_coherence=min_coherence,
+        min_stability=min_stability,
+        high_confidence_only=high_confidence_only,
+    )
     buy, sell = testbed_buy_score(
         coherence=coherence,
         stability=stability,
@@ -301,7 +311,15 @@ def pipeline_signals(
     weight_entropy: Any = 0.50,
 ) -> tuple[Array, Array]:
     """Section 5.2 M5/M15 pipeline: BUY if buy > sell else SELL, confidence = max(buy, sell)."""
-    xp = _xp(coherence, weight_stability)
+    xp = array_module(
+        coherence=coherence,
+        stability=stability,
+        entropy=entropy,
+        modifier=modifier,
+        weight_stability=weight_stability,
+        weight_coherence=weight_coherence,
+        weight_entropy=weight_entropy,
+    )
     buy0, sell0 = testbed_buy_score(
         coherence=coherence,
         stability=stability,
@@ -334,7 +352,16 @@ def pattern_threshold_signals(
 
     Confidence is C * S for a buy and (1 - S) * H for a sell.
     """
-    xp = _xp(coherence, buy_min_coherence)
+    xp = array_module(
+        coherence=coherence,
+        stability=stability,
+        entropy=entropy,
+        buy_min_coherence=buy_min_coherence,
+        buy_min_stability=buy_min_stability,
+        buy_max_entropy=buy_max_entropy,
+        sell_max_stability=sell_max_stability,
+        sell_min_entropy=sell_min_entropy,
+    )
     sell = (stability < sell_max_stability) & (entropy > sell_min_entropy)
     buy = (
         ~sell
@@ -361,7 +388,7 @@ def closed_bucket_index(
     The key is the floored bucket start: floor(close / width) * width - width. The original keyed
     on the bucket *containing* the M1 candle, which had not closed yet (and its keys never matched).
     """
-    xp = _xp(times)
+    xp = array_module(times=times, bucket_times=bucket_times)
     closes = xp.asarray(times, dtype=xp.int64) + seconds
     key = (closes // bucket_seconds) * bucket_seconds - bucket_seconds
     buckets = xp.asarray(bucket_times, dtype=xp.int64)
@@ -374,7 +401,7 @@ def closed_bucket_index(
 def gather_closed(values: Array, index: Array, missing: Any = 0) -> Array:
     """``values`` of a higher timeframe (last axis) taken at ``index`` (from
     ``closed_bucket_index``), with ``missing`` where the index is -1."""
-    xp = _xp(values)
+    xp = array_module(values=values, index=index, missing=missing)
     safe = xp.where(index >= 0, index, 0)
     return xp.where(index >= 0, values[..., safe], missing)
 
@@ -385,7 +412,12 @@ def confirm(direction: Array, higher: list[tuple[Array, Array]], threshold: Any)
     ``higher`` holds (direction, confidence) per higher timeframe, already on the M1 grid
     (``gather_closed``): HOLD where no closed higher candle exists, which never confirms.
     """
-    xp = _xp(direction)
+    xp = array_module(
+        direction=direction,
+        threshold=threshold,
+        **{f"higher[{i}]": pair[0] for i, pair in enumerate(higher)},
+        **{f"higher[{i}] confidence": pair[1] for i, pair in enumerate(higher)},
+    )
     keep = direction != HOLD
     for higher_direction, higher_confidence in higher:
         keep = keep & (higher_direction == direction) & (higher_confidence > threshold)

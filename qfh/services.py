@@ -1,5 +1,9 @@
 """Writes for the QFH app: per-candle metrics computed from stored candles, and the live
-analysis that turns each closed M1 candle into a TradingSignal (or nothing)."""
+analysis that turns each closed M1 candle into a TradingSignal (or nothing).
+
+Both take the array module ``xp`` their caller chose (a task, a command); the stored candles go
+to it once on the way in, and the numbers come back once, where they are stored.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -75,9 +80,9 @@ def candle_metrics_compute(
     end: datetime | None = None,
     window_bits: int = DEFAULT_WINDOW_BITS,
     params: QFHParams = DEFAULT_PARAMS,
-    backend: str | None = None,
+    xp: ModuleType,
 ) -> MetricsRun:
-    """Compute and store the metrics of every candle of a pair starting in [start, end).
+    """Compute on ``xp`` and store the metrics of every candle of a pair starting in [start, end).
 
     The candles just before ``start`` are read too, so the first candles of the range get full
     windows and the result is the same however the range is split into runs. Rows are upserted on
@@ -98,9 +103,8 @@ def candle_metrics_compute(
     series = history + bars
     if len(series) < 2 or not bars:
         return MetricsRun(pair, timeframe, version, len(bars), 0)
-    closes = np.array([float(bar.close) for bar in series], dtype=np.float64)
-    bits = bits_from_closes(closes)
-    result, lengths = analyze_trailing(bits, window_bits, params, backend=backend)
+    closes = xp.asarray(np.array([float(bar.close) for bar in series], dtype=np.float64))
+    result, lengths = analyze_trailing(bits_from_closes(closes), window_bits, params)
     columns = {name: to_numpy(value).reshape(-1) for name, value in result.as_dict().items()}
     columns["window_bits"] = to_numpy(lengths).reshape(-1)
     # Bit j is the move from candle j to candle j + 1, so candle j + 1's window ends at bit j.
@@ -143,6 +147,7 @@ def candle_metrics_compute(
 # signals only, no multi-timeframe confirmation.
 DEFAULT_LIVE_RULE = rules.validate_rule("testbed")
 _DIRECTIONS = {rules.BUY: "BUY", rules.SELL: "SELL"}
+_TIMEFRAMES = {300: "M5", 900: "M15"}
 
 
 @dataclass(frozen=True)
@@ -173,29 +178,49 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _metrics_row(
-    *, pair: str, timeframe: str, time: datetime, result: Any, bit: int, window: int
-) -> CandleMetrics:
-    values: dict[str, Any] = {
-        name: to_numpy(getattr(result, name))[bit].item()
+def _metric_values(result: Any, bit: int, timeframe: str) -> dict[str, Any]:
+    """The stored metric columns of window ``bit`` as ``<timeframe>.<name>`` (still on the
+    analysis's array module)."""
+    return {
+        f"{timeframe}.{name}": getattr(result, name)[bit]
         for name in _METRIC_FIELDS
         if name != "window_bits"
     }
-    values["collapse"] = bool(values["collapse"])
+
+
+def _to_host(xp: ModuleType, values: dict[str, Any]) -> dict[str, float]:
+    """Scalars on ``xp`` as host floats, copied in one transfer (where the results are stored).
+
+    Counts, flags and float64 metrics are exact in float64."""
+    if not values:
+        return {}
+    stacked = xp.stack([xp.asarray(value, dtype=xp.float64) for value in values.values()])
+    return dict(zip(values, to_numpy(stacked).tolist(), strict=True))
+
+
+def _metrics_row(
+    *, pair: str, timeframe: str, time: datetime, values: dict[str, float], bit: int, window: int
+) -> CandleMetrics:
+    row: dict[str, Any] = {
+        name: values[f"{timeframe}.{name}"] for name in _METRIC_FIELDS if name != "window_bits"
+    }
+    for name in ("null_count", "flip_count", "rupture_count"):
+        row[name] = int(row[name])
+    row["collapse"] = bool(row["collapse"])
     return CandleMetrics(
         pair_id=pair,
         timeframe=timeframe,
         time=time,
         params_version=params_version(TESTBED_QFH, window),
         window_bits=min(window, bit + 1),
-        **values,
+        **row,
     )
 
 
 def signals_analyze_closed(
-    *, pairs: list[str], time: datetime, backend: str | None = None
+    *, pairs: list[str], time: datetime, xp: ModuleType
 ) -> list[PairOutcome]:
-    """Analyse the M1 candle starting at ``time`` of every trading pair in ``pairs``.
+    """Analyse the M1 candle starting at ``time`` of every trading pair in ``pairs`` on ``xp``.
 
     For each enabled pair in state ``trading`` with a rule (``live_rule_for``): read the closed
     candles the rule needs (``history_needed``), compute the features of all pairs in one batch
@@ -262,7 +287,7 @@ def signals_analyze_closed(
         )
         for pair, rule, _, bars in work
     ]
-    batch = features_batch(requests, backend=backend)
+    batch = features_batch(requests, xp=xp)
     metrics_rows: list[CandleMetrics] = []
     pending: list[tuple[Pair, PairModel | None, Bar, int, dict[str, Any]]] = []
     close = _epoch(time) + 60
@@ -271,52 +296,69 @@ def signals_analyze_closed(
     ):
         window = request.window
         last_bit = len(bars) - 2
+        signals = rule_signals(rule.rule_type, rule.params, features, higher)
+        # Everything stored below leaves the analysis's array module in one transfer.
+        closed = [frame for frame in higher if close % frame.seconds == 0 and len(frame.times) >= 2]
+        wanted = _metric_values(features.qfh, last_bit, "M1")
+        for frame in closed:
+            label = _TIMEFRAMES[frame.seconds]
+            wanted.update(_metric_values(frame.qfh, len(frame.times) - 2, label))
+            wanted[f"{label}.time"] = frame.times[-1]
+        wanted.update(
+            direction=signals.direction[-1],
+            confidence=signals.confidence[-1],
+            high_confidence=signals.high_confidence[-1],
+            coherence=features.coherence[-1],
+            stability=features.stability[-1],
+            entropy=features.entropy[-1],
+            multiplier=features.multiplier[-1],
+            volatility_multiplier=features.volatility[-1],
+        )
+        host = _to_host(xp, wanted)
         metrics_rows.append(
             _metrics_row(
                 pair=pair.symbol,
                 timeframe="M1",
                 time=time,
-                result=features.qfh,
+                values=host,
                 bit=last_bit,
                 window=window,
             )
         )
-        for frame in higher:
-            if close % frame.seconds == 0 and len(frame.times) >= 2:
-                metrics_rows.append(
-                    _metrics_row(
-                        pair=pair.symbol,
-                        timeframe="M5" if frame.seconds == 300 else "M15",
-                        time=datetime.fromtimestamp(int(frame.times[-1]), UTC),
-                        result=frame.qfh,
-                        bit=len(frame.times) - 2,
-                        window=window,
-                    )
+        for frame in closed:
+            label = _TIMEFRAMES[frame.seconds]
+            metrics_rows.append(
+                _metrics_row(
+                    pair=pair.symbol,
+                    timeframe=label,
+                    time=datetime.fromtimestamp(int(host[f"{label}.time"]), UTC),
+                    values=host,
+                    bit=len(frame.times) - 2,
+                    window=window,
                 )
-        signals = rule_signals(rule.rule_type, rule.params, features, higher)
-        direction = int(to_numpy(signals.direction)[-1])
+            )
+        direction = int(host["direction"])
         if direction == rules.HOLD:
             outcomes.append(PairOutcome(pair.symbol, "hold"))
             continue
-        raw = features.qfh
         metrics = {
             "rule_type": rule.rule_type,
             "params_version": params_version(TESTBED_QFH, window),
             "rule_params": dict(rule.params),
             "window_bits": min(window, last_bit + 1),
-            "coherence": float(to_numpy(features.coherence)[-1]),
-            "stability": float(to_numpy(features.stability)[-1]),
-            "entropy": float(to_numpy(features.entropy)[-1]),
-            "multiplier": float(to_numpy(features.multiplier)[-1]),
-            "volatility_multiplier": float(to_numpy(features.volatility)[-1]),
-            "high_confidence": bool(to_numpy(signals.high_confidence)[-1]),
-            "qfh_coherence": float(to_numpy(raw.coherence)[last_bit]),
-            "qfh_entropy": float(to_numpy(raw.entropy)[last_bit]),
-            "rupture_ratio": float(to_numpy(raw.rupture_ratio)[last_bit]),
-            "flip_ratio": float(to_numpy(raw.flip_ratio)[last_bit]),
-            "damped_value": float(to_numpy(raw.damped_value)[last_bit]),
-            "trajectory_confidence": float(to_numpy(raw.trajectory_confidence)[last_bit]),
-            "confidence": float(to_numpy(signals.confidence)[-1]),
+            "coherence": host["coherence"],
+            "stability": host["stability"],
+            "entropy": host["entropy"],
+            "multiplier": host["multiplier"],
+            "volatility_multiplier": host["volatility_multiplier"],
+            "high_confidence": bool(host["high_confidence"]),
+            "qfh_coherence": host["M1.coherence"],
+            "qfh_entropy": host["M1.entropy"],
+            "rupture_ratio": host["M1.rupture_ratio"],
+            "flip_ratio": host["M1.flip_ratio"],
+            "damped_value": host["M1.damped_value"],
+            "trajectory_confidence": host["M1.trajectory_confidence"],
+            "confidence": host["confidence"],
         }
         pending.append((pair, model, bars[-1], direction, metrics))
     with transaction.atomic():

@@ -5,6 +5,7 @@ from typing import Any
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
+from qfh.arrays import analysis_array_module
 from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute, signals_analyze_closed
 
 
@@ -19,11 +20,17 @@ def analyze_candles_task(
     """Compute and store QFH metrics for stored candles; running it twice changes nothing."""
     first = parse_datetime(start) if start else None
     last = parse_datetime(end) if end else None
+    xp = analysis_array_module()
     runs = []
     for pair in pairs:
         for timeframe in timeframes:
             run = candle_metrics_compute(
-                pair=pair, timeframe=timeframe, start=first, end=last, window_bits=window_bits
+                pair=pair,
+                timeframe=timeframe,
+                start=first,
+                end=last,
+                window_bits=window_bits,
+                xp=xp,
             )
             runs.append({"pair": pair, "timeframe": timeframe, "written": run.written})
     return runs
@@ -46,7 +53,7 @@ def analyze_closed_candles_task(pairs: list[str], time: str) -> list[dict[str, A
             "signal_id": outcome.signal_id,
             "queue": outcome.queue,
         }
-        for outcome in signals_analyze_closed(pairs=pairs, time=moment)
+        for outcome in signals_analyze_closed(pairs=pairs, time=moment, xp=analysis_array_module())
     ]
 
 
@@ -73,6 +80,7 @@ def evaluate_rule_task(
         params=params,
         horizon=horizon,
         leaky=leaky,
+        xp=analysis_array_module(),
     )
     return row.pk
 
@@ -101,5 +109,6 @@ def train_pair_model_task(
         folds=folds,
         sets=sets,
         seed=seed,
+        xp=analysis_array_module(),
     )
     return model.pk

@@ -14,6 +14,7 @@ from celery import Celery
 from kombu import Queue
 
 from monitoring.heartbeats import connect_heartbeats
+from qfh.arrays import connect_worker_check
 from septrader.cluster_hooks import connect_node_heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
@@ -39,3 +40,5 @@ app.autodiscover_tasks()
 connect_heartbeats()
 # A node's worker heartbeats as the node (septrader/cluster.py).
 connect_node_heartbeat()
+# A worker on the qfh queue stops at start when QFH_BACKEND=cupy finds no CUDA device.
+connect_worker_check()

@@ -195,6 +195,14 @@ if BACKUP_HOUR_UTC > 23:
 PG_BIN_DIR = env_optional("PG_BIN_DIR")
 
 
+# QFH analysis ------------------------------------------------------------------------------------
+# The array module of every analysis run (README, "QFH engine"): auto takes CuPy when a CUDA device
+# answers and otherwise NumPy, logging why; cupy refuses to run without a device (the qfh worker
+# and the commands stop at start, naming this setting); numpy never touches a GPU. Commands take
+# --backend to override it for one run.
+QFH_BACKEND = env_choice("QFH_BACKEND", "auto", ("auto", "numpy", "cupy"))
+
+
 # Celery -------------------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # The embedded default is the filesystem transport, which needs no server; Redis in every real

@@ -16,9 +16,14 @@ file's columns (plus ``base_coherence`` C0 and ``decay`` lambda):
     per window; ``out`` reuses the arrays of an earlier result).
     ``analyze_trailing(bits, window, params)``: the window ending at every bit j (shorter at the
     start), i.e. the per-candle, causal view; returns (result, lengths).
-    Options on all three: ``backend="numpy"|"cupy"`` (default: CuPy for device arrays, else
-    ``QFH_BACKEND=auto|numpy|cupy``; auto = CuPy when a GPU is usable),
-    ``dtype="float64"|"float32"``, ``original_precision=True`` to round where the C++ used float.
+    Options on all three: ``dtype="float64"|"float32"``, ``original_precision=True`` to round
+    where the C++ used float.
+
+The array module (``qfh.engine.backend``): every function computes in the module of its inputs,
+NumPy for host arrays and lists, CuPy for device arrays, and refuses inputs from both
+(``MixedArraysError``, naming the arguments). Nothing here reads the environment: an entry point
+calls ``choose_array_module(QFH_BACKEND or its --backend flag)`` once, moves its inputs with
+``xp.asarray``, and copies results back with ``to_numpy`` where it stores them.
 
 Variants and QBSA (sections 3 and 4)
     ``testbed_m1_metrics``, ``pipeline_metrics``, ``bridge_metrics``, ``candle_volatility_pips``,
@@ -30,12 +35,19 @@ Parameters: ``QFHParams`` and ``VariantParams`` (frozen dataclasses, original va
 
 Example::
 
-    from qfh.engine import analyze_sliding, bits_from_closes
-    result = analyze_sliding(bits_from_closes(closes), window=11)
-    result.coherence, result.damped_value  # one value per window
+    from qfh.engine import analyze_sliding, bits_from_closes, choose_array_module
+    xp = choose_array_module("auto")
+    result = analyze_sliding(bits_from_closes(xp.asarray(closes)), window=11)
+    result.coherence, result.damped_value  # one value per window, on xp
 """
 
-from qfh.engine.backend import BackendError, get_array_module, to_numpy
+from qfh.engine.backend import (
+    BackendError,
+    MixedArraysError,
+    array_module,
+    choose_array_module,
+    to_numpy,
+)
 from qfh.engine.batch import analyze_sliding, analyze_trailing, analyze_windows
 from qfh.engine.bits import (
     bits_from_closes,
@@ -63,20 +75,22 @@ __all__ = [
     "DEFAULT_VARIANT_PARAMS",
     "GOLDEN_COLUMNS",
     "BackendError",
+    "MixedArraysError",
     "QFHBatchResult",
     "QFHParams",
     "VariantParams",
     "analyze_sliding",
     "analyze_trailing",
     "analyze_windows",
+    "array_module",
     "bits_from_closes",
     "bits_from_prices_pip_threshold",
     "bits_from_uint32",
     "bridge_metrics",
     "candle_volatility_pips",
+    "choose_array_module",
     "duplicate_for_package",
     "forward_window_metrics",
-    "get_array_module",
     "parse_bit_strings",
     "pattern_modifier",
     "pip_size",

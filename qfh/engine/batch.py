@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from qfh.engine.backend import module_for
+from qfh.engine.backend import array_module, block_items
 from qfh.engine.metrics import (
     Array,
     CountMetrics,
@@ -44,10 +44,20 @@ from qfh.engine.params import DEFAULT_PARAMS, QFHParams
 # Windows of up to 16 bits use a table over all 2^16 = 65,536 codes (a few MB): building it costs
 # about as much as 65,536 windows, so it pays off from a few hundred thousand windows on.
 LOOKUP_MAX_BITS = 16
-# The dense engine works on blocks of about 2^22 cells (32 MB per float64 temporary).
+# On the CPU the dense engine works on blocks of about 2^22 cells (32 MB per float64 temporary).
 DENSE_BLOCK_CELLS = 1 << 22
-# Sliding engines work on blocks of this many windows, which bounds memory for any series length.
+# On the CPU the sliding engines work on blocks of this many windows (over all pairs), so that a
+# block's temporaries stay in cache whatever the series length.
 SLIDING_BLOCK_WINDOWS = 1 << 16
+# On a device blocks follow the free memory (``backend.block_items``) through the peak bytes that
+# one item takes while its block is worked on, output excluded: measured with tracemalloc on NumPy
+# in float64 (float32 takes less) and rounded up; tests/qfh/test_qfh_blocks.py measures them again.
+# The same operations run on CuPy, so the same arrays are allocated there. Measured: 45-61 bytes
+# per dense cell (widths 256 to 12), 166 per window up to 16 bits, 359 + 64 per 8-bit chunk above.
+DENSE_BYTES_PER_CELL = 64
+LOOKUP_BYTES_PER_WINDOW = 176
+CHUNKED_BYTES_PER_WINDOW = 384
+CHUNKED_BYTES_PER_CHUNK = 64
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -245,21 +255,27 @@ def _dense_block(
     )
 
 
+def dense_block_rows(xp: ModuleType, width: int) -> int:
+    """Rows (windows of ``width`` bits) per block of the dense engine on ``xp``."""
+    cells = block_items(xp, host_items=DENSE_BLOCK_CELLS, bytes_per_item=DENSE_BYTES_PER_CELL)
+    return max(1, cells // max(width, 1))
+
+
 def analyze_windows(
     bits: Any,
     lengths: Any = None,
     params: QFHParams = DEFAULT_PARAMS,
     *,
-    backend: str | ModuleType | None = None,
     dtype: Any = "float64",
     original_precision: bool = False,
 ) -> QFHBatchResult:
     """`QFHBasedProcessor::analyze` for each row of ``bits`` (windows, width).
 
     ``lengths`` gives each row's number of bits (the rest of the row is ignored); by default every
-    row is ``width`` bits long. The result holds one element per window.
+    row is ``width`` bits long. The result holds one element per window, in the array module of
+    the inputs (NumPy for host arrays and lists, CuPy for device arrays).
     """
-    xp = module_for(bits, backend)
+    xp = array_module(bits=bits, lengths=lengths)
     ftype = _resolve_dtype(dtype)
     matrix = _as_bits(bits, xp)
     if matrix.ndim != 2:
@@ -274,7 +290,7 @@ def analyze_windows(
         if rows and bool(((lengths_array < 0) | (lengths_array > width)).any()):
             raise ValueError(f"lengths must lie in [0, {width}]")
     result = _empty_result((rows,), xp, ftype)
-    block = max(1, DENSE_BLOCK_CELLS // max(width, 1))
+    block = dense_block_rows(xp, width)
     for start in range(0, rows, block):
         stop = min(rows, start + block)
         part = _dense_block(
@@ -293,7 +309,7 @@ def _lookup_table(
     shifts = xp.arange(window, dtype=xp.int64)
     patterns = ((codes[:, None] >> shifts[None, :]) & 1).astype(xp.uint8)
     return analyze_windows(
-        patterns, None, params, backend=xp, dtype=ftype, original_precision=original_precision
+        patterns, None, params, dtype=ftype, original_precision=original_precision
     )
 
 
@@ -306,15 +322,32 @@ def _sliding_codes(series: Array, start: int, count: int, window: int, xp: Modul
     return code
 
 
+def sliding_bytes_per_window(window: int) -> int:
+    """Peak bytes one sliding window takes while its block is worked on (float64)."""
+    if window <= LOOKUP_MAX_BITS:
+        return LOOKUP_BYTES_PER_WINDOW
+    if window <= CHUNKED_MAX_BITS:
+        chunks = -(-window // CHUNK_BITS)
+        return CHUNKED_BYTES_PER_WINDOW + CHUNKED_BYTES_PER_CHUNK * chunks
+    return DENSE_BYTES_PER_CELL * window
+
+
+def sliding_block_windows(xp: ModuleType, window: int) -> int:
+    """Windows (over all pairs) per block of ``analyze_sliding`` on ``xp``: cache-sized on the
+    CPU, a share of the free device memory on a GPU."""
+    return block_items(
+        xp, host_items=SLIDING_BLOCK_WINDOWS, bytes_per_item=sliding_bytes_per_window(window)
+    )
+
+
 def analyze_sliding(
     bits: Any,
     window: int,
     params: QFHParams = DEFAULT_PARAMS,
     *,
-    backend: str | ModuleType | None = None,
     dtype: Any = "float64",
     original_precision: bool = False,
-    block_windows: int = SLIDING_BLOCK_WINDOWS,
+    block_windows: int | None = None,
     out: QFHBatchResult | None = None,
 ) -> QFHBatchResult:
     """QFH of every ``window``-bit sliding window of a series (1-D) or of many series (2-D).
@@ -322,13 +355,14 @@ def analyze_sliding(
     For a series of N bits the result has N - window + 1 elements per series; element i is the
     window of bits i .. i + window - 1, so it depends on bits up to i + window - 1 only.
 
+    ``block_windows`` bounds the windows worked on at once (``sliding_block_windows`` by default).
     ``out`` (a result of an earlier call with the same shapes and dtype) is filled in place and
     returned: a caller that analyses series after series saves allocating and first-touching
     about 80 bytes per window, which costs as much as the analysis itself on some machines.
     """
     if window < 1:
         raise ValueError(f"window must be at least 1 bit, got {window}")
-    xp = module_for(bits, backend)
+    xp = array_module(bits=bits, out=None if out is None else out.coherence)
     ftype = _resolve_dtype(dtype)
     series = _as_bits(bits, xp)
     if series.ndim not in (1, 2):
@@ -347,8 +381,9 @@ def analyze_sliding(
                     f"{getattr(expected, name).dtype}, got {column.shape} {column.dtype}"
                 )
         result = out.map(lambda column: column.reshape(flat.shape[0], count))
-    # A block holds about block_windows windows over all pairs, so that its temporaries stay in
-    # cache whatever the number of pairs.
+    # A block holds about block_windows windows over all pairs, whatever the number of pairs.
+    if block_windows is None:
+        block_windows = sliding_block_windows(xp, window)
     per_pair = max(1, block_windows // max(flat.shape[0], 1))
     for start in range(0, count, per_pair):
         stop = min(count, start + per_pair)
@@ -373,7 +408,6 @@ def analyze_trailing(
     window: int,
     params: QFHParams = DEFAULT_PARAMS,
     *,
-    backend: str | ModuleType | None = None,
     dtype: Any = "float64",
     original_precision: bool = False,
 ) -> tuple[QFHBatchResult, Array]:
@@ -383,7 +417,7 @@ def analyze_trailing(
     first window - 1 windows are shorter; their lengths come back as the second value (a window
     of one bit has no events and scores 0 everywhere, as in the original).
     """
-    xp = module_for(bits, backend)
+    xp = array_module(bits=bits)
     ftype = _resolve_dtype(dtype)
     series = _as_bits(bits, xp)
     flat = series.reshape(-1, series.shape[-1])
@@ -401,14 +435,13 @@ def analyze_trailing(
             head_bits.reshape(pairs * head, head),
             head_lengths,
             params,
-            backend=xp,
             dtype=ftype,
             original_precision=original_precision,
         )
         _store(result, (slice(None), slice(0, head)), part.map(lambda c: c.reshape(pairs, head)))
     if total >= window:
         body = analyze_sliding(
-            flat, window, params, backend=xp, dtype=ftype, original_precision=original_precision
+            flat, window, params, dtype=ftype, original_precision=original_precision
         )
         _store(result, (slice(None), slice(window - 1, total)), body)
     shape = series.shape
@@ -659,7 +692,5 @@ def _dense_sliding(
     pairs = flat.shape[0]
     starts = xp.arange(start, start + count)
     matrix = flat[:, starts[:, None] + xp.arange(window)[None, :]].reshape(pairs * count, window)
-    part = analyze_windows(
-        matrix, None, params, backend=xp, dtype=ftype, original_precision=original_precision
-    )
+    part = analyze_windows(matrix, None, params, dtype=ftype, original_precision=original_precision)
     return part.map(lambda column: column.reshape(pairs, count))

@@ -1,16 +1,16 @@
 """From market data to bit streams (QFH_SPEC.md section 1).
 
-All functions work along the last axis, so a (pairs, candles) array gives (pairs, bits) at once.
+All functions work along the last axis, so a (pairs, candles) array gives (pairs, bits) at once,
+in the array module of their input.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from qfh.engine.backend import module_for
+from qfh.engine.backend import array_module
 from qfh.engine.metrics import Array
 
 # OANDA quotes JPY crosses to 3 decimals (pip 0.01) and the other majors to 5 (pip 0.0001).
@@ -24,12 +24,12 @@ def pip_size(pair: str) -> float:
     return JPY_PIP if quote == "JPY" else STANDARD_PIP
 
 
-def bits_from_closes(closes: Any, *, backend: str | ModuleType | None = None) -> Array:
+def bits_from_closes(closes: Any) -> Array:
     """Bit k = 1 if close[k+1] > close[k], else 0 (ties give 0): N closes give N - 1 bits.
 
     This is the rule of the testbed and of ``MultiTimeframeAnalyzer::runAnalysisPipeline``.
     """
-    xp = module_for(closes, backend)
+    xp = array_module(closes=closes)
     prices = xp.asarray(closes, dtype=xp.float64)
     return (prices[..., 1:] > prices[..., :-1]).astype(xp.uint8)
 
@@ -38,7 +38,6 @@ def bits_from_prices_pip_threshold(
     prices: Any,
     *,
     pip: float = STANDARD_PIP,
-    backend: str | ModuleType | None = None,
 ) -> Array:
     """``QuantumSignalBridge::convertPriceToBits``: moves under one pip repeat the previous bit.
 
@@ -46,7 +45,7 @@ def bits_from_prices_pip_threshold(
     previous bit if d == 0 (0 when there is none). The original hard-codes a factor of 10000;
     ``pip`` makes JPY pairs (pip 0.01) behave the same way.
     """
-    xp = module_for(prices, backend)
+    xp = array_module(prices=prices)
     values = xp.asarray(prices, dtype=xp.float64)
     scale = float(round(1.0 / pip)) if 1.0 / pip >= 1 else 1.0 / pip
     moves = xp.trunc((values[..., 1:] - values[..., :-1]) * scale)
@@ -72,9 +71,9 @@ def bits_from_prices_pip_threshold(
     return filled.astype(xp.uint8).reshape(shape)
 
 
-def bits_from_uint32(values: Any, *, backend: str | ModuleType | None = None) -> Array:
+def bits_from_uint32(values: Any) -> Array:
     """``QFHBasedProcessor::convertToBits``: 32 bits per value, least significant bit first."""
-    xp = module_for(values, backend)
+    xp = array_module(values=values)
     words = xp.asarray(values, dtype=xp.uint64).reshape(-1)
     shifts = xp.arange(32, dtype=xp.uint64)
     return ((words[:, None] >> shifts[None, :]) & 1).astype(xp.uint8).reshape(-1)

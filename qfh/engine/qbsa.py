@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
-from qfh.engine.backend import module_for
+from qfh.engine.backend import array_module
 from qfh.engine.metrics import Array
 
 # `QBSAProcessor` collapses at a correction ratio of 0.6 by default.
@@ -26,10 +25,9 @@ def qbsa_analyze(
     expectations: Any,
     *,
     collapse_threshold: float = QBSA_COLLAPSE_THRESHOLD,
-    backend: str | ModuleType | None = None,
 ) -> tuple[Array, Array]:
     """`QBSAProcessor::analyze` along the last axis: (correction ratio, collapse detected)."""
-    xp = module_for(probes, backend)
+    xp = array_module(probes=probes, expectations=expectations)
     probe_array = xp.asarray(probes)
     expectation_array = xp.asarray(expectations)
     if probe_array.shape != expectation_array.shape:
@@ -42,19 +40,14 @@ def qbsa_analyze(
     return ratio, ratio >= collapse_threshold
 
 
-def qbsa_correction_ratio(
-    bits: Any,
-    lengths: Any = None,
-    *,
-    backend: str | ModuleType | None = None,
-) -> Array:
+def qbsa_correction_ratio(bits: Any, lengths: Any = None) -> Array:
     """The bridge's correction ratio for each window (row) of ``bits``.
 
     Probes are i = 0, 4, 8, ... < min(length, 64). A probe is a correction unless i >= 16 and
     3 to 5 of the 8 bits before it are ones, so a window of 64 bits or more scores at least 0.25.
     A window with no probe (empty) scores 0.
     """
-    xp = module_for(bits, backend)
+    xp = array_module(bits=bits, lengths=lengths)
     matrix = xp.asarray(bits).astype(xp.int64)
     if matrix.ndim == 1:
         matrix = matrix[None, :]
@@ -79,9 +72,9 @@ def qbsa_correction_ratio(
     return xp.where(probes > 0, corrections / xp.maximum(probes, 1), 0.0)
 
 
-def duplicate_for_package(bits: Any, *, backend: str | ModuleType | None = None) -> Array:
+def duplicate_for_package(bits: Any) -> Array:
     """`QBSAProcessor::duplicateForPackage`: V = sum_(i>=1) (b_i - b_0) e^(-0.1 i), per row."""
-    xp = module_for(bits, backend)
+    xp = array_module(bits=bits)
     matrix = xp.asarray(bits).astype(xp.float64)
     if matrix.ndim == 1:
         matrix = matrix[None, :]

@@ -15,12 +15,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from qfh.engine.backend import array_module_of, module_for
+from qfh.engine.backend import array_module
 from qfh.engine.bits import STANDARD_PIP
 from qfh.engine.metrics import Array, QFHBatchResult
 
@@ -63,13 +62,12 @@ def candle_volatility_pips(
     *,
     pip: float = STANDARD_PIP,
     params: VariantParams = DEFAULT_VARIANT_PARAMS,
-    backend: str | ModuleType | None = None,
 ) -> Array:
     """For candle i: mean(high - low) of candles i-20 .. i-1 in pips, or 0.5 when i < 20.
 
     Only earlier candles enter, so the value at candle i is causal. Works along the last axis.
     """
-    xp = module_for(highs, backend)
+    xp = array_module(highs=highs, lows=lows)
     ranges = (xp.asarray(highs, dtype=xp.float64) - xp.asarray(lows, dtype=xp.float64)) / pip
     lookback = params.volatility_lookback
     total = xp.cumsum(ranges, axis=-1)
@@ -88,7 +86,7 @@ def testbed_m1_metrics(
     params: VariantParams = DEFAULT_VARIANT_PARAMS,
 ) -> dict[str, Array]:
     """Section 4 row "Testbed M1": coherence, stability and (halved) entropy per window."""
-    xp = array_module_of(result.coherence)
+    xp = array_module(result=result.coherence, volatility_pips=volatility_pips)
     coherence = (
         params.testbed_qfh_weight * result.coherence
         + params.testbed_path_weight * params.testbed_path_confidence
@@ -122,7 +120,7 @@ def bridge_metrics(result: QFHBatchResult, correction_ratio: Any) -> dict[str, A
     C_QFH (analysed at collapse threshold 0.5), stability clamp(1 - H), entropy H, confidence
     1 - QBSA correction ratio.
     """
-    xp = array_module_of(result.entropy)
+    xp = array_module(result=result.entropy, correction_ratio=correction_ratio)
     return {
         "coherence": result.coherence,
         "stability": xp.clip(1.0 - result.entropy, 0.0, 1.0),
@@ -216,15 +214,13 @@ def forward_window_metrics(
     bits: Any,
     lengths: Any = None,
     params: VariantParams = DEFAULT_VARIANT_PARAMS,
-    *,
-    backend: str | ModuleType | None = None,
 ) -> dict[str, Array]:
     """`simulateForwardWindowMetrics(window, 0)` for each row, on its first 10 bits.
 
     The original is a cascade of hand-written pattern tests; since it only sees 10 bits, every
     possible window is tabulated once and each row becomes a look-up by its bit code.
     """
-    xp = module_for(bits, backend)
+    xp = array_module(bits=bits, lengths=lengths)
     matrix = xp.asarray(bits).astype(xp.int64)
     if matrix.ndim == 1:
         matrix = matrix[None, :]
@@ -251,7 +247,7 @@ def pattern_modifier(
     params: VariantParams = DEFAULT_VARIANT_PARAMS,
 ) -> Array:
     """Section 5.1 pattern modifier from the forward-window metrics (compared in float32)."""
-    xp = module_for(coherence, None)
+    xp = array_module(coherence=coherence, stability=stability)
     f32 = np.float32
     coh = xp.asarray(coherence).astype(f32)
     stab = xp.asarray(stability).astype(f32)

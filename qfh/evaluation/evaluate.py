@@ -1,6 +1,9 @@
 """Evaluate a signal rule on one pair's candles: causal features, signals, costed outcomes,
 scores, and the same scores for baselines (pure NumPy/CuPy; the service stores the result).
 
+The features and signals run on the array module the caller passes (``xp``); the signals come
+back to the host once, where they meet the costed outcomes and the scores (NumPy).
+
 The leak guard: every feature carries the moment it became known, every label the moment its
 prices start (the signal candle's close). ``evaluate_rule`` refuses any signal whose features
 were known after its label started, unless the caller asks for the labelled leaky comparison
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from qfh import rules
-from qfh.engine import to_numpy
+from qfh.engine import array_module, to_numpy
 from qfh.evaluation.candles import Candles
 from qfh.evaluation.features import (
     FeatureRequest,
@@ -86,18 +89,19 @@ def compute_features(
     candles: Candles,
     rule: rules.Rule,
     *,
+    xp: ModuleType,
     alignment: str = "causal",
-    backend: str | ModuleType | None = None,
 ) -> tuple[Features, list[HigherTimeframe]]:
-    """Features of every candle for ``rule``, and its higher timeframes when it confirms."""
-    return compute_features_many([(candles, rule)], alignment=alignment, backend=backend)[0]
+    """Features on ``xp`` of every (host) candle for ``rule``, and its higher timeframes when it
+    confirms."""
+    return compute_features_many([(candles, rule)], xp=xp, alignment=alignment)[0]
 
 
 def compute_features_many(
     items: Sequence[tuple[Candles, rules.Rule]],
     *,
+    xp: ModuleType,
     alignment: str = "causal",
-    backend: str | ModuleType | None = None,
 ) -> list[tuple[Features, list[HigherTimeframe]]]:
     """``compute_features`` for many (candles, rule) pairs through one engine call per window
     length; the live analysis serves every pair that closed the same minute this way."""
@@ -110,7 +114,7 @@ def compute_features_many(
         )
         for candles, rule in items
     ]
-    return features_batch(requests, alignment=alignment, backend=backend)
+    return features_batch(requests, xp=xp, alignment=alignment)
 
 
 def rule_signals(
@@ -119,8 +123,9 @@ def rule_signals(
     features: Features,
     higher: list[HigherTimeframe] | None = None,
 ) -> Signals:
-    """Apply a rule to features. ``params`` values may be numbers or (sets, 1) arrays."""
-    xp = rules._xp(features.coherence)
+    """Apply a rule to features (on their array module). ``params`` values may be numbers or
+    (sets, 1) arrays of the same module."""
+    xp = array_module(coherence=features.coherence, known_at=features.known_at)
     known_at = features.known_at
     if rule_type == "testbed":
         direction, confidence, high = rules.testbed_signals(
@@ -192,8 +197,8 @@ def rule_signals(
 
 def check_causal(signals: Signals, outcomes: Outcomes, *, allow_look_ahead: bool) -> None:
     """Refuse signals whose features were known after their label's prices started."""
-    known = np.asarray(to_numpy(signals.known_at))
-    active = np.asarray(to_numpy(signals.valid)) & outcomes.valid
+    known = signals.known_at
+    active = signals.valid & outcomes.valid
     leaks = active & (known > outcomes.label_start)
     if leaks.any() and not allow_look_ahead:
         first = int(np.flatnonzero(leaks)[0])
@@ -259,12 +264,16 @@ def evaluate_rule(
     allow_look_ahead: bool = False,
     dead_band_pips: float = 0.5,
     seed: int = 0,
-    backend: str | ModuleType | None = None,
+    xp: ModuleType,
 ) -> Evaluation:
-    """Score ``rule`` on ``candles`` at ``horizon`` candles, after costs, with baselines."""
+    """Score ``rule`` on ``candles`` at ``horizon`` candles, after costs, with baselines.
+
+    ``candles`` are host arrays; the features and signals are computed on ``xp`` and the signals
+    copied back once, here, before they are scored.
+    """
     costs = costs or Costs.for_pair(pair)
     rule = rules.validate_rule(rule.rule_type, rule.params)
-    features, higher = compute_features(candles, rule, alignment=alignment, backend=backend)
+    features, higher = compute_features(candles, rule, xp=xp, alignment=alignment)
     signals = rule_signals(rule.rule_type, rule.params, features, higher)
     signals = Signals(
         *(

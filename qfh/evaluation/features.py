@@ -19,7 +19,7 @@ close[c + 1] > close[c]), the pattern modifier of the first 10 bits of bits[c - 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -106,27 +106,43 @@ def _pattern_modifier(bits: Any, xp: ModuleType) -> Any:
     padded = xp.concatenate([bits, tail], axis=-1)
     rows = padded[..., start[:, None] + xp.arange(PATTERN_BITS)[None, :]]
     lengths = xp.broadcast_to(length, rows.shape[:-1])
-    table = forward_window_metrics(rows.reshape(-1, PATTERN_BITS), lengths.reshape(-1), backend=xp)
+    table = forward_window_metrics(rows.reshape(-1, PATTERN_BITS), lengths.reshape(-1))
     modifier = pattern_modifier(table["coherence"], table["stability"])
     return modifier.reshape(rows.shape[:-1])
+
+
+def _to_module(series: Sequence[Candles], xp: ModuleType) -> list[Candles]:
+    """Host candles on ``xp``: each field of every series concatenated on the host and copied in
+    one transfer, then cut into views (the way in; a no-op copy on NumPy)."""
+    if xp is np or not series:
+        return list(series)
+    bounds = np.cumsum([0, *(len(candles) for candles in series)])
+    fields = {
+        name: xp.asarray(np.concatenate([getattr(candles, name) for candles in series]))
+        for name in ("times", "open", "high", "low", "close", "volume")
+    }
+    return [
+        replace(candles, **{name: values[start:stop] for name, values in fields.items()})
+        for candles, start, stop in zip(series, bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def _tables(
     items: Sequence[tuple[Candles, bool]], window: int, xp: ModuleType
 ) -> list[dict[str, Any]]:
     """T[c] for c = 0 .. N - 2 (the last candle has no bit of its own) of every series in
-    ``items`` (candles, testbed row or pipeline row), from one engine call for all of them.
+    ``items`` (candles on ``xp``, testbed row or pipeline row), from one engine call for all.
 
     The series' bits are stacked into one (series, bits) matrix padded on the right. Every
     window looks back only (it ends at its own bit), so padding after a series' last bit never
     changes a number of that series: a batch gives exactly what each series gives alone.
     """
-    bit_rows = [bits_from_closes(xp.asarray(candles.close), backend=xp) for candles, _ in items]
+    bit_rows = [bits_from_closes(candles.close) for candles, _ in items]
     width = max((int(row.shape[-1]) for row in bit_rows), default=0)
     matrix = xp.zeros((len(bit_rows), width), dtype=xp.uint8)
     for index, row in enumerate(bit_rows):
         matrix[index, : row.shape[-1]] = row
-    batch_result, batch_lengths = analyze_trailing(matrix, window, TESTBED_QFH, backend=xp)
+    batch_result, batch_lengths = analyze_trailing(matrix, window, TESTBED_QFH)
     batch_modifier = _pattern_modifier(matrix, xp) if width else xp.ones((len(items), 0))
     tables = []
     for index, (candles, testbed) in enumerate(items):
@@ -136,11 +152,6 @@ def _tables(
         modifier = batch_modifier[index, :count]
         tables.append(_finish_table(candles, result, lengths, modifier, xp, testbed=testbed))
     return tables
-
-
-def _table(candles: Candles, window: int, xp: ModuleType, *, testbed: bool) -> dict[str, Any]:
-    """T[c] of one series (see ``_tables``)."""
-    return _tables([(candles, testbed)], window, xp)[0]
 
 
 def _finish_table(
@@ -154,14 +165,12 @@ def _finish_table(
 ) -> dict[str, Any]:
     count = int(lengths.shape[-1])
     if testbed:
-        volatility = candle_volatility_pips(
-            xp.asarray(candles.high), xp.asarray(candles.low), pip=candles.pip, backend=xp
-        )[:count]
+        volatility = candle_volatility_pips(candles.high, candles.low, pip=candles.pip)[:count]
         metrics = testbed_m1_metrics(result, volatility)
         coherence = metrics["coherence"]
         # The temporal factor runs over the pattern list, which starts at candle 1.
         temporal = xp.concatenate([xp.ones(1), rules.temporal_factor(coherence[1:])])
-        volume = rules.volume_factor(xp.asarray(candles.volume)[:count])
+        volume = rules.volume_factor(candles.volume[:count])
         multiplier = volume * temporal[:count] * modifier
     else:
         coherence = result.coherence
@@ -186,8 +195,6 @@ def _aligned(
     table: dict[str, Any], candles: Candles, alignment: str, xp: ModuleType
 ) -> tuple[dict[str, Any], Any]:
     """Move T onto the candle grid for ``alignment``; returns (arrays, known_at)."""
-    if alignment not in ALIGNMENTS:
-        raise ValueError(f"alignment={alignment!r} is unknown; expected one of {ALIGNMENTS}")
     count = len(candles)
     source = xp.arange(count) + SHIFT[alignment]
     inside = (source >= 0) & (source < count - 1)
@@ -203,24 +210,9 @@ def _aligned(
         out[name] = xp.where(inside, values[safe], fill)
     out["valid"] = out["valid"] & inside if count else out["valid"]
     # T[c] uses closes up to close[c + 1].
-    close_times = xp.asarray(candles.close_times)
     known_index = xp.clip(source + 1, 0, max(count - 1, 0))
-    known_at = close_times[known_index] if count else xp.zeros(0, dtype=xp.int64)
+    known_at = candles.close_times[known_index] if count else xp.zeros(0, dtype=xp.int64)
     return out, known_at
-
-
-def testbed_features(
-    candles: Candles,
-    *,
-    window: int = 11,
-    volatility_lookback: int = 100,
-    alignment: str = "causal",
-    backend: str | ModuleType | None = None,
-) -> Features:
-    """Section 5.1 inputs for every candle: C, S, H (testbed M1 row), m = vf * tc * pm and vm."""
-    xp = rules._xp(candles.close) if backend is None else _module(backend)
-    table = _table(candles, window, xp, testbed=True)
-    return _testbed_from_table(candles, table, volatility_lookback, alignment, xp)
 
 
 def _testbed_from_table(
@@ -231,13 +223,13 @@ def _testbed_from_table(
     xp: ModuleType,
 ) -> Features:
     out, known_at = _aligned(table, candles, alignment, xp)
-    ranges = xp.asarray(candles.range_pips)
+    ranges = candles.range_pips
     if alignment == "causal":
         volatility = rules.volatility_multiplier(ranges, lookback=volatility_lookback)
     else:
         volatility = rules.leaky_volatility_multiplier(ranges, lookback=volatility_lookback)
         if len(candles):
-            known_at = xp.maximum(known_at, int(candles.close_times[-1]))
+            known_at = xp.maximum(known_at, candles.close_times[-1])
     return Features(
         coherence=out["coherence"],
         stability=out["stability"],
@@ -252,27 +244,6 @@ def _testbed_from_table(
     )
 
 
-def higher_timeframe_features(
-    candles: Candles,
-    seconds: int,
-    *,
-    window: int = 11,
-    alignment: str = "causal",
-    backend: str | ModuleType | None = None,
-) -> HigherTimeframe:
-    """The M5/M15 pipeline metrics of section 5.2, aggregated from the M1 ``candles`` and joined
-    onto each M1 candle.
-
-    Causal: the latest higher candle that had closed by the M1 candle's close, keyed on the
-    floored bucket time, with its own causal window. Leaky: the bucket that *contains* the M1
-    candle (the original's key), with the testbed alignment.
-    """
-    xp = rules._xp(candles.close) if backend is None else _module(backend)
-    higher = aggregate(candles, seconds)
-    table = _table(higher, window, xp, testbed=False)
-    return _higher_from_table(candles, higher, table, seconds, alignment, xp)
-
-
 def _higher_from_table(
     candles: Candles,
     higher: Candles,
@@ -281,15 +252,20 @@ def _higher_from_table(
     alignment: str,
     xp: ModuleType,
 ) -> HigherTimeframe:
+    """The M5/M15 pipeline metrics of section 5.2 on the ``higher`` candles (aggregated from the
+    M1 ``candles``), joined onto each M1 candle.
+
+    Causal: the latest higher candle that had closed by the M1 candle's close, keyed on the
+    floored bucket time, with its own causal window. Leaky: the bucket that *contains* the M1
+    candle (the original's key), with the testbed alignment.
+    """
     out, known_at = _aligned(table, higher, alignment, xp)
     if alignment == "causal":
-        index = rules.closed_bucket_index(
-            xp.asarray(candles.times), candles.seconds, xp.asarray(higher.times), seconds
-        )
+        index = rules.closed_bucket_index(candles.times, candles.seconds, higher.times, seconds)
     else:
-        key = (xp.asarray(candles.times) // seconds) * seconds
-        position = xp.clip(xp.searchsorted(xp.asarray(higher.times), key), 0, len(higher) - 1)
-        index = xp.where(xp.asarray(higher.times)[position] == key, position, -1)
+        key = (candles.times // seconds) * seconds
+        position = xp.clip(xp.searchsorted(higher.times, key), 0, len(higher) - 1)
+        index = xp.where(higher.times[position] == key, position, -1)
     return HigherTimeframe(
         seconds=seconds,
         coherence=out["coherence"],
@@ -339,52 +315,48 @@ class FeatureRequest:
 def features_batch(
     requests: Sequence[FeatureRequest],
     *,
+    xp: ModuleType,
     alignment: str = "causal",
-    backend: str | ModuleType | None = None,
 ) -> list[tuple[Features, list[HigherTimeframe]]]:
-    """``testbed_features`` (and ``higher_timeframe_features`` where ``confirm``) of many series
-    at once: every M1, M5 and M15 series that shares a window length goes through one engine
-    call. The live analysis uses it for all pairs that closed the same minute; the results are
-    exactly those of the one-series functions (see ``_tables``)."""
-    if not requests:
-        return []
-    xp = rules._xp(requests[0].candles.close) if backend is None else _module(backend)
+    """Section 5.1 inputs for every candle of many series: C, S, H (testbed M1 row),
+    m = vf * tc * pm and vm, and where ``confirm`` the M5/M15 pipeline metrics of section 5.2
+    joined onto the M1 candles.
+
+    ``requests`` hold host candles; they are aggregated to M5/M15 on the host and copied to ``xp``
+    once, and the features come back on ``xp``. Every M1, M5 and M15 series that shares a window
+    length goes through one engine call: the live analysis serves all pairs that closed the same
+    minute this way, training every window length of a search, and a batch gives exactly what
+    each series gives alone (see ``_tables``)."""
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment={alignment!r} is unknown; expected one of {ALIGNMENTS}")
+    host: list[Candles] = []
+    for request in requests:
+        host.append(request.candles)
+        if request.confirm:
+            host.extend(aggregate(request.candles, seconds) for seconds in HIGHER_TIMEFRAMES)
+    moved = iter(_to_module(host, xp))
+    series: list[tuple[Candles, list[Candles]]] = []
+    for request in requests:
+        candles = next(moved)
+        frames = [next(moved) for _ in HIGHER_TIMEFRAMES] if request.confirm else []
+        series.append((candles, frames))
     results: list[tuple[Features, list[HigherTimeframe]] | None] = [None] * len(requests)
     for window in sorted({request.window for request in requests}):
         chosen = [index for index, request in enumerate(requests) if request.window == window]
         items: list[tuple[Candles, bool]] = []
-        higher_series: dict[int, list[Candles]] = {}
         for index in chosen:
-            request = requests[index]
-            items.append((request.candles, True))
-            if request.confirm:
-                higher_series[index] = [
-                    aggregate(request.candles, seconds) for seconds in HIGHER_TIMEFRAMES
-                ]
-                items.extend((series, False) for series in higher_series[index])
+            candles, frames = series[index]
+            items.append((candles, True))
+            items.extend((frame, False) for frame in frames)
         tables = iter(_tables(items, window, xp))
         for index in chosen:
-            request = requests[index]
+            candles, frames = series[index]
             features = _testbed_from_table(
-                request.candles, next(tables), request.volatility_lookback, alignment, xp
+                candles, next(tables), requests[index].volatility_lookback, alignment, xp
             )
             higher = [
-                _higher_from_table(request.candles, series, next(tables), seconds, alignment, xp)
-                for seconds, series in zip(
-                    HIGHER_TIMEFRAMES, higher_series.get(index, []), strict=False
-                )
+                _higher_from_table(candles, frame, next(tables), seconds, alignment, xp)
+                for seconds, frame in zip(HIGHER_TIMEFRAMES, frames, strict=False)
             ]
             results[index] = (features, higher)
     return [result for result in results if result is not None]
-
-
-def _module(backend: str | ModuleType) -> ModuleType:
-    from qfh.engine import get_array_module
-
-    return get_array_module(backend)
-
-
-def as_numpy(value: Any) -> np.ndarray:
-    from qfh.engine import to_numpy
-
-    return to_numpy(value)

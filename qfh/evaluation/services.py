@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -62,9 +63,10 @@ def rule_evaluation_run(
     costs: Mapping[str, Any] | None = None,
     dead_band_pips: float = 0.5,
     seed: int = 0,
-    backend: str | None = None,
+    xp: ModuleType,
 ) -> RuleEvaluation:
-    """Evaluate a rule on stored candles and store the result (a new row per run).
+    """Evaluate a rule on stored candles on the array module ``xp`` and store the result (a new
+    row per run).
 
     ``leaky=True`` runs the original's look-ahead alignment, labelled as such, for comparison.
     """
@@ -87,7 +89,7 @@ def rule_evaluation_run(
         allow_look_ahead=leaky,
         dead_band_pips=dead_band_pips,
         seed=seed,
-        backend=backend,
+        xp=xp,
     )
     result = evaluation.performance
     row = RuleEvaluation.objects.create(
@@ -142,10 +144,11 @@ def pair_model_train(
     space: Mapping[str, Any] | None = None,
     costs: Mapping[str, Any] | None = None,
     min_train_trades: int = 30,
-    backend: str | None = None,
+    xp: ModuleType,
     progress: Callable[[int], Any] | None = None,
 ) -> PairModel:
-    """Walk-forward training on stored candles; stores the model with its gate verdict."""
+    """Walk-forward training on stored candles on the array module ``xp``; stores the model with
+    its gate verdict."""
     candles = candle_arrays(pair=pair, timeframe=timeframe, start=start, end=end)
     search = SearchSpace(**{**dict(space or {}), "sets": sets})
     cost = Costs.for_pair(pair, **dict(costs or {}))
@@ -157,7 +160,7 @@ def pair_model_train(
             seed=seed,
             costs=cost,
             min_train_trades=min_train_trades,
-            backend=backend,
+            xp=xp,
             progress=progress,
         )
     except ValueError as error:

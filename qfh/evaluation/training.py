@@ -8,7 +8,8 @@
 3. Score every set on every candle at once: the features are computed once per window length
    (causal, so one pass over the whole series serves every fold), the costed outcomes once per
    horizon, and each block of sets becomes (sets, candles) arrays of signals and P&L whose fold
-   sums are taken slice by slice. The array module is NumPy or CuPy (``get_array_module``).
+   sums are taken slice by slice. The array module (NumPy or CuPy) is the caller's ``xp``: the
+   candles and outcomes are copied to it once, and only the per-fold sums come back.
 4. Select on each fold's train window only (the best Wilson lower bound of the net hit rate
    among sets with enough trades) and score that set on the fold's test window. The
    out-of-sample result is the concatenation of the test windows; the model's parameters are
@@ -30,14 +31,19 @@ from typing import Any
 import numpy as np
 
 from qfh import rules
-from qfh.engine import get_array_module, to_numpy
+from qfh.engine import to_numpy
+from qfh.engine.backend import block_items
 from qfh.evaluation.candles import Candles
-from qfh.evaluation.features import HIGHER_TIMEFRAMES, higher_timeframe_features, testbed_features
+from qfh.evaluation.features import FeatureRequest, Features, HigherTimeframe, features_batch
 from qfh.evaluation.metrics import Performance, performance, wilson_interval
 from qfh.evaluation.outcomes import Costs, trade_outcomes
 
-# Each block of sets holds about this many (set, candle) cells per array (64 MB in float64).
+# On the CPU each block of sets holds about this many (set, candle) cells per array (64 MB in
+# float64). On a device blocks follow the free memory through the peak bytes one cell takes while
+# a block is scored: 37 without confirmation and 57 with it, measured with tracemalloc on NumPy
+# and rounded up (tests/qfh/test_qfh_blocks.py measures it again).
 BLOCK_CELLS = 1 << 23
+BYTES_PER_CELL = 64
 
 
 @dataclass(frozen=True)
@@ -239,45 +245,76 @@ def _fold_sums(net: Any, trade: Any, windows: list[tuple[int, int]], xp: ModuleT
     return _Sums(stack(trades), stack(hits), stack(pnl), stack(pnl2))
 
 
+@dataclass(frozen=True)
+class _SearchInputs:
+    """What every block of sets is scored against, on the search's array module: the features
+    per window length (with M5/M15 where a set confirms) and the costed outcomes per horizon."""
+
+    features: dict[int, tuple[Features, list[HigherTimeframe]]]
+    horizons: dict[int, int]
+    outcomes: dict[str, Any]
+    host_outcomes: list[Any]
+
+
+def _search_inputs(
+    candles: Candles, sets: list[dict[str, Any]], costs: Costs, xp: ModuleType
+) -> _SearchInputs:
+    windows = sorted({s["window"] for s in sets})
+    confirming = {s["window"] for s in sets if s["confirm_threshold"] is not None}
+    requests = [
+        FeatureRequest(candles=candles, window=window, confirm=window in confirming)
+        for window in windows
+    ]
+    features = dict(zip(windows, features_batch(requests, xp=xp), strict=True))
+    horizons = sorted({s["horizon"] for s in sets})
+    host = [trade_outcomes(candles, horizon=h, costs=costs) for h in horizons]
+    outcomes = {
+        "long": xp.asarray(np.stack([o.long_net for o in host])),
+        "short": xp.asarray(np.stack([o.short_net for o in host])),
+        "valid": xp.asarray(np.stack([o.valid for o in host])),
+    }
+    return _SearchInputs(features, {h: i for i, h in enumerate(horizons)}, outcomes, host)
+
+
+def block_sets(xp: ModuleType, candles: int) -> int:
+    """Parameter sets per block of the search over ``candles`` candles on ``xp``."""
+    cells = block_items(xp, host_items=BLOCK_CELLS, bytes_per_item=BYTES_PER_CELL)
+    return max(1, cells // max(candles, 1))
+
+
 def evaluate_parameter_sets(
     candles: Candles,
     sets: list[dict[str, Any]],
     folds: list[Fold],
     *,
     costs: Costs,
-    backend: str | ModuleType | None = None,
+    xp: ModuleType,
     progress: Callable[[int], Any] | None = None,
 ) -> tuple[_Sums, _Sums]:
-    """Train and test sums of every set on every fold: arrays of shape (sets, folds)."""
-    xp = get_array_module(backend)
-    horizons = sorted({s["horizon"] for s in sets})
-    purge = max(horizons)
+    """Train and test sums of every set on every fold: host arrays of shape (sets, folds).
+
+    ``candles`` are host arrays; the search runs on ``xp``."""
+    inputs = _search_inputs(candles, sets, costs, xp)
+    return _evaluate(inputs, len(candles), sets, folds, xp, progress)
+
+
+def _evaluate(
+    inputs: _SearchInputs,
+    total: int,
+    sets: list[dict[str, Any]],
+    folds: list[Fold],
+    xp: ModuleType,
+    progress: Callable[[int], Any] | None,
+) -> tuple[_Sums, _Sums]:
+    purge = max(inputs.horizons)
     train_windows = [(f.train_start, max(f.train_start, f.train_stop - purge)) for f in folds]
     test_windows = [(f.test_start, f.test_stop) for f in folds]
-    outcomes = [trade_outcomes(candles, horizon=h, costs=costs) for h in horizons]
-    outcome_table = {
-        "long": xp.asarray(np.stack([o.long_net for o in outcomes])),
-        "short": xp.asarray(np.stack([o.short_net for o in outcomes])),
-        "valid": xp.asarray(np.stack([o.valid for o in outcomes])),
-    }
-    horizon_position = {h: i for i, h in enumerate(horizons)}
-    count, total = len(sets), len(candles)
-    shape = (count, len(folds))
+    shape = (len(sets), len(folds))
     train = _Sums(*(np.zeros(shape) for _ in range(4)))
     test = _Sums(*(np.zeros(shape) for _ in range(4)))
-    block = max(1, BLOCK_CELLS // max(total, 1))
-    for window in sorted({s["window"] for s in sets}):
+    block = block_sets(xp, total)
+    for window, (features, higher) in inputs.features.items():
         members = [i for i, s in enumerate(sets) if s["window"] == window]
-        features = testbed_features(candles, window=window, backend=xp)
-        needs_higher = any(sets[i]["confirm_threshold"] is not None for i in members)
-        higher = (
-            [
-                higher_timeframe_features(candles, seconds, window=window, backend=xp)
-                for seconds in HIGHER_TIMEFRAMES
-            ]
-            if needs_higher
-            else []
-        )
         # Blocks hold either confirming or non-confirming sets, so that only the confirming
         # blocks pay for the higher-timeframe signals.
         plain = [i for i in members if sets[i]["confirm_threshold"] is None]
@@ -289,8 +326,9 @@ def evaluate_parameter_sets(
         ]
         for chosen in blocks:
             group = [sets[i] for i in chosen]
-            horizon_index = xp.asarray([horizon_position[s["horizon"]] for s in group])
-            _, net, trade = _block_pnl(group, features, higher, outcome_table, horizon_index, xp)
+            horizon_index = xp.asarray([inputs.horizons[s["horizon"]] for s in group])
+            frames = higher if group[0]["confirm_threshold"] is not None else []
+            _, net, trade = _block_pnl(group, features, frames, inputs.outcomes, horizon_index, xp)
             for target, windows in ((train, train_windows), (test, test_windows)):
                 sums = _fold_sums(net, trade, windows, xp)
                 for name in ("trades", "hits", "pnl", "pnl2"):
@@ -312,39 +350,32 @@ def select(train: _Sums, *, min_trades: int) -> np.ndarray:
 
 
 def _series(
-    candles: Candles, chosen: list[dict[str, Any]], folds: list[Fold], costs: Costs
+    inputs: _SearchInputs,
+    count: int,
+    chosen: list[dict[str, Any]],
+    folds: list[Fold],
+    xp: ModuleType,
 ) -> tuple[np.ndarray, ...]:
-    """The out-of-sample series: in each fold's test window, the signals of that fold's choice."""
-    count = len(candles)
+    """The out-of-sample series: in each fold's test window, the signals of that fold's choice
+    (scored on ``xp`` like the search, copied to the host once per fold)."""
     direction = np.zeros(count, dtype=np.int8)
     net = np.zeros(count)
     move = np.zeros(count)
     bars = np.zeros(count, dtype=np.int64)
     eligible = np.zeros(count, dtype=bool)
     for fold, params in zip(folds, chosen, strict=True):
-        horizon = params["horizon"]
-        outcomes = trade_outcomes(candles, horizon=horizon, costs=costs)
-        table = {
-            "long": outcomes.long_net[None, :],
-            "short": outcomes.short_net[None, :],
-            "valid": outcomes.valid[None, :],
-        }
-        features = testbed_features(candles, window=params["window"], backend=np)
-        higher = (
-            [
-                higher_timeframe_features(candles, seconds, window=params["window"], backend=np)
-                for seconds in HIGHER_TIMEFRAMES
-            ]
-            if params["confirm_threshold"] is not None
-            else []
-        )
-        signals, pnl, _ = _block_pnl([params], features, higher, table, np.zeros(1, int), np)
+        position = inputs.horizons[params["horizon"]]
+        outcomes = inputs.host_outcomes[position]
+        features, higher = inputs.features[params["window"]]
+        frames = higher if params["confirm_threshold"] is not None else []
+        horizon_index = xp.asarray([position])
+        signals, pnl, _ = _block_pnl([params], features, frames, inputs.outcomes, horizon_index, xp)
         part = slice(fold.test_start, fold.test_stop)
-        direction[part] = signals[0, part]
-        net[part] = pnl[0, part]
+        direction[part] = to_numpy(signals[0, part])
+        net[part] = to_numpy(pnl[0, part])
         move[part] = outcomes.move_pips[part]
         bars[part] = outcomes.bars_held[part]
-        eligible[part] = (features.valid & outcomes.valid)[part]
+        eligible[part] = to_numpy(features.valid[part]) & outcomes.valid[part]
     return direction, net, move, bars, eligible
 
 
@@ -356,20 +387,20 @@ def walk_forward(
     seed: int = 0,
     costs: Costs | None = None,
     min_train_trades: int = 30,
-    backend: str | ModuleType | None = None,
+    xp: ModuleType,
     progress: Callable[[int], Any] | None = None,
 ) -> TrainingResult:
-    """Search ``space`` on rolling folds of ``candles`` and return the walk-forward model."""
+    """Search ``space`` on rolling folds of ``candles`` (host arrays) on ``xp`` and return the
+    walk-forward model."""
     space = space or SearchSpace()
     costs = costs or Costs()
     sets = sample_parameter_sets(space, seed)
     fold_list = rolling_folds(len(candles), folds)
-    train, test = evaluate_parameter_sets(
-        candles, sets, fold_list, costs=costs, backend=backend, progress=progress
-    )
+    inputs = _search_inputs(candles, sets, costs, xp)
+    train, test = _evaluate(inputs, len(candles), sets, fold_list, xp, progress)
     choice = select(train, min_trades=min_train_trades)
     chosen = [sets[int(index)] for index in choice]
-    direction, net, move, bars, eligible = _series(candles, chosen, fold_list, costs)
+    direction, net, move, bars, eligible = _series(inputs, len(candles), chosen, fold_list, xp)
     oos = performance(
         direction,
         net_pips=net,

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -124,7 +125,7 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     eur_usd = Pair.objects.get(symbol="EUR_USD")
     # ... with its QFH metrics, a signal and a closed trade inside the chart's default window
     window_start = datetime(2025, 7, 25, 15, 0, tzinfo=UTC)
-    candle_metrics_compute(pair="EUR_USD", timeframe="M1", start=window_start, backend="numpy")
+    candle_metrics_compute(pair="EUR_USD", timeframe="M1", start=window_start, xp=np)
     TradingSignal.objects.create(
         time=window_start + timedelta(hours=2), pair_id="EUR_USD", direction="BUY", confidence=0.9
     )

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +264,7 @@ def test_the_systemd_units_run_the_same_real_commands_as_the_septrader_user() ->
         for line in unit.get("Environment", []):
             for pair in line.split():
                 assert read_by_the_project(pair.split("=")[0]) or pair.startswith(
-                    ("DJANGO_SETTINGS_MODULE=", "PYTHONUNBUFFERED=")
+                    ("DJANGO_SETTINGS_MODULE=", "PYTHONUNBUFFERED=", "CUPY_CACHE_DIR=")
                 ), f"{path.name}: {pair}"
 
 
@@ -292,3 +293,24 @@ def test_the_install_script_is_valid_shell_and_installs_every_unit() -> None:
     for path in UNITS:
         assert path.stem in text, f"install.sh never installs {path.name}"
     assert "docker/septrader.env.example" in text
+
+
+def test_the_gpu_node_installs_the_cupy_wheel_pinned_per_cuda_major_and_falls_back_to_numpy() -> (
+    None
+):
+    # The gpu extras pin one CuPy wheel per CUDA major, with its CUDA libraries ([ctk]).
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert extras["gpu"] == extras["gpu-cuda12"] == ["cupy-cuda12x[ctk]==14.2.0"]
+    assert extras["gpu-cuda13"] == ["cupy-cuda13x[ctk]==14.2.0"]
+    default = extras["gpu"][0]
+    # The image, the compose file and the install script install that pin by default.
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert f'ARG CUPY_PACKAGE="{default}"' in dockerfile
+    worker = services("gpu")["worker-qfh"]
+    assert worker["build"]["args"]["CUPY_PACKAGE"] == "${SEPTRADER_CUPY:-" + default + "}"
+    assert f'CUPY_PACKAGE="${{SEPTRADER_CUPY:-{default}}}"' in (DOCKER / "install.sh").read_text()
+    # And the worker runs on CuPy when a device answers, on NumPy (logged) when none does.
+    assert worker["environment"]["QFH_BACKEND"] == "${QFH_BACKEND:-auto}"
+    assert "QFH_BACKEND=auto" in dockerfile.split("AS runtime-gpu", 1)[1]

@@ -1,4 +1,10 @@
-"""Fixtures of the QFH engine tests: the golden file and a usable CuPy, when there is one."""
+"""Fixtures of the QFH tests: the golden file, the strict device double, and a usable CuPy when
+there is one.
+
+No fixture picks an array module for every test: a test that runs the analysis names its module
+(``xp=np``, the ``strict_cupy`` double, or real CuPy), and entry points (tasks, commands, the CLI)
+follow ``QFH_BACKEND`` as in production.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -14,16 +21,45 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.qfh import strict_device
+
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN_FILE = DATA / "qfh_reference_day1.csv"
 REPO = Path(__file__).resolve().parents[2]
 CANDLES_FILE = REPO / "marketdata" / "fixtures" / "eur_usd_m1_48h.json"
+# On PYTHONPATH, this folder makes ``import cupy`` give the strict device double.
+CUPY_SHIM = Path(__file__).resolve().parent / "cupy_shim"
 
 
-@pytest.fixture(autouse=True)
-def numpy_backend_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Host arrays stay on NumPy in these tests, even on a GPU machine; GPU tests name CuPy."""
-    monkeypatch.setenv("QFH_BACKEND", "numpy")
+def device_env(**extra: str) -> dict[str, str]:
+    """The environment of a process (worker, CLI, bench) whose ``import cupy`` is the strict
+    double, with ``QFH_BACKEND=auto``: auto resolves to the double there, as to CuPy on a GPU."""
+    path = os.pathsep.join(p for p in (str(CUPY_SHIM), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "QFH_BACKEND": "auto", **extra}
+
+
+def _configured_django_settings() -> Any:
+    # The engine's GPU tests also run on a bare GPU machine, without Django.
+    try:
+        from django.conf import settings
+    except ImportError:
+        return None
+    return settings if settings.configured else None
+
+
+@pytest.fixture
+def strict_cupy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The strict device double as ``cupy`` in this process, with ``QFH_BACKEND=auto`` (the
+    environment and, when Django is configured, the setting): entry points resolve to it."""
+    monkeypatch.setitem(sys.modules, "cupy", strict_device)
+    monkeypatch.setenv("QFH_BACKEND", "auto")
+    monkeypatch.delenv("STRICT_DEVICE_COUNT", raising=False)
+    monkeypatch.delenv("STRICT_DEVICE_FREE_BYTES", raising=False)
+    django_settings = _configured_django_settings()
+    if django_settings is not None:
+        monkeypatch.setattr(django_settings, "QFH_BACKEND", "auto")
+    strict_device.reset_counts()
+    yield strict_device
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +82,8 @@ def eur_usd_closes() -> np.ndarray:
 def cupy() -> ModuleType:
     """CuPy with a CUDA device, or a skip."""
     module = pytest.importorskip("cupy")
+    if module is strict_device:
+        pytest.skip("cupy is the strict device double here")
     try:
         devices = module.cuda.runtime.getDeviceCount()
     except Exception as error:  # No driver or no device: the test cannot run here.
@@ -72,18 +110,34 @@ def start_worker(
     require(bool(os.environ.get("CELERY_RESULT_BACKEND")), "CELERY_RESULT_BACKEND must be set")
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*, queues: str, role: str, name: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            celery_worker_command(queues, name=name),
-            cwd=REPO,
-            env={
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "septrader.settings",
-                "DATABASE_URL": worker_database_url(),
-                "SEPTRADER_ROLE": role,
-                "QFH_BACKEND": "numpy",
-            },
-        )
+    def start(
+        *,
+        queues: str,
+        role: str,
+        name: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """A worker; ``env`` replaces the environment (``device_env()`` for the double) and
+        ``log`` receives its output (at INFO)."""
+        extra = ("--loglevel", "INFO") if log else ()
+        output = log.open("wb") if log else None
+        try:
+            process = subprocess.Popen(
+                celery_worker_command(queues, name=name, extra=extra),
+                cwd=REPO,
+                env={
+                    **(env or {**os.environ, "QFH_BACKEND": "numpy"}),
+                    "DJANGO_SETTINGS_MODULE": "septrader.settings",
+                    "DATABASE_URL": worker_database_url(),
+                    "SEPTRADER_ROLE": role,
+                },
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+            )
+        finally:
+            if output:
+                output.close()
         started.append(process)
         return process
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from io import StringIO
 from typing import Any
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -47,7 +48,7 @@ def test_each_candle_gets_the_metrics_of_the_eleven_bits_ending_with_its_own_clo
     load_seed(seed_candles)
 
     # When the analysis runs over all of them
-    run = candle_metrics_compute(pair="EUR_USD", timeframe="M1")
+    run = candle_metrics_compute(pair="EUR_USD", timeframe="M1", xp=np)
 
     # Then every candle but the first two has metrics equal to the scalar reference computed on
     # the close-to-close bits up to and including that candle's close
@@ -78,14 +79,14 @@ def test_a_candles_metrics_do_not_change_when_later_candles_arrive_or_the_run_is
 ) -> None:
     # Given the metrics of the first day, computed before the second day existed
     load_seed(seed_candles[:1440])
-    candle_metrics_compute(pair="EUR_USD", timeframe="M1")
+    candle_metrics_compute(pair="EUR_USD", timeframe="M1", xp=np)
     before = stored_metrics()
 
     # When the second day arrives and everything is recomputed in two separate runs
     load_seed(seed_candles)
     middle = datetime(2025, 7, 24, 12, 0, tzinfo=UTC)
-    candle_metrics_compute(pair="EUR_USD", timeframe="M1", end=middle)
-    candle_metrics_compute(pair="EUR_USD", timeframe="M1", start=middle)
+    candle_metrics_compute(pair="EUR_USD", timeframe="M1", end=middle, xp=np)
+    candle_metrics_compute(pair="EUR_USD", timeframe="M1", start=middle, xp=np)
     after = stored_metrics()
 
     # Then nothing about the first day changed, bit for bit
@@ -99,9 +100,9 @@ def test_running_the_same_analysis_twice_changes_nothing(
     timescaledb: None, seed_candles: list[dict[str, Any]]
 ) -> None:
     load_seed(seed_candles[:300])
-    candle_metrics_compute(pair="EUR_USD", timeframe="M1")
+    candle_metrics_compute(pair="EUR_USD", timeframe="M1", xp=np)
     first = stored_metrics()
-    candle_metrics_compute(pair="EUR_USD", timeframe="M1")
+    candle_metrics_compute(pair="EUR_USD", timeframe="M1", xp=np)
     assert stored_metrics() == first
     assert CandleMetrics.objects.count() == 298
 

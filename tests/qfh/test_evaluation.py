@@ -49,7 +49,7 @@ def signal_now(closes: list[float]) -> int:
     enough: the rule sees 27 bits at most, and vm is constant on these candles)."""
     # One extra close gives the slice's first candle its true open (and so its true range).
     candles = synthetic(np.array(closes[-41:])).slice(1, 41)
-    features, higher = compute_features(candles, PUBLISHED)
+    features, higher = compute_features(candles, PUBLISHED, xp=np)
     return int(rule_signals("testbed", PUBLISHED.params, features, higher).direction[-1])
 
 
@@ -94,11 +94,11 @@ def test_a_planted_edge_is_measured_at_its_planted_hit_rate() -> None:
     candles = synthetic(closes)
 
     # When the rule is evaluated at a one-candle horizon with a 1-pip spread
-    evaluation = evaluate_rule(candles, PUBLISHED, horizon=1, costs=Costs(spread_pips=1.0))
+    evaluation = evaluate_rule(candles, PUBLISHED, horizon=1, costs=Costs(spread_pips=1.0), xp=np)
     result = evaluation.performance
 
     # Then the evaluation saw exactly the planted signals (so the plant is the rule's edge) ...
-    features, higher = compute_features(candles, PUBLISHED)
+    features, higher = compute_features(candles, PUBLISHED, xp=np)
     signals = rule_signals("testbed", PUBLISHED.params, features, higher).direction
     assert np.array_equal(signals[100:-1], planted[100:-1])
     # ... and a 2-pip move minus a 1-pip spread is a hit exactly when the side was right: the
@@ -119,8 +119,8 @@ def test_a_planted_edge_is_measured_at_its_planted_hit_rate() -> None:
 def test_pure_noise_shows_no_edge_and_costs_make_it_lose() -> None:
     candles = synthetic(random_walk(4000, seed=2))
 
-    gross = evaluate_rule(candles, PUBLISHED, costs=Costs(spread_pips=0.0)).performance
-    net = evaluate_rule(candles, PUBLISHED, costs=Costs(spread_pips=1.0)).performance
+    gross = evaluate_rule(candles, PUBLISHED, costs=Costs(spread_pips=0.0), xp=np).performance
+    net = evaluate_rule(candles, PUBLISHED, costs=Costs(spread_pips=1.0), xp=np).performance
 
     assert gross.trades > 300
     assert gross.hit_low <= 0.5 <= gross.hit_high
@@ -132,8 +132,8 @@ def test_the_leaky_alignment_is_refused_unless_asked_for_explicitly() -> None:
     candles = real_candles()
 
     with pytest.raises(LookAheadError, match="use prices after their label starts"):
-        evaluate_rule(candles, PUBLISHED, alignment="leaky")
-    leaky = evaluate_rule(candles, PUBLISHED, alignment="leaky", allow_look_ahead=True)
+        evaluate_rule(candles, PUBLISHED, alignment="leaky", xp=np)
+    leaky = evaluate_rule(candles, PUBLISHED, alignment="leaky", allow_look_ahead=True, xp=np)
 
     assert leaky.label == LEAKY_LABEL
     assert "comparison only" in leaky.summary()["label"]
@@ -173,7 +173,7 @@ def test_a_signal_never_changes_when_the_future_is_shuffled_or_cut_off() -> None
     for rule in (PUBLISHED, confirmed):
         # When signals are computed on the original, the shuffled copy and the copy cut at j
         def directions(series: Candles, rule: rules.Rule = rule) -> np.ndarray:
-            features, higher = compute_features(series, rule)
+            features, higher = compute_features(series, rule, xp=np)
             return rule_signals("testbed", rule.params, features, higher).direction
 
         full = directions(candles)
@@ -186,7 +186,7 @@ def test_a_signal_never_changes_when_the_future_is_shuffled_or_cut_off() -> None
 
     # And the leaky alignment fails the same check, so the check has teeth
     def leaky(series: Candles) -> np.ndarray:
-        features, higher = compute_features(series, PUBLISHED, alignment="leaky")
+        features, higher = compute_features(series, PUBLISHED, alignment="leaky", xp=np)
         return rule_signals("testbed", PUBLISHED.params, features, higher).direction
 
     assert not np.array_equal(leaky(candles)[: cut + 1], leaky(noisy)[: cut + 1])
@@ -261,10 +261,10 @@ def test_the_truth_on_the_bundled_real_data_is_chance_causally_and_an_edge_only_
     candles = real_candles()
 
     # When the original's measure is taken in both alignments
-    causal = evaluate_rule(candles, PUBLISHED).original["hc_accuracy_beyond_band"]
-    leaky = evaluate_rule(candles, PUBLISHED, alignment="leaky", allow_look_ahead=True).original[
-        "hc_accuracy_beyond_band"
-    ]
+    causal = evaluate_rule(candles, PUBLISHED, xp=np).original["hc_accuracy_beyond_band"]
+    leaky = evaluate_rule(
+        candles, PUBLISHED, alignment="leaky", allow_look_ahead=True, xp=np
+    ).original["hc_accuracy_beyond_band"]
 
     # Then the leaky figure reproduces the original's inflated edge (QFH_SPEC section 6.1 found
     # 66.7%) and the causal one holds 50%: the edge was the look-ahead

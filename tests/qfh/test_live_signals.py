@@ -81,7 +81,7 @@ def load(candles: list[dict[str, Any]], pair: str = "EUR_USD") -> list[datetime]
 def offline_signals(pair: str, rule: rules.Rule) -> dict[datetime, tuple[int, float]]:
     """What the evaluation computes for every stored candle of ``pair`` (direction, confidence)."""
     candles = candle_arrays(pair=pair)
-    features, higher = compute_features(candles, rule)
+    features, higher = compute_features(candles, rule, xp=np)
     signals = rule_signals(rule.rule_type, rule.params, features, higher)
     return {
         datetime.fromtimestamp(int(time), UTC): (int(direction), float(confidence))
@@ -127,7 +127,7 @@ def test_the_live_signal_of_each_candle_equals_the_offline_evaluation_of_the_sam
     live: dict[datetime, TradingSignal | None] = {}
     for time in times[-110:]:
         with django_capture_on_commit_callbacks(execute=False):
-            outcome = signals_analyze_closed(pairs=["EUR_USD"], time=time)[0]
+            outcome = signals_analyze_closed(pairs=["EUR_USD"], time=time, xp=np)[0]
         assert outcome.outcome in {"signal", "hold"}, outcome
         live[time] = TradingSignal.objects.filter(pair_id="EUR_USD", time=time).first()
 
@@ -190,7 +190,7 @@ def test_pairs_that_close_the_same_minute_share_one_engine_call_and_get_what_the
     # When the minutes close for both pairs at once
     for time in times[-40:]:
         with django_capture_on_commit_callbacks(execute=False):
-            signals_analyze_closed(pairs=["EUR_USD", "GBP_USD"], time=time)
+            signals_analyze_closed(pairs=["EUR_USD", "GBP_USD"], time=time, xp=np)
         snapshot(batched, time)
     engine_calls = len(calls)
     # and again pair by pair after forgetting the signals
@@ -198,7 +198,7 @@ def test_pairs_that_close_the_same_minute_share_one_engine_call_and_get_what_the
     for time in times[-40:]:
         for pair in ("EUR_USD", "GBP_USD"):
             with django_capture_on_commit_callbacks(execute=False):
-                signals_analyze_closed(pairs=[pair], time=time)
+                signals_analyze_closed(pairs=[pair], time=time, xp=np)
         snapshot(alone, time)
 
     # Then each batch went through the engine once, for both pairs' M1, M5 and M15 series
@@ -223,9 +223,9 @@ def test_a_rerun_stores_no_second_signal_and_the_candle_metrics_once(
 
     # When the analysis of that minute runs twice (a redelivered message)
     with django_capture_on_commit_callbacks(execute=False) as first_sends:
-        first = signals_analyze_closed(pairs=["EUR_USD"], time=time)[0]
+        first = signals_analyze_closed(pairs=["EUR_USD"], time=time, xp=np)[0]
     with django_capture_on_commit_callbacks(execute=False):
-        again = signals_analyze_closed(pairs=["EUR_USD"], time=time)[0]
+        again = signals_analyze_closed(pairs=["EUR_USD"], time=time, xp=np)[0]
 
     # Then one signal exists, made by the default rule, priced at the candle's close
     signal = TradingSignal.objects.get(pair_id="EUR_USD", time=time)
@@ -258,7 +258,9 @@ def test_only_enabled_trading_pairs_with_a_rule_are_analysed(
     trade("AUD_USD", enabled=False, forced_without_model=True)
 
     # When their minute closes
-    outcomes = signals_analyze_closed(pairs=["EUR_USD", "GBP_USD", "AUD_USD"], time=times[-1])
+    outcomes = signals_analyze_closed(
+        pairs=["EUR_USD", "GBP_USD", "AUD_USD"], time=times[-1], xp=np
+    )
 
     # Then none is analysed, and each says why
     reasons = {outcome.pair: (outcome.outcome, outcome.reason) for outcome in outcomes}
@@ -277,8 +279,10 @@ def test_a_candle_without_enough_history_or_not_yet_closed_makes_no_signal(
     times = load(seed_candles[:150])
     trade("EUR_USD", forced_without_model=True)
 
-    short = signals_analyze_closed(pairs=["EUR_USD"], time=times[-1])[0]
-    missing = signals_analyze_closed(pairs=["EUR_USD"], time=times[-1] + timedelta(minutes=1))[0]
+    short = signals_analyze_closed(pairs=["EUR_USD"], time=times[-1], xp=np)[0]
+    missing = signals_analyze_closed(
+        pairs=["EUR_USD"], time=times[-1] + timedelta(minutes=1), xp=np
+    )[0]
 
     assert short.outcome == missing.outcome == "skipped"
     assert short.reason == "150 closed candles; 224 needed"
@@ -301,7 +305,7 @@ def test_a_signal_is_routed_to_its_pairs_node_queue_after_the_commit(
 
     # When the analysis runs and its transaction commits
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = signals_analyze_closed(pairs=["EUR_USD"], time=time)[0]
+        outcome = signals_analyze_closed(pairs=["EUR_USD"], time=time, xp=np)[0]
 
     # Then one execution message waits on exec.node-a, none on the default execution queue
     assert outcome.queue == "exec.node-a"

@@ -34,7 +34,7 @@ def test_the_console_shows_an_evaluations_equity_curve_buckets_and_baselines(
 ) -> None:
     # Given an evaluation of the original rule on the real EUR/USD minutes
     candles_ingest(candles=seed_candles, pair="EUR_USD", timeframe="M1")
-    evaluation = rule_evaluation_run(pair="EUR_USD", horizon=1)
+    evaluation = rule_evaluation_run(pair="EUR_USD", horizon=1, xp=np)
     client = Client()
     client.force_login(User.objects.create_superuser("ops", password="pw-for-test"))
 

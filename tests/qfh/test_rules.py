@@ -172,7 +172,7 @@ def test_on_real_minutes_confirmation_keeps_some_signals_and_each_agrees_with_m5
     rule = rules.validate_rule("testbed", {"confirm_threshold": 0.8, "high_confidence_only": False})
 
     # When the signals are computed (the keys join each minute to the last closed M5/M15 candle)
-    features, higher = compute_features(candles, rule)
+    features, higher = compute_features(candles, rule, xp=np)
     signals = rule_signals(rule.rule_type, rule.params, features, higher)
 
     # Then some signals survive (the original's keys never matched, so none did), and every

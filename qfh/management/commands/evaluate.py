@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from marketdata.selectors import SERVED_TIMEFRAMES
+from qfh.arrays import command_array_module
 from qfh.evaluation.evaluate import LookAheadError
 from qfh.evaluation.selectors import UnknownPairError
 from qfh.evaluation.services import EvaluationError, rule_evaluation_run
@@ -42,10 +43,15 @@ class Command(BaseCommand):
             action="store_true",
             help="also run the original's look-ahead alignment, for comparison only",
         )
-        parser.add_argument("--backend", choices=["numpy", "cupy"])
+        parser.add_argument(
+            "--backend",
+            choices=["auto", "numpy", "cupy"],
+            help="array module of this run (default: the QFH_BACKEND setting)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        xp = command_array_module(options["backend"])
         start = parse_moment("from", options["start"])
         end = parse_moment("to", options["end"])
         try:
@@ -77,7 +83,7 @@ class Command(BaseCommand):
                     costs=costs,
                     dead_band_pips=options["dead_band"],
                     seed=options["seed"],
-                    backend=options["backend"],
+                    xp=xp,
                 )
             except (RuleError, UnknownPairError, EvaluationError, LookAheadError) as error:
                 raise CommandError(str(error)) from None

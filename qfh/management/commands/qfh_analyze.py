@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from marketdata.models import Candle, Pair
 from marketdata.selectors import SERVED_TIMEFRAMES
+from qfh.arrays import command_array_module
 from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute
 from septrader.cli import parse_moment
 
@@ -25,10 +26,15 @@ class Command(BaseCommand):
         parser.add_argument("--from", dest="start", help="UTC date or time, e.g. 2025-07-24")
         parser.add_argument("--to", dest="end", help="UTC date or time (exclusive)")
         parser.add_argument("--window", type=int, default=DEFAULT_WINDOW_BITS)
-        parser.add_argument("--backend", choices=["numpy", "cupy"])
+        parser.add_argument(
+            "--backend",
+            choices=["auto", "numpy", "cupy"],
+            help="array module of this run (default: the QFH_BACKEND setting)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        xp = command_array_module(options["backend"])
         start = parse_moment("from", options["start"])
         end = parse_moment("to", options["end"])
         if start and end and start >= end:
@@ -73,7 +79,7 @@ class Command(BaseCommand):
                         start=step_start,
                         end=step_end,
                         window_bits=options["window"],
-                        backend=options["backend"],
+                        xp=xp,
                     )
                     written += run.written
                 total += written

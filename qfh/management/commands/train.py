@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from marketdata.selectors import SERVED_TIMEFRAMES
+from qfh.arrays import command_array_module
 from qfh.evaluation.selectors import UnknownPairError
 from qfh.evaluation.services import EvaluationError, pair_model_train
 from septrader.cli import parse_moment
@@ -29,10 +30,15 @@ class Command(BaseCommand):
         parser.add_argument("--min-train-trades", type=int, default=30)
         parser.add_argument("--spread", type=float, help="pips; default per pair (EUR_USD 1.0)")
         parser.add_argument("--slippage", type=float, default=0.0, help="pips per side")
-        parser.add_argument("--backend", choices=["numpy", "cupy"])
+        parser.add_argument(
+            "--backend",
+            choices=["auto", "numpy", "cupy"],
+            help="array module of this run (default: the QFH_BACKEND setting)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        xp = command_array_module(options["backend"])
         if options["sets"] < 1 or options["folds"] < 1:
             raise CommandError("--sets and --folds must be at least 1")
         with tqdm(
@@ -53,7 +59,7 @@ class Command(BaseCommand):
                     seed=options["seed"],
                     costs={"spread_pips": options["spread"], "slippage_pips": options["slippage"]},
                     min_train_trades=options["min_train_trades"],
-                    backend=options["backend"],
+                    xp=xp,
                     progress=bar.update,
                 )
             except (UnknownPairError, EvaluationError) as error:
