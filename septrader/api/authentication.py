@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt import authentication
 from rest_framework_simplejwt.exceptions import InvalidToken
@@ -41,3 +42,10 @@ class JWTAuthentication(authentication.JWTAuthentication):
                 "The user's password has been changed.", code="password_changed"
             )
         return user
+
+
+class JWTScheme(SimpleJWTScheme):
+    """The OpenAPI description of the class above: simplejwt's bearer scheme, which drf-spectacular
+    gives simplejwt's own class only."""
+
+    target_class = "septrader.api.authentication.JWTAuthentication"
