@@ -72,7 +72,7 @@ BENCHES = (
     Bench(
         "api",
         "api.py",
-        ("--seconds", "15"),
+        (),
         ("--seconds", "1", "--rate", "50", "--users", "2", "--inprocess-requests", "20"),
     ),
     # Two pairs for three simulated minutes: every process of the system still starts and stops.
