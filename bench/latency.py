@@ -121,6 +121,8 @@ def main() -> None:
         ],
         cwd=REPO,
         env=environment,
+        # Its banner would mix with the figures on stdout; warnings and errors go to stderr.
+        stdout=subprocess.DEVNULL,
     )
     try:
         current_app.control.purge()

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -123,6 +124,7 @@ class Outcome:
     load_before: str
     load_after: str
     output: str
+    errors: str
 
     @property
     def figures(self) -> dict[str, str]:
@@ -143,10 +145,21 @@ def run(
         cwd=REPO,
         env=bench_environment(),
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None
+    assert process.stdout is not None and process.stderr is not None
+    # The figures are on stdout; logs and warnings, on stderr, are kept apart from them.
+    errors: list[str] = []
+
+    def drain(stream: IO[str]) -> None:
+        for line in stream:
+            errors.append(line)
+            if echo:
+                print(line, end="", file=sys.stderr, flush=True)
+
+    draining = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
+    draining.start()
     timers = (
         [
             threading.Timer(timeout, process.send_signal, [signal.SIGINT]),
@@ -164,11 +177,19 @@ def run(
             if echo:
                 print(line, end="", flush=True)
         status = process.wait()
+        draining.join()
     finally:
         for timer in timers:
             timer.cancel()
     return Outcome(
-        bench, shown, status, datetime.now(UTC), load_before, load_average(), "".join(lines)
+        bench,
+        shown,
+        status,
+        datetime.now(UTC),
+        load_before,
+        load_average(),
+        "".join(lines),
+        "".join(errors),
     )
 
 

@@ -25,7 +25,8 @@ def run_small(name: str, timeout: float = 180) -> dict[str, str]:
     unless every number it printed is finite."""
     outcome = run(NAMED[name], SMALL[name], echo=False, timeout=timeout)
     assert outcome.status == 0, (
-        f"{outcome.command} exited with {outcome.status}:\n{outcome.output[-6000:]}"
+        f"{outcome.command} exited with {outcome.status}:\n{outcome.output[-3000:]}\n"
+        f"stderr:\n{outcome.errors[-5000:]}"
     )
     figures = outcome.figures
     for figure, value in figures.items():
@@ -175,6 +176,7 @@ def test_the_load_bench_runs_the_whole_system_and_loses_nothing(servers: None) -
     assert numbers(figures, "candles_missing", "candles_differing") == [0, 0]
     assert figures["drained"] == "True"
     assert figures["signals"].startswith("executed:")
+    numbers(figures, "analysis_lag_ms_p50", "analysis_lag_ms_p99", "order_latency_ms_p50")
     ours, at_broker = numbers(figures, "orders_ours", "orders_at_broker")
     assert ours == at_broker > 0
     assert numbers(
