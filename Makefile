@@ -9,7 +9,7 @@ DEMO_ARGS ?=
 LOAD_ARGS ?=
 
 .PHONY: install demo test check lint format types migrations-check audit services services-down \
-	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console bench-load backup chaos
+	bench bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console bench-load bench-api backup chaos
 
 $(BIN)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -81,8 +81,13 @@ check: lint types migrations-check audit test
 backup: install
 	$(BIN)/python manage.py backup
 
-# Every benchmark in bench/, each printing name=value lines (figures in README.md).
-bench: bench-ingest bench-backfill bench-qfh bench-oandasim bench-train bench-latency bench-console
+# Every benchmark in bench/ one after another (bench/run.py), each printing name=value lines,
+# then one table of all their figures, each with its command, date, machine and load average:
+# var/bench/latest.md (figures in README.md). About 40 minutes, 15 of them bench-load's
+# (LOAD_ARGS applies). `make test` runs each at small scale (tests/bench/test_benches_run.py).
+bench: install
+	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
+	$(BIN)/python bench/run.py --load-args "$(LOAD_ARGS)"
 
 bench-ingest: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
@@ -101,6 +106,11 @@ bench-latency: install
 bench-load: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
 	$(BIN)/python bench/load.py $(LOAD_ARGS)
+
+# GET /api/pairs/status under gunicorn at 200 requests/s beside a bare view (README.md).
+bench-api: install
+	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \
+	$(BIN)/python bench/api.py
 
 bench-console: install
 	@env_lines=$$(scripts/services.sh env) || exit 1; eval "$$env_lines"; \

@@ -3,10 +3,11 @@
     eval "$(scripts/services.sh env)"; .venv/bin/python bench/console.py
 
 Fills ``market_candles`` of the bench database (``<DATABASE_URL's name>_bench``, shared with
-bench/ingest.py, which empties the candles first) with a year of M1 candles for EUR_USD and three
-more pairs (about 2.1 million rows, generated in SQL), then times the console's pages through
-Django's test client with a logged-in operator: the dashboard, a pair's chart at M1 and H1, and
-the candle list. Prints the median and the slowest of ``--requests`` loads of each.
+bench/ingest.py, which empties the candles first) with ``--days`` (a year) of M1 candles for
+EUR_USD and three more pairs (about 2.1 million rows, generated in SQL), then times the console's
+pages through Django's test client with a logged-in operator: the dashboard, a pair's chart at M1
+and H1, and the candle list. Prints the median and the slowest of ``--requests`` loads of each.
+``make test`` runs it with ``--days 2 --requests 2`` (tests/bench/test_benches_run.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ingest import setup_bench_database
 
 PAIRS = ("EUR_USD", "GBP_USD", "USD_JPY", "AUD_USD")
-MINUTES_PER_YEAR = 365 * 24 * 60
 
 
-def fill(start: datetime) -> int:
+def fill(start: datetime, days: int) -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -38,7 +38,7 @@ def fill(start: datetime) -> int:
                 "1.1 + (i %% 97) * 0.00001, 1.1 + (i %% 97) * 0.00001 + 0.0002, "
                 "1.1 + (i %% 89) * 0.00001 - 0.0002, 1.1 + (i %% 89) * 0.00001, 10, true "
                 "FROM generate_series(0, %s - 1) AS i",
-                [symbol, start, MINUTES_PER_YEAR],
+                [symbol, start, days * 24 * 60],
             )
         cursor.execute("ANALYZE market_candles")
         cursor.execute("SELECT count(*) FROM market_candles")
@@ -51,6 +51,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--days", type=int, default=365, help="M1 candles stored per pair")
     args = parser.parse_args()
 
     setup_bench_database()
@@ -60,7 +61,7 @@ def main() -> None:
     from marketdata.models import Pair
 
     began = time.perf_counter()
-    rows = fill(datetime(2024, 6, 1, tzinfo=UTC))
+    rows = fill(datetime(2024, 6, 1, tzinfo=UTC), args.days)
     print(f"table_rows={rows:,} fill_seconds={time.perf_counter() - began:.1f}")
 
     user, _ = User.objects.get_or_create(username="bench-operator")

@@ -77,12 +77,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def spread(values: list[float]) -> str:
+def spread(name: str, values: list[float]) -> str:
+    """``name_p50=... name_p99=... name_max=...`` (each name once, for bench/run.py's table)."""
     if not values:
-        return "none"
+        return f"{name}=none"
     return (
-        f"p50={percentile(values, 0.5):.0f} p99={percentile(values, 0.99):.0f} "
-        f"max={max(values):.0f}"
+        f"{name}_p50={percentile(values, 0.5):.0f} {name}_p99={percentile(values, 0.99):.0f} "
+        f"{name}_max={max(values):.0f}"
     )
 
 
@@ -575,7 +576,8 @@ def run(
     runtimes = task_runtimes(args.logs)
     for task in ("qfh.analyze_closed_candles_task", "trading.execute_signal_task"):
         values = runtimes.get(task, [])
-        print(f"task_ms {task} runs={len(values)} {spread(values)}")
+        short = task.rsplit(".", 1)[-1]
+        print(f"{short}_runs={len(values)} {spread(f'{short}_ms', values)}")
     print("queue_peaks=" + ",".join(f"{queue}:{queue_peaks[queue]}" for queue in QUEUES))
     report_resources(sampler, measured + drain_seconds)
 
@@ -778,14 +780,20 @@ def report_signals(
         f"minutes={len(minutes)} minutes_with_all_{len(pairs)}_signals={full} "
         f"signals_per_minute_mean={len(signals) / max(1, len(minutes)):.1f}"
     )
-    print(f"analysis_lag_ms(candle close -> signal stored, wall) {spread(lags)}")
-    print(f"  of which close -> candle stored by the streamer: {spread(to_stored)}")
-    print(f"  of which candle stored -> signal stored (queue + analysis): {spread(to_signal)}")
+    print(f"candle close -> signal stored, wall: {spread('analysis_lag_ms', lags)}")
+    print(
+        "  of which close -> candle stored by the streamer: "
+        + spread("close_to_stored_ms", to_stored)
+    )
+    print(
+        "  of which candle stored -> signal stored (queue + analysis): "
+        + spread("stored_to_signal_ms", to_signal)
+    )
     print(
         "analysis_lag_p50_by_quarter_ms="
         + ",".join(f"{percentile(quarters[q], 0.5):.0f}" for q in range(4))
     )
-    print(f"order_latency_ms(signal stored -> fill recorded) {spread(order_latencies)}")
+    print(f"signal stored -> fill recorded: {spread('order_latency_ms', order_latencies)}")
     print(
         "order_latency_p50_by_quarter_ms="
         + ",".join(f"{percentile(order_quarters[q], 0.5):.0f}" for q in range(4))

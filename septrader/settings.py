@@ -457,7 +457,8 @@ STATIC_ROOT = DATA_DIR / "static"
 # (septrader/api/errors.py).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, reading the user and their role in one statement (septrader/api/).
+        "septrader.api.authentication.JWTAuthentication",
         # The console's logged-in operators use the browsable API and the docs page with their
         # session (CSRF-checked for writes).
         "rest_framework.authentication.SessionAuthentication",
@@ -469,9 +470,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "septrader.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "septrader.api.pagination.Pagination",
     "PAGE_SIZE": 100,
+    # DRF's anon and user rates, counted with one Redis INCR a request (septrader/api/throttles.py).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "septrader.api.throttles.AnonRateThrottle",
+        "septrader.api.throttles.UserRateThrottle",
     ],
     # A dashboard polling a dozen endpoints every few seconds stays far below the user rate; the
     # login rate is per client address, on top of the per-username lockout below.

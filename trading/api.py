@@ -12,9 +12,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -164,8 +166,8 @@ class PairsStatusView(APIView):
     active_only = False
 
     @extend_schema(responses=serializers.PairStatusListSerializer, summary="Every pair's state")
-    def get(self, request: Request) -> Response:
-        return Response(_pairs_answer(self.active_only))
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse(pairs_status_json(self.active_only), content_type="application/json")
 
 
 class PairsActiveView(PairsStatusView):
@@ -174,22 +176,25 @@ class PairsActiveView(PairsStatusView):
     @extend_schema(
         responses=serializers.PairStatusListSerializer, summary="The pairs enabled for trading"
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         return super().get(request)
 
 
-# Dashboards poll the pairs' status every second or so; each web process answers from a copy at
-# most API_PAIRS_STATUS_CACHE_MS old instead of reading four tables per poll (bench/api.py).
-_pairs_answers: dict[bool, tuple[float, dict[str, Any]]] = {}
+# Dashboards poll the pairs' status every second or so; each web process answers with the JSON of
+# a copy at most API_PAIRS_STATUS_CACHE_MS old instead of reading four tables and rendering every
+# row per poll (bench/api.py). The bytes are kept, not the rows: rendering 28 rows again took
+# 0.2 ms a request.
+_pairs_answers: dict[bool, tuple[float, bytes]] = {}
 
 
-def _pairs_answer(active_only: bool) -> dict[str, Any]:
+def pairs_status_json(active_only: bool) -> bytes:
+    """The body of ``GET /api/pairs/status`` (or ``/active``), as the JSON renderer writes it."""
     now = time.monotonic()
     cached = _pairs_answers.get(active_only)
     if cached is not None and (now - cached[0]) * 1000 < settings.API_PAIRS_STATUS_CACHE_MS:
         return cached[1]
     rows = [_json_pair_row(row) for row in overview.pairs_status(active_only=active_only)]
-    answer = {"count": len(rows), "pairs": rows}
+    answer = JSONRenderer().render({"count": len(rows), "pairs": rows})
     _pairs_answers[active_only] = (now, answer)
     return answer
 
