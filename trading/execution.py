@@ -481,7 +481,6 @@ def _enter(
         # A stop was committed while the order was in flight: the ledger marked the fill.
         closed = late_fills_close(client=client)
         signal.result = {**signal.result, "closed_after_stop": order.late_fill_reason}
-        order.refresh_from_db()
         logger.warning(
             "event=entry_closed_after_stop signal=%s pair=%s client_id=%s closed=%s",
             signal.pk,

@@ -8,6 +8,8 @@ through ``trading.ledger``, like every other transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -56,29 +58,40 @@ class Conflict(TradingError):
 # ----- stops win their race with entries ------------------------------------------------------
 
 
-def entries_drain(*, client: oanda.OandaClient | None = None) -> list[str]:
-    """Wait for the entry in flight, if any, then close what it opened after the stop.
+# What a stop reports when an entry held the entry lock longer than it waits.
+DRAIN_TIMEOUT = (
+    f"an entry was still in flight after {ENTRY_DRAIN_SECONDS:.0f} s; it closes its own fill "
+    "when the order's answer comes"
+)
 
-    Called by every stop (kill switch, disable, reducing or halted mode) once its change is
+
+@contextmanager
+def entries_quiet(failures: list[str]) -> Iterator[bool]:
+    """Hold the entry lock once the entry in flight, if any, is done (yields False, with
+    ``DRAIN_TIMEOUT`` added to ``failures``, when it was still running after the wait).
+
+    Every stop (kill switch, disable, reducing or halted mode) enters this once its change is
     committed: an entry checks the world again under the entry lock immediately before its order
     leaves, so once this holds the lock no entry that saw the world before the stop is still in
-    flight, and one whose fill landed after it was marked by the ledger and is closed here.
-    Returns what could not be guaranteed, for the stop to report.
+    flight, and one whose fill landed after it was marked by the ledger.
     """
-    problems = []
     with entry_lock(timeout=ENTRY_DRAIN_SECONDS) as drained:
         if not drained:
-            problems.append(
-                f"an entry was still in flight after {ENTRY_DRAIN_SECONDS:.0f} s; it closes its "
-                "own fill when the order's answer comes"
-            )
+            failures.append(DRAIN_TIMEOUT)
             logger.warning("event=entries_drain_timeout seconds=%s", ENTRY_DRAIN_SECONDS)
-            return problems
+        yield drained
+
+
+def entries_drain() -> None:
+    """Wait for the entry in flight, if any, then close what it opened after the stop."""
+    with entries_quiet([]) as drained:
+        if not drained:
+            return
         try:
-            late_fills_close(client=client)
+            late_fills_close()
         except oanda.OandaError as error:
-            problems.append(f"closing a fill that landed after the stop failed: {error}")
-    return problems
+            # Reconciliation closes it on its next pass (late fills stay marked).
+            logger.error("event=late_fills_close_failed error=%r", str(error))
 
 
 # ----- pairs -------------------------------------------------------------------------------------
@@ -361,12 +374,7 @@ def kill_switch_engage(
     failures: list[str] = []
     cancelled = 0
     closed = 0
-    with entry_lock(timeout=ENTRY_DRAIN_SECONDS) as drained:
-        if not drained:
-            failures.append(
-                f"an entry was still in flight after {ENTRY_DRAIN_SECONDS:.0f} s; it closes "
-                "its own fill when the order's answer comes"
-            )
+    with entries_quiet(failures):
         unsettled = list(
             Order.objects.filter(
                 account_id=client.account_id, kind=Order.Kind.ENTRY, status=Order.Status.PENDING
