@@ -89,8 +89,8 @@ def prepare(url: str, users: int) -> list[str]:
     from django.core.management import call_command
     from rest_framework_simplejwt.tokens import RefreshToken
 
+    from marketdata.cache_keys import latest_price_key
     from marketdata.models import Pair
-    from marketdata.streaming import latest_price_key
     from trading.models import TradingSignal
 
     call_command("migrate", verbosity=0)

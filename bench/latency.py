@@ -188,7 +188,7 @@ def main() -> None:
 
 def next_closed_minute(simulator: SimulatorProcess) -> datetime:
     """Move the simulator's clock a minute on and return the minute that has just closed there."""
-    from marketdata.candle_input import parse_broker_time
+    from marketdata.broker_time import parse_broker_time
 
     response = requests.post(
         f"{simulator.base_url}/__sim/clock",

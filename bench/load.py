@@ -611,7 +611,7 @@ def backends_in_thread(database: str) -> Any:
 
 
 def parse_time(text: str) -> datetime:
-    from marketdata.candle_input import parse_broker_time
+    from marketdata.broker_time import parse_broker_time
 
     return parse_broker_time(text)
 

@@ -12,11 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketdata.models import Pair
+from marketdata.fields import PAIR_PATH, pair_or_404
 from marketdata.selectors import SERVED_TIMEFRAMES, candles_between
 from marketdata.timeframes import timeframe_duration
-from septrader.api.errors import not_found
-from septrader.api.fields import PAIR_PATH, TimeRangeSerializer, query
+from septrader.api.fields import TimeRangeSerializer, query
 from septrader.api.permissions import VIEWER
 
 
@@ -73,8 +72,7 @@ class CandleListView(APIView):
         summary="Candles in [from, to), oldest first (at most API_MAX_CANDLES)",
     )
     def get(self, request: Request, pair: str) -> Response:
-        if not Pair.objects.filter(symbol=pair).exists():
-            raise not_found("pair", pair, "pair")
+        pair_or_404(pair)
         params = query(CandleQuerySerializer, request)
         bars = candles_between(
             pair=pair,

@@ -8,16 +8,27 @@ query itself.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import psycopg
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import IntegerField, QuerySet, Value
 
-from marketdata.models import AggregatedCandle, Candle, CandleH1, CandleM5, CandleM15
+from marketdata.cache_keys import STATE_KEY, latest_price_key
+from marketdata.models import (
+    PAIR_SYMBOL_PATTERN,
+    AggregatedCandle,
+    Candle,
+    CandleH1,
+    CandleM5,
+    CandleM15,
+    Pair,
+)
 from marketdata.timeframes import Timeframe, timeframe_duration
 
 _AGGREGATE_MODELS: dict[str, type[AggregatedCandle]] = {
@@ -222,19 +233,19 @@ def _fetch(
 def stream_state() -> dict[str, Any] | None:
     """The streamer's last published state: per pair the last price and candle times, plus
     reconnect counts and current backoffs (None until a streamer has run)."""
-    from django.core.cache import cache
-
-    from marketdata.streaming import STATE_KEY
-
     state: dict[str, Any] | None = cache.get(STATE_KEY)
     return state
 
 
 def latest_price(pair: str) -> dict[str, Any] | None:
     """The newest price the streamer saw for ``pair``: bid, ask, time, tradeable, received."""
-    from django.core.cache import cache
-
-    from marketdata.streaming import latest_price_key
-
     price: dict[str, Any] | None = cache.get(latest_price_key(pair))
     return price
+
+
+def pair_exists(symbol: str) -> bool:
+    """Whether ``symbol`` is a stored pair. The shape is checked first: PostgreSQL refuses to
+    compare text holding NUL (a 500 the stateful fuzz found), and no such text is a pair."""
+    return (
+        bool(re.match(PAIR_SYMBOL_PATTERN, symbol)) and Pair.objects.filter(symbol=symbol).exists()
+    )

@@ -23,6 +23,8 @@ from marketdata.candle_input import (
     validate_candle_columns,
 )
 from marketdata.models import Candle, Pair
+from marketdata.oanda import instrument_candles
+from marketdata.timeframes import timeframe_duration
 
 logger = logging.getLogger(__name__)
 
@@ -429,8 +431,6 @@ def candles_backfill(
     to now; candles at or after it are not stored. The forming candle the broker sends last is
     stored as incomplete, never as complete. ``on_page(result)`` is called after every page.
     """
-    from marketdata.oanda import instrument_candles
-    from marketdata.timeframes import timeframe_duration
 
     component = _PRICE_COMPONENTS.get(price)
     if component is None:

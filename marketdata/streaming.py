@@ -41,13 +41,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from celery.result import AsyncResult
 from django.core.cache import cache
 from django.db import DatabaseError, connections
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
-from marketdata.candle_input import CandleTimeError, parse_broker_time
+from marketdata import hooks
+from marketdata.broker_time import CandleTimeError, parse_broker_time
+from marketdata.cache_keys import STATE_KEY, latest_price_key
 from marketdata.models import Candle, Pair
 from marketdata.oanda import (
     AccountSummary,
@@ -72,24 +73,18 @@ FORMING_CANDLE_WRITE_SECONDS = 5.0
 CLOSE_GRACE = timedelta(milliseconds=300)
 RETRY_SECONDS = 0.5
 GIVE_UP_SECONDS = 10.0
-STATE_KEY = "stream:state"
 # The database, the cache (Redis) or the Celery broker (Redis) unreachable for a while.
 STORE_ERRORS: tuple[type[Exception], ...] = (DatabaseError, RedisError, BrokerError)
 # How long the main loop waits before trying again after such an error, and how often at most
 # a stream thread logs the prices it could not store.
 STORE_RETRY_SECONDS = 1.0
 STORE_ERROR_LOG_SECONDS = 5.0
-PRICE_KEY = "price:{pair}"
 MINUTE = timedelta(minutes=1)
 
 
 class StreamerCrashed(RuntimeError):
     """A stream thread died of an unexpected error; the streamer stopped (its supervisor restarts
     it)."""
-
-
-def latest_price_key(pair: str) -> str:
-    return PRICE_KEY.format(pair=pair)
 
 
 @dataclass
@@ -519,8 +514,6 @@ class Streamer:
     # ----- transactions -------------------------------------------------------------------------
 
     def _transaction_loop(self) -> None:
-        from trading.selectors import broker_transaction_resume_id
-
         client = self.client_factory()
         backoff = Backoff()
         account = client.account_id
@@ -532,7 +525,7 @@ class Streamer:
                 if last is None:
                     # The first start imports no history: reconciliation reads the account's
                     # state; from here on every transaction is kept.
-                    last = broker_transaction_resume_id(account)
+                    last = hooks.transactions_resume_id(account)
                     if last is None:
                         summary = client.request(AccountSummary(account))
                         last = int(summary["lastTransactionID"])
@@ -569,8 +562,6 @@ class Streamer:
     def _on_transaction_message(
         self, client: OandaClient, account: str, last: int, message: dict[str, Any] | BadLine
     ) -> int:
-        from trading.ledger import transactions_apply
-
         if isinstance(message, BadLine):
             logger.warning(
                 "event=transaction_line_unreadable reason=%s raw=%r", message.reason, message.raw
@@ -585,7 +576,7 @@ class Streamer:
             except (TypeError, ValueError, OverflowError):
                 return last
             return self._catch_up_transactions(client, account, last) if newest > last else last
-        transactions_apply(account_id=account, transactions=[message])
+        hooks.transactions_apply(account_id=account, transactions=[message])
         try:
             last = max(last, int(message["id"]))
         except (KeyError, TypeError, ValueError, OverflowError):
@@ -594,13 +585,11 @@ class Streamer:
         return last
 
     def _catch_up_transactions(self, client: OandaClient, account: str, last: int) -> int:
-        from trading.ledger import transactions_apply
-
         missed = client.request(TransactionsSinceID(account, params={"id": last})).get(
             "transactions", []
         )
         if missed:
-            transactions_apply(account_id=account, transactions=missed)
+            hooks.transactions_apply(account_id=account, transactions=missed)
             last = max([last, *(int(t["id"]) for t in missed if str(t.get("id", "")).isdigit())])
             self._set_last_transaction(last)
         return last
@@ -619,11 +608,6 @@ class Streamer:
         cache.set(STATE_KEY, snapshot, timeout=None)
 
 
-# A signal is for the minute that just closed; an analysis still queued after this long (the PC
-# dropped off with the fallback off) would only make signals that execution expires anyway.
-ANALYSIS_EXPIRES_SECONDS = 120
-
-
 def _newest_complete(pair: str) -> datetime | None:
     newest: datetime | None = (
         Candle.objects.filter(pair_id=pair, timeframe="M1", complete=True)
@@ -634,12 +618,7 @@ def _newest_complete(pair: str) -> datetime | None:
     return newest
 
 
-def enqueue_analysis(pairs: list[str], time: datetime) -> AsyncResult[Any]:
+def enqueue_analysis(pairs: list[str], time: datetime) -> Any:
     """The analysis hook: live signals for the pairs whose M1 candle starting at ``time`` just
-    closed, in one task (one engine call), on ``qfh`` or on the CPU fallback queue."""
-    from qfh.routing import analysis_queue
-    from qfh.tasks import analyze_closed_candles_task
-
-    return analyze_closed_candles_task.apply_async(
-        args=[pairs, time.isoformat()], queue=analysis_queue(), expires=ANALYSIS_EXPIRES_SECONDS
-    )
+    closed, in one task (one engine call); ``qfh`` registers what it does (qfh/routing.py)."""
+    return hooks.minute_closed(pairs, time)

@@ -25,6 +25,15 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from marketdata.models import Pair
+from marketdata.oanda import AccountSummary, OandaClient, OandaConfig
+from marketdata.selectors import stream_state
+from monitoring.models import Heartbeat
+from septrader.config import CONFIG_KEYS
+from septrader.selectors import config_get
+from trading.market import market_status_at
+from trading.models import TradingState
+
 logger = logging.getLogger(__name__)
 
 Status = Literal["ok", "degraded", "down"]
@@ -67,8 +76,6 @@ def overall_status(components: Iterable[ComponentHealth]) -> Status:
 
 def config_value(key: str) -> Any:
     """A SystemConfig value, or its default when the database cannot be read."""
-    from septrader.config import CONFIG_KEYS
-    from septrader.selectors import config_get
 
     try:
         return config_get(key)
@@ -121,7 +128,6 @@ def weekly_market_open(moment: datetime) -> bool:
 def market_is_open(now: datetime) -> bool:
     """The trading schedule's recent verdict (TradingState, refreshed each minute by beat), else
     the schedule itself (trading/market.py), else the plain week."""
-    from trading.models import TradingState
 
     try:
         state = TradingState.objects.filter(pk=1).first()
@@ -134,8 +140,6 @@ def market_is_open(now: datetime) -> bool:
     ):
         return state.market_open
     try:
-        from trading.market import market_status_at
-
         return market_status_at(now).open
     except DatabaseError:
         # The schedule reads holidays and maintenance windows; without the database, the week.
@@ -147,7 +151,6 @@ def market_is_open(now: datetime) -> bool:
 
 def _recorded_success(name: str) -> datetime | None:
     """When the alert evaluation last saw this check pass (None if unknown or unreadable)."""
-    from monitoring.models import Heartbeat
 
     try:
         return (
@@ -257,7 +260,6 @@ def queue_depths() -> dict[str, int]:
 
 
 def _heartbeats() -> dict[str, Any]:
-    from monitoring.models import Heartbeat
 
     return {beat.component: beat for beat in Heartbeat.objects.all()}
 
@@ -311,8 +313,6 @@ def check_heartbeats(now: datetime) -> list[ComponentHealth]:
 
 def check_stream(now: datetime) -> list[ComponentHealth]:
     """The streamer's published state: itself, both streams, and each enabled pair's prices."""
-    from marketdata.models import Pair
-    from marketdata.selectors import stream_state
 
     stale = timedelta(seconds=int(config_value("monitoring.stream_stale_seconds")))
     stale_price = timedelta(seconds=int(config_value("monitoring.stale_price_seconds")))
@@ -403,7 +403,6 @@ def check_stream(now: datetime) -> list[ComponentHealth]:
 
 
 def check_oanda(now: datetime) -> list[ComponentHealth]:
-    from marketdata.oanda import AccountSummary, OandaClient, OandaConfig
 
     def probe() -> str:
         # One attempt with short timeouts: a health check must answer quickly, and a retry

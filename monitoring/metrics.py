@@ -21,7 +21,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from marketdata.selectors import stream_state
 from monitoring.health import STATUS_RANK, _parse, queue_depths, run_checks
+from monitoring.models import Alert, Severity
+from trading.models import Order, Trade, TradingSignal
 from trading.schedule import trading_day, trading_day_bounds
 from trading.selectors import account_snapshot_latest, account_snapshot_opening
 
@@ -56,7 +59,6 @@ class TradingCollector(Collector):
                 logger.exception("event=metrics_part_failed part=%s", part.__name__)
 
     def _stream(self, now: datetime) -> Iterator[Metric]:
-        from marketdata.selectors import stream_state
 
         state = stream_state() or {}
         age = GaugeMetricFamily(
@@ -89,8 +91,6 @@ class TradingCollector(Collector):
         yield candles
 
     def _trading(self, now: datetime) -> Iterator[Metric]:
-
-        from trading.models import Trade, TradingSignal
 
         yield _gauge(
             "septrader_signals_last_minute",
@@ -125,8 +125,6 @@ class TradingCollector(Collector):
             When,
         )
 
-        from trading.models import Order
-
         filled = Order.objects.filter(
             status=Order.Status.FILLED, sent_at__isnull=False, filled_at__isnull=False
         ).annotate(
@@ -155,7 +153,6 @@ class TradingCollector(Collector):
         yield histogram
 
     def _alerts(self, now: datetime) -> Iterator[Metric]:
-        from monitoring.models import Alert, Severity
 
         family = GaugeMetricFamily(
             "septrader_alerts_open", "Unresolved alerts by severity.", labels=["severity"]

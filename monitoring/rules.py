@@ -16,8 +16,12 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef
 
-from monitoring.health import ComponentHealth, config_value, market_is_open
+from marketdata.models import Candle, Pair
+from monitoring.health import QUEUES, ComponentHealth, config_value, market_is_open
 from monitoring.models import Severity
+from qfh.models import CandleMetrics
+from septrader.models import AuditLog
+from trading.models import Order, Trade, TradingState
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,6 @@ def _from_health(name: str, condition: str, severity: str, prefix: str) -> Rule:
 
 
 def workers_missing(context: Context) -> list[Firing]:
-    from monitoring.health import QUEUES
 
     firing = []
     for queue in QUEUES:
@@ -102,8 +105,6 @@ def prices_stale(context: Context) -> list[Firing]:
 
 def trading_stopped(context: Context) -> list[Firing]:
     """Trading stopped: reducing (risk trips: daily loss limit, drawdown) or halted."""
-    from septrader.models import AuditLog
-    from trading.models import TradingState
 
     state = TradingState.objects.filter(pk=1).first()
     if state is None or state.mode == TradingState.Mode.TRADING:
@@ -135,7 +136,6 @@ def trading_stopped(context: Context) -> list[Firing]:
 
 
 def market_closed(context: Context) -> list[Firing]:
-    from trading.models import TradingState
 
     if market_is_open(context.now):
         return []
@@ -150,7 +150,6 @@ def _recent_audit(
     context: Context, action: str, window_key: str
 ) -> tuple[timedelta, list[dict[str, Any]]]:
     """The newest 20 AuditLog rows of ``action`` within the window a setting names (minutes)."""
-    from septrader.models import AuditLog
 
     window = timedelta(minutes=int(config_value(window_key)))
     rows: list[dict[str, Any]] = [
@@ -201,7 +200,7 @@ def late_fills_closed(context: Context) -> list[Firing]:
 
 
 def sync_bundles_rejected(context: Context) -> list[Firing]:
-    """Files of the sync inbox that a pull skipped (septrader/sync.py audits each skip)."""
+    """Files of the sync inbox that a pull skipped (sync/services.py audits each skip)."""
     window, rows = _recent_audit(
         context, "sync.rejected", "monitoring.sync_rejected_window_minutes"
     )
@@ -231,8 +230,6 @@ def sync_bundles_rejected(context: Context) -> list[Firing]:
 
 def analysis_missed(context: Context) -> list[Firing]:
     """A closed M1 candle of an enabled pair with no analysis N seconds after its close."""
-    from marketdata.models import Candle, Pair
-    from qfh.models import CandleMetrics
 
     delay = timedelta(seconds=int(config_value("monitoring.missed_analysis_seconds")))
     pairs = list(Pair.objects.filter(enabled=True).values_list("symbol", flat=True))
@@ -274,7 +271,6 @@ def analysis_missed(context: Context) -> list[Firing]:
 
 
 def order_burst(context: Context) -> list[Firing]:
-    from trading.models import Order
 
     limit = int(config_value("monitoring.order_burst_count"))
     count = Order.objects.filter(created_at__gte=context.now - timedelta(seconds=60)).count()
@@ -291,7 +287,6 @@ def order_burst(context: Context) -> list[Firing]:
 
 
 def loss_streak(context: Context) -> list[Firing]:
-    from trading.models import Trade
 
     length = int(config_value("monitoring.loss_streak_count"))
     closed = list(
@@ -325,7 +320,6 @@ def loss_streak(context: Context) -> list[Firing]:
 
 
 def fill_slippage(context: Context) -> list[Firing]:
-    from trading.models import Order
 
     limit = Decimal(str(config_value("monitoring.fill_slippage_pips")))
     orders = Order.objects.filter(

@@ -20,6 +20,7 @@ from monitoring.models import Alert, DailySummary, Heartbeat, Notification, Seve
 from monitoring.rules import RULES, Context, Unknown, owned_by
 from monitoring.selectors import alert_as_dict
 from septrader.models import AuditLog
+from trading.models import AccountSnapshot, Trade
 from trading.schedule import trading_day_bounds
 
 logger = logging.getLogger(__name__)
@@ -375,7 +376,6 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation:
 
 
 def _nav_at(moment: datetime) -> Decimal | None:
-    from trading.models import AccountSnapshot
 
     nav: Decimal | None = (
         AccountSnapshot.objects.filter(time__lte=moment)
@@ -387,7 +387,6 @@ def _nav_at(moment: datetime) -> Decimal | None:
 
 
 def daily_summary_figures(day: date) -> dict[str, Any]:
-    from trading.models import Trade
 
     start, end = trading_day_bounds(day)
     closed = Trade.objects.filter(closed_at__gte=start, closed_at__lt=end)

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import hmac
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +21,10 @@ from monitoring.selectors import alert_as_dict, alerts_unresolved, health_report
 from monitoring.services import AlertNotFound, alert_acknowledge
 from septrader.api.client import client_address
 from septrader.api.errors import ApiError
-from septrader.api.permissions import OPERATOR, VIEWER
+from septrader.api.permissions import OPERATOR, VIEWER, role_of
+from septrader.selectors import config_generation
+from trading.market import market_status_at
+from trading.overview import counts, trading_state_current
 
 
 @require_GET
@@ -25,6 +32,69 @@ def health(request: HttpRequest) -> JsonResponse:
     """Public: the overall status and each component's, for load balancers and uptime checks."""
     summary = health_summary()
     return JsonResponse(summary, status=503 if summary["status"] == "down" else 200)
+
+
+# ----- status ------------------------------------------------------------------------------------
+
+
+class MarketSerializer(serializers.Serializer[Any]):
+    open = serializers.BooleanField()
+    reason = serializers.CharField()
+    next_change = serializers.DateTimeField()
+    summary = serializers.CharField()
+
+
+class CountsSerializer(serializers.Serializer[Any]):
+    pairs = serializers.IntegerField()
+    pairs_enabled = serializers.IntegerField()
+    open_trades = serializers.IntegerField()
+    pending_orders = serializers.IntegerField()
+    signals_new = serializers.IntegerField()
+
+
+class StatusSerializer(serializers.Serializer[Any]):
+    version = serializers.CharField()
+    time = serializers.DateTimeField()
+    user = serializers.CharField()
+    role = serializers.CharField()
+    trading_mode = serializers.CharField()
+    trading_reason = serializers.CharField()
+    market = MarketSerializer()
+    config_generation = serializers.IntegerField()
+    counts = CountsSerializer()
+
+
+def _version() -> str:
+    try:
+        return version("sep-trader")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+class StatusView(APIView):
+    roles = {"GET": VIEWER}
+
+    @extend_schema(responses=StatusSerializer, summary="Version, your role, mode, market, counts")
+    def get(self, request: Request) -> Response:
+        state = trading_state_current()
+        market = market_status_at()
+        answer = {
+            "version": _version(),
+            "time": timezone.now(),
+            "user": request.user.get_username(),
+            "role": role_of(request.user) or "",
+            "trading_mode": state.mode,
+            "trading_reason": state.reason,
+            "market": {
+                "open": market.open,
+                "reason": market.reason,
+                "next_change": market.next_change,
+                "summary": market.summary(),
+            },
+            "config_generation": config_generation(),
+            "counts": counts().__dict__,
+        }
+        return Response(StatusSerializer(answer).data)
 
 
 class HealthDetailView(APIView):

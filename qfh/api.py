@@ -13,12 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketdata.api import CandleQuerySerializer
-from marketdata.models import Pair
+from marketdata.fields import PAIR_PATH, PairField, pair_or_404
 from qfh.evaluation.services import pair_model_promote
 from qfh.models import CandleMetrics, PairModel, RuleEvaluation
 from septrader.api.client import actor_of, client_address
 from septrader.api.errors import not_found
-from septrader.api.fields import PAIR_PATH, PairField, query
+from septrader.api.fields import query
 from septrader.api.permissions import OPERATOR, VIEWER
 
 
@@ -52,8 +52,7 @@ class MetricsView(APIView):
         summary="QFH metrics of the candles in [from, to), oldest first",
     )
     def get(self, request: Request, pair: str) -> Response:
-        if not Pair.objects.filter(symbol=pair).exists():
-            raise not_found("pair", pair, "pair")
+        pair_or_404(pair)
         params = query(MetricsQuerySerializer, request)
         rows = CandleMetrics.objects.filter(
             pair_id=pair,

@@ -1,10 +1,8 @@
-"""Where analysis and execution messages go (DESIGN.md sections 1, 4 and 9).
+"""Where analysis messages go (DESIGN.md sections 1 and 4); execution's are in trading/routing.py.
 
-* Analysis goes to the ``qfh`` queue, which the local GPU worker consumes. When no worker
-  consumes it (the PC is off) and ``analysis.cpu_fallback`` is on, it goes to ``default``
-  instead, so the droplet's own worker analyses on its CPU and the system keeps trading.
-* Execution goes to the pair's node queue ``exec.<node>``, or to ``execution`` when the pair has
-  no node.
+Analysis goes to the ``qfh`` queue, which the local GPU worker consumes. When no worker consumes
+it (the PC is off) and ``analysis.cpu_fallback`` is on, it goes to ``default`` instead, so the
+droplet's own worker analyses on its CPU and the system keeps trading.
 """
 
 from __future__ import annotations
@@ -16,14 +14,12 @@ from typing import Any
 
 from celery import current_app
 
-from marketdata.models import Pair
+from septrader.queues import ANALYSIS_QUEUE, DEFAULT_QUEUE
 from septrader.selectors import config_get
 
 logger = logging.getLogger(__name__)
 
-ANALYSIS_QUEUE = "qfh"
-FALLBACK_QUEUE = "default"
-EXECUTION_QUEUE = "execution"
+FALLBACK_QUEUE = DEFAULT_QUEUE
 # Asking the workers which queues they consume takes a broadcast and a wait for the replies, so
 # the answer is reused for this long: a PC that drops off is noticed within half a minute.
 CONSUMERS_CACHE_SECONDS = 30.0
@@ -36,12 +32,6 @@ INSPECT_TIMEOUT_SECONDS = 1.0
 _lock = threading.Lock()
 # Per queue: when it was last asked, and whether some worker consumed it then.
 _cached: dict[str, tuple[float, bool]] = {}
-
-
-def execution_queue_for(pair: Pair) -> str:
-    """The queue of the node that executes ``pair``: ``exec.<node>``, else ``execution``."""
-    node = pair.node if pair.node_id else None
-    return node.queue if node is not None else EXECUTION_QUEUE
 
 
 def _ask_workers(queue: str) -> bool:

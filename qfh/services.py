@@ -16,24 +16,19 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
 from marketdata.models import Pair
 from marketdata.selectors import Bar, candles_between, candles_last
-from qfh import rules
+from qfh import hooks, rules
 from qfh.engine import DEFAULT_PARAMS, QFHParams, analyze_trailing, bits_from_closes, to_numpy
 from qfh.evaluation.candles import Candles
 from qfh.evaluation.evaluate import rule_signals
 from qfh.evaluation.features import TESTBED_QFH, FeatureRequest, features_batch, history_needed
 from qfh.models import CandleMetrics, PairModel
-from qfh.routing import execution_queue_for
 
 logger = logging.getLogger(__name__)
-
-# Written by trading (the lead's executor); sent by name so analysis needs no trading import.
-EXECUTE_SIGNAL_TASK = "trading.execute_signal_task"
 
 # The testbed's window: candle i used at most 11 bits (QFH_SPEC.md section 1).
 DEFAULT_WINDOW_BITS = 11
@@ -217,6 +212,16 @@ def _metrics_row(
     )
 
 
+@dataclass(frozen=True)
+class _Work:
+    """One pair to analyse: its rule, the promoted model (if any) and its closed candles."""
+
+    pair: Pair
+    rule: rules.Rule
+    model: PairModel | None
+    bars: list[Bar]
+
+
 def signals_analyze_closed(
     *, pairs: list[str], time: datetime, xp: ModuleType
 ) -> list[PairOutcome]:
@@ -230,10 +235,29 @@ def signals_analyze_closed(
     execution queue. Running it again stores nothing new; a signal still ``new`` is sent again,
     which is harmless because execution claims a signal with a conditional update.
     """
-    from trading.models import TradingSignal
-
     if timezone.is_naive(time):
         raise ValueError(f"time={time!r} has no time zone; expected an aware UTC time")
+    work, outcomes = _live_work(pairs, time)
+    if work:
+        requests = [_feature_request(item) for item in work]
+        batch = features_batch(requests, xp=xp)
+        metrics_rows: list[CandleMetrics] = []
+        made: list[hooks.NewSignal] = []
+        for item, request, (features, higher) in zip(work, requests, batch, strict=True):
+            rows, signal = _analysed(item, request.window, features, higher, time, xp)
+            metrics_rows.extend(rows)
+            if signal is None:
+                outcomes.append(PairOutcome(item.pair.symbol, "hold"))
+            else:
+                made.append(signal)
+        outcomes.extend(_live_results_store(metrics_rows, made))
+    _log_outcomes(outcomes, time)
+    return outcomes
+
+
+def _live_work(pairs: list[str], time: datetime) -> tuple[list[_Work], list[PairOutcome]]:
+    """The pairs to analyse at ``time`` with their rules and closed candles, and an outcome
+    saying why for each pair left out."""
     outcomes: list[PairOutcome] = []
     chosen = Pair.objects.filter(
         symbol__in=pairs, enabled=True, state=Pair.State.TRADING
@@ -241,7 +265,7 @@ def signals_analyze_closed(
     found = {pair.symbol: pair for pair in chosen}
     for symbol in sorted(set(pairs) - set(found)):
         outcomes.append(PairOutcome(symbol, "skipped", "not an enabled pair in state trading"))
-    work: list[tuple[Pair, rules.Rule, PairModel | None, list[Bar]]] = []
+    work: list[_Work] = []
     for symbol in sorted(found):
         pair = found[symbol]
         try:
@@ -268,99 +292,120 @@ def signals_analyze_closed(
         ]
         if not bars or bars[-1].time != time:
             outcomes.append(PairOutcome(symbol, "skipped", "the candle is not stored as closed"))
-            continue
-        if len(bars) < count:
+        elif len(bars) < count:
             outcomes.append(
                 PairOutcome(symbol, "skipped", f"{len(bars)} closed candles; {count} needed")
             )
-            continue
-        work.append((pair, rule, model, bars))
-    if not work:
-        _log_outcomes(outcomes, time)
-        return outcomes
-    requests = [
-        FeatureRequest(
-            candles=Candles.from_bars(bars, seconds=60, pip=float(pair.pip_size)),
-            window=rule.params["window"],
-            volatility_lookback=rule.params.get("volatility_lookback", 100),
-            confirm=True,
-        )
-        for pair, rule, _, bars in work
-    ]
-    batch = features_batch(requests, xp=xp)
-    metrics_rows: list[CandleMetrics] = []
-    pending: list[tuple[Pair, PairModel | None, Bar, int, dict[str, Any]]] = []
+        else:
+            work.append(_Work(pair, rule, model, bars))
+    return work, outcomes
+
+
+def _feature_request(item: _Work) -> FeatureRequest:
+    return FeatureRequest(
+        candles=Candles.from_bars(item.bars, seconds=60, pip=float(item.pair.pip_size)),
+        window=item.rule.params["window"],
+        volatility_lookback=item.rule.params.get("volatility_lookback", 100),
+        confirm=True,
+    )
+
+
+def _analysed(
+    item: _Work,
+    window: int,
+    features: Any,
+    higher: Any,
+    time: datetime,
+    xp: ModuleType,
+) -> tuple[list[CandleMetrics], hooks.NewSignal | None]:
+    """The metric rows of one pair's closed minute (M1, and M5/M15 when a bucket closed with
+    it) and its signal, or None when the rule holds. Nothing is written here."""
+    last_bit = len(item.bars) - 2
+    signals = rule_signals(item.rule.rule_type, item.rule.params, features, higher)
+    # Everything stored below leaves the analysis's array module in one transfer.
     close = _epoch(time) + 60
-    for (pair, rule, model, bars), request, (features, higher) in zip(
-        work, requests, batch, strict=True
-    ):
-        window = request.window
-        last_bit = len(bars) - 2
-        signals = rule_signals(rule.rule_type, rule.params, features, higher)
-        # Everything stored below leaves the analysis's array module in one transfer.
-        closed = [frame for frame in higher if close % frame.seconds == 0 and len(frame.times) >= 2]
-        wanted = _metric_values(features.qfh, last_bit, "M1")
-        for frame in closed:
-            label = _TIMEFRAMES[frame.seconds]
-            wanted.update(_metric_values(frame.qfh, len(frame.times) - 2, label))
-            wanted[f"{label}.time"] = frame.times[-1]
-        wanted.update(
-            direction=signals.direction[-1],
-            confidence=signals.confidence[-1],
-            high_confidence=signals.high_confidence[-1],
-            coherence=features.coherence[-1],
-            stability=features.stability[-1],
-            entropy=features.entropy[-1],
-            multiplier=features.multiplier[-1],
-            volatility_multiplier=features.volatility[-1],
+    closed = [frame for frame in higher if close % frame.seconds == 0 and len(frame.times) >= 2]
+    wanted = _metric_values(features.qfh, last_bit, "M1")
+    for frame in closed:
+        label = _TIMEFRAMES[frame.seconds]
+        wanted.update(_metric_values(frame.qfh, len(frame.times) - 2, label))
+        wanted[f"{label}.time"] = frame.times[-1]
+    wanted.update(
+        direction=signals.direction[-1],
+        confidence=signals.confidence[-1],
+        high_confidence=signals.high_confidence[-1],
+        coherence=features.coherence[-1],
+        stability=features.stability[-1],
+        entropy=features.entropy[-1],
+        multiplier=features.multiplier[-1],
+        volatility_multiplier=features.volatility[-1],
+    )
+    host = _to_host(xp, wanted)
+    symbol = item.pair.symbol
+    rows = [
+        _metrics_row(
+            pair=symbol, timeframe="M1", time=time, values=host, bit=last_bit, window=window
         )
-        host = _to_host(xp, wanted)
-        metrics_rows.append(
+    ]
+    for frame in closed:
+        label = _TIMEFRAMES[frame.seconds]
+        rows.append(
             _metrics_row(
-                pair=pair.symbol,
-                timeframe="M1",
-                time=time,
+                pair=symbol,
+                timeframe=label,
+                time=datetime.fromtimestamp(int(host[f"{label}.time"]), UTC),
                 values=host,
-                bit=last_bit,
+                bit=len(frame.times) - 2,
                 window=window,
             )
         )
-        for frame in closed:
-            label = _TIMEFRAMES[frame.seconds]
-            metrics_rows.append(
-                _metrics_row(
-                    pair=pair.symbol,
-                    timeframe=label,
-                    time=datetime.fromtimestamp(int(host[f"{label}.time"]), UTC),
-                    values=host,
-                    bit=len(frame.times) - 2,
-                    window=window,
-                )
-            )
-        direction = int(host["direction"])
-        if direction == rules.HOLD:
-            outcomes.append(PairOutcome(pair.symbol, "hold"))
-            continue
-        metrics = {
-            "rule_type": rule.rule_type,
-            "params_version": params_version(TESTBED_QFH, window),
-            "rule_params": dict(rule.params),
-            "window_bits": min(window, last_bit + 1),
-            "coherence": host["coherence"],
-            "stability": host["stability"],
-            "entropy": host["entropy"],
-            "multiplier": host["multiplier"],
-            "volatility_multiplier": host["volatility_multiplier"],
-            "high_confidence": bool(host["high_confidence"]),
-            "qfh_coherence": host["M1.coherence"],
-            "qfh_entropy": host["M1.entropy"],
-            "rupture_ratio": host["M1.rupture_ratio"],
-            "flip_ratio": host["M1.flip_ratio"],
-            "damped_value": host["M1.damped_value"],
-            "trajectory_confidence": host["M1.trajectory_confidence"],
-            "confidence": host["confidence"],
-        }
-        pending.append((pair, model, bars[-1], direction, metrics))
+    direction = int(host["direction"])
+    if direction == rules.HOLD:
+        return rows, None
+    metrics = _signal_metrics(item.rule, host, window, last_bit)
+    signal = hooks.NewSignal(
+        pair=item.pair,
+        model=item.model,
+        time=time,
+        direction=_DIRECTIONS[direction],
+        confidence=metrics["confidence"],
+        price=item.bars[-1].close,
+        metrics=metrics,
+    )
+    return rows, signal
+
+
+def _signal_metrics(
+    rule: rules.Rule, host: dict[str, float], window: int, last_bit: int
+) -> dict[str, Any]:
+    """What a signal records of the analysis that made it (TradingSignal.qfh_metrics)."""
+    return {
+        "rule_type": rule.rule_type,
+        "params_version": params_version(TESTBED_QFH, window),
+        "rule_params": dict(rule.params),
+        "window_bits": min(window, last_bit + 1),
+        "coherence": host["coherence"],
+        "stability": host["stability"],
+        "entropy": host["entropy"],
+        "multiplier": host["multiplier"],
+        "volatility_multiplier": host["volatility_multiplier"],
+        "high_confidence": bool(host["high_confidence"]),
+        "qfh_coherence": host["M1.coherence"],
+        "qfh_entropy": host["M1.entropy"],
+        "rupture_ratio": host["M1.rupture_ratio"],
+        "flip_ratio": host["M1.flip_ratio"],
+        "damped_value": host["M1.damped_value"],
+        "trajectory_confidence": host["M1.trajectory_confidence"],
+        "confidence": host["confidence"],
+    }
+
+
+def _live_results_store(
+    metrics_rows: list[CandleMetrics], made: list[hooks.NewSignal]
+) -> list[PairOutcome]:
+    """Store the metric rows and hand each signal to execution (``qfh.hooks.signal_made``), in
+    one transaction."""
+    outcomes: list[PairOutcome] = []
     with transaction.atomic():
         CandleMetrics.objects.bulk_create(
             metrics_rows,
@@ -368,43 +413,20 @@ def signals_analyze_closed(
             unique_fields=["pair", "timeframe", "params_version", "time"],
             update_fields=[name for name in _METRIC_FIELDS],
         )
-        for pair, model, bar, direction, metrics in pending:
-            signal, created = TradingSignal.objects.get_or_create(
-                pair_id=pair.symbol,
-                timeframe="M1",
-                time=time,
-                defaults={
-                    "direction": _DIRECTIONS[direction],
-                    "confidence": metrics["confidence"],
-                    "price": bar.close,
-                    "qfh_metrics": metrics,
-                    "pair_model": model,
-                },
-            )
-            queue = execution_queue_for(pair)
-            if signal.status == TradingSignal.Status.NEW:
-                _send_on_commit(str(signal.id), queue, pair.symbol)
+        for signal in made:
+            stored = hooks.signal_made(signal)
             outcomes.append(
                 PairOutcome(
-                    pair.symbol,
+                    signal.pair.symbol,
                     "signal",
-                    "" if created else "already stored",
-                    signal.direction,
-                    signal.confidence,
-                    str(signal.id),
-                    queue,
+                    "" if stored.created else "already stored",
+                    stored.direction,
+                    stored.confidence,
+                    stored.id,
+                    stored.queue,
                 )
             )
-    _log_outcomes(outcomes, time)
     return outcomes
-
-
-def _send_on_commit(signal_id: str, queue: str, pair: str) -> None:
-    def send() -> None:
-        current_app.send_task(EXECUTE_SIGNAL_TASK, args=[signal_id], queue=queue)
-        logger.info("event=signal_sent pair=%s signal_id=%s queue=%s", pair, signal_id, queue)
-
-    transaction.on_commit(send)
 
 
 def _log_outcomes(outcomes: list[PairOutcome], time: datetime) -> None:

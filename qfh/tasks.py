@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
 from qfh.arrays import analysis_array_module
+from qfh.evaluation.services import pair_model_train, rule_evaluation_run
+from qfh.routing import analysis_queue
 from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute, signals_analyze_closed
 
 
@@ -69,8 +72,6 @@ def evaluate_rule_task(
     leaky: bool = False,
 ) -> int:
     """Evaluate a rule on stored candles and store the result; returns the evaluation's id."""
-    from qfh.evaluation.services import rule_evaluation_run
-
     row = rule_evaluation_run(
         pair=pair,
         timeframe=timeframe,
@@ -99,8 +100,6 @@ def train_pair_model_task(
 
     Not retried: a second run would store a second (identical) model rather than fail.
     """
-    from qfh.evaluation.services import pair_model_train
-
     model = pair_model_train(
         pair=pair,
         timeframe=timeframe,
@@ -112,3 +111,17 @@ def train_pair_model_task(
         xp=analysis_array_module(),
     )
     return model.pk
+
+
+# A signal is for the minute that just closed; an analysis still queued after this long (the PC
+# dropped off with the fallback off) would only make signals that execution expires anyway.
+ANALYSIS_EXPIRES_SECONDS = 120
+
+
+def enqueue_analysis(pairs: list[str], time: datetime) -> Any:
+    """The streamer's hook (``marketdata.hooks.minute_closed``): live signals for the pairs whose
+    M1 candle starting at ``time`` just closed, in one task (one engine call), on ``qfh`` or on
+    the CPU fallback queue."""
+    return analyze_closed_candles_task.apply_async(
+        args=[pairs, time.isoformat()], queue=analysis_queue(), expires=ANALYSIS_EXPIRES_SECONDS
+    )

@@ -1,4 +1,4 @@
-"""Console pages for system settings, the audit log and execution nodes."""
+"""Console pages for system settings, the audit log and task runs (nodes: nodes/admin.py)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,13 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from septrader.admin_tools import EstimatedCountPaginator, ReadOnlyAdmin, operator
-from septrader.cluster import (
-    ClusterError,
-    ClusterReport,
-    node_drain,
-    node_rejoin,
-    nodes_rebalance,
-)
 from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_value
-from septrader.models import AuditLog, Node, SystemConfig, TaskRun
+from septrader.models import AuditLog, SystemConfig, TaskRun
 from septrader.services import audit_record, config_set
 
 
@@ -103,73 +96,6 @@ class AuditLogAdmin(ReadOnlyAdmin):
     def details_pretty(self, obj: AuditLog) -> str:
         return format_html(
             "<pre>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True, default=str)
-        )
-
-
-@admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
-    list_display = ("name", "state", "last_heartbeat", "queue", "pair_list", "created_at")
-    list_filter = ("state",)
-    search_fields = ("name",)
-    readonly_fields = ("last_heartbeat", "queue", "created_at")
-    actions = ("drain_nodes", "rejoin_nodes", "rebalance_pairs")
-
-    @admin.display(description="queue")
-    def queue(self, obj: Node) -> str:
-        return obj.queue
-
-    @admin.display(description="pairs")
-    def pair_list(self, obj: Node) -> str:
-        return ", ".join(pair.symbol for pair in obj.pairs.all()) or "-"
-
-    def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).prefetch_related("pairs")
-
-    def _report(self, request: HttpRequest, report: ClusterReport, verb: str) -> None:
-        moved = ", ".join(f"{pair} to {target}" for pair, _, target in report.moved)
-        self.message_user(request, f"{verb}; moved: {moved or 'nothing'}.")
-        if report.stranded:
-            self.message_user(
-                request,
-                f"No healthy active node for {', '.join(report.stranded)}.",
-                level=messages.WARNING,
-            )
-
-    @admin.action(description="Drain (maintenance): move their pairs to other nodes")
-    def drain_nodes(self, request: HttpRequest, queryset: Any) -> None:
-        actor, address = operator(request)
-        for node in queryset:
-            report = node_drain(name=node.name, actor=actor, address=address)
-            self._report(request, report, f"{node.name} draining")
-
-    @admin.action(description="Rejoin: make active again (then rebalance to give them pairs)")
-    def rejoin_nodes(self, request: HttpRequest, queryset: Any) -> None:
-        actor, address = operator(request)
-        for node in queryset:
-            node_rejoin(name=node.name, actor=actor, address=address)
-        self.message_user(request, f"{queryset.count()} node(s) active.")
-
-    @admin.action(description="Rebalance pairs over all active nodes (selection ignored)")
-    def rebalance_pairs(self, request: HttpRequest, queryset: Any) -> None:
-        actor, address = operator(request)
-        try:
-            report = nodes_rebalance(actor=actor, address=address)
-        except ClusterError as error:
-            self.message_user(request, str(error), level=messages.ERROR)
-            return
-        self._report(request, report, "Rebalanced")
-
-    def save_model(
-        self, request: HttpRequest, obj: Node, form: forms.ModelForm, change: bool
-    ) -> None:
-        super().save_model(request, obj, form, change)
-        actor, address = operator(request)
-        audit_record(
-            actor=actor,
-            action="node.change" if change else "node.add",
-            target=obj.name,
-            details={"changed": form.changed_data, "state": obj.state},
-            address=address,
         )
 
 

@@ -14,8 +14,9 @@ from celery import Celery
 from kombu import Queue
 
 from monitoring.heartbeats import connect_heartbeats
+from nodes.worker import connect_node_heartbeat
 from qfh.arrays import connect_worker_check
-from septrader.cluster_hooks import connect_node_heartbeat
+from septrader.queues import QUEUES, current_node, node_queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "septrader.settings")
 
@@ -23,11 +24,8 @@ app = Celery("septrader")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # A node's worker (SEPTRADER_NODE=<name>, DESIGN.md section 9) also has its own queue; other
 # nodes' queues are created on demand when a signal is sent to them (task_create_missing_queues).
-_node = os.environ.get("SEPTRADER_NODE")
-app.conf.task_queues = [
-    Queue(name)
-    for name in ("qfh", "execution", "stream", "default", *([f"exec.{_node}"] if _node else []))
-]
+_node = current_node()
+app.conf.task_queues = [Queue(name) for name in (*QUEUES, *([node_queue(_node)] if _node else []))]
 app.conf.task_routes = {
     # Every node consumes ``execution``, so any live node can move a silent node's pairs.
     "septrader.failover_nodes_task": {"queue": "execution"},
@@ -38,7 +36,7 @@ app.conf.task_routes = {
 app.autodiscover_tasks()
 # Workers and beat write heartbeats the health checks read (monitoring/heartbeats.py).
 connect_heartbeats()
-# A node's worker heartbeats as the node (septrader/cluster.py).
+# A node's worker heartbeats as the node (nodes/services.py).
 connect_node_heartbeat()
 # A worker on the qfh queue stops at start when QFH_BACKEND=cupy finds no CUDA device.
 connect_worker_check()

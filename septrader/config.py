@@ -427,7 +427,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             True,
             "Analyse on the droplet's CPU when no GPU worker is connected.",
         ),
-        # Multi-droplet scaling (septrader/cluster.py, DESIGN.md section 9) ---------------------
+        # Multi-droplet scaling (nodes/services.py, DESIGN.md section 9) ---------------------
         ConfigKey(
             "cluster.node_silence_seconds",
             "int",

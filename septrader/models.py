@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from septrader.queues import node_queue
+
 
 class SystemConfig(models.Model):
     """One runtime setting (``system_config``): a key, its JSON value, and a version counter.
@@ -87,7 +89,7 @@ class Node(models.Model):
 
     @property
     def queue(self) -> str:
-        return f"exec.{self.name}"
+        return node_queue(self.name)
 
 
 class TaskRun(models.Model):

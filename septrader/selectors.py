@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
+
 from septrader.config import CONFIG_KEYS
 from septrader.models import SystemConfig
+
+# A counter in the shared cache that every settings change moves on (config_generation_bump).
+CONFIG_GENERATION_KEY = "config:generation"
 
 
 def config_get(key: str) -> Any:
@@ -24,10 +29,6 @@ def config_values(prefix: str) -> dict[str, Any]:
 
 def config_generation() -> int:
     """The config generation (see ``septrader.services.config_generation_bump``); 0 before any."""
-    from django.core.cache import cache
-
-    from septrader.services import CONFIG_GENERATION_KEY
-
     return int(cache.get(CONFIG_GENERATION_KEY, 0))
 
 

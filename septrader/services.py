@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from septrader.config import ConfigValueError, validate_config_value
 from septrader.models import AuditLog, SystemConfig, TaskRun
+from septrader.selectors import CONFIG_GENERATION_KEY
 
 
 def _change_time(previous: datetime | None) -> datetime:
@@ -191,9 +192,6 @@ def config_update(
     )
     transaction.on_commit(config_generation_bump)
     return settings
-
-
-CONFIG_GENERATION_KEY = "config:generation"
 
 
 def config_generation_bump() -> int:

@@ -58,7 +58,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     # Django's admin, with the operator console's dashboard as its front page.
-    "septrader.apps.ConsoleAdminConfig",
+    "console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -74,11 +74,17 @@ INSTALLED_APPS = [
     "corsheaders",
     # django-csp: its system checks (the middleware below sends the header).
     "csp",
+    # The project's plumbing and shared records (settings, audit log, roles, nodes' rows).
     "septrader",
+    # The layers, lowest first (README, "Architecture"): each imports only those above it here.
     "marketdata",
-    "trading",
     "qfh",
+    "trading",
     "monitoring",
+    "nodes",
+    "sync",
+    "backups",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -299,7 +305,7 @@ if _broker_scheme in {"redis", "rediss"}:
 # one holding a Redis lock sends tasks; a standby takes over within CLUSTER_BEAT_LOCK_SECONDS.
 CLUSTER_BEAT_LOCK_SECONDS = env_int("CLUSTER_BEAT_LOCK_SECONDS", 30, minimum=3)
 # How often a node's worker (SEPTRADER_NODE) writes its heartbeat; cluster.node_silence_seconds
-# (SystemConfig) says how long a node may be silent before its pairs move (septrader/cluster.py).
+# (SystemConfig) says how long a node may be silent before its pairs move (nodes/services.py).
 CLUSTER_HEARTBEAT_SECONDS = env_int("CLUSTER_HEARTBEAT_SECONDS", 5, minimum=1)
 if _broker_scheme in {"redis", "rediss"} or env_optional("REDIS_URL"):
     CELERY_BEAT_SCHEDULER = "septrader.beat:SingleBeatScheduler"
@@ -418,7 +424,7 @@ if OANDA_ENVIRONMENT == "live" and env_optional("OANDA_LIVE_CONFIRM") != "yes-tr
 
 # Air-gapped sync (DESIGN.md section 1): signed bundles written by `manage.py sync export` and
 # imported from the inbox by `manage.py sync import` or POST /api/sync/pull. The secret is shared
-# by the nodes that exchange bundles; syncing refuses to run without it (septrader/sync.py).
+# by the nodes that exchange bundles; syncing refuses to run without it (sync/services.py).
 SEPTRADER_SYNC_SECRET = env_optional("SEPTRADER_SYNC_SECRET")
 SYNC_INBOX_DIR = Path(env_str("SYNC_INBOX_DIR", str(DATA_DIR / "sync" / "inbox"))).resolve()
 SYNC_OUTBOX_DIR = Path(env_str("SYNC_OUTBOX_DIR", str(DATA_DIR / "sync" / "outbox"))).resolve()
@@ -587,7 +593,7 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 # https://django-csp.readthedocs.io/en/latest/configuration.html
 # Pages load scripts, styles, images and fonts from this server only, and nothing inline: markup
 # injected into a page can neither run a script nor restyle it. No CDN, no plugins, no framing,
-# and forms post back here. The console keeps its styles in septrader/static/console/, and the
+# and forms post back here. The console keeps its styles in console/static/console/, and the
 # API docs page uses drf-spectacular's split view, whose start-up script has a URL of its own
 # (templates/api/swagger_ui.html). data: images are Swagger UI's icons, drawn by its stylesheet.
 # One policy in every environment, so the tests see what production sends (with DEBUG on,

@@ -4,9 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from marketdata import api as marketdata_api
 from marketdata.models import PAIR_SYMBOL_PATTERN
+from monitoring import views as monitoring_views
 from qfh import api as qfh_api
 from septrader.api import views as system_api
 from septrader.api.errors import json_not_found, json_server_error
+from sync import api as sync_api
 from trading import api as trading_api
 
 
@@ -29,10 +31,10 @@ api = [
     path("token/verify/", system_api.TokenVerifyView.as_view(), name="token-verify"),
     path("token/blacklist/", system_api.TokenBlacklistView.as_view(), name="token-blacklist"),
     # System.
-    path("status", system_api.StatusView.as_view(), name="status"),
+    path("status", monitoring_views.StatusView.as_view(), name="status"),
     path("config", system_api.ConfigView.as_view(), name="config"),
     path("config/reload", system_api.ConfigReloadView.as_view(), name="config-reload"),
-    path("sync/pull", system_api.SyncPullView.as_view(), name="sync-pull"),
+    path("sync/pull", sync_api.SyncPullView.as_view(), name="sync-pull"),
     path("audit", system_api.AuditLogListView.as_view(), name="audit-list"),
     # Trading.
     path("trading/status", trading_api.TradingStatusView.as_view(), name="trading-status"),

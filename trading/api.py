@@ -21,13 +21,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketdata.fields import PAIR_PATH
 from septrader.api.client import actor_of, client_address
 from septrader.api.errors import ApiError, invalid, not_found
-from septrader.api.fields import PAIR_PATH, query
+from septrader.api.fields import query
 from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role
 from trading import overview, serializers, services
 from trading.models import Order, Trade, TradingSignal, TradingState
+from trading.performance import daily_performance
 from trading.schedule import trading_day
+from trading.selectors import account_snapshot_latest
 
 
 def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
@@ -428,9 +431,6 @@ class DailyPerformanceView(APIView):
         "newest account snapshot)",
     )
     def get(self, request: Request) -> Response:
-        from trading.performance import daily_performance
-        from trading.selectors import account_snapshot_latest
-
         params = query(serializers.DailyPerformanceQuerySerializer, request)
         # "Today" is the day the account was last seen at the broker's clock (a snapshot every
         # reconciliation, so the current day in production; the replayed day in the demo).

@@ -33,15 +33,22 @@ from django.db.models import Case, Count, F, Max, Sum, Value, When
 from django.utils import timezone
 
 from marketdata import oanda
-from marketdata.candle_input import parse_broker_time
+from marketdata.broker_time import parse_broker_time
 from marketdata.models import Pair
 from marketdata.timeframes import timeframe_duration
-from septrader.cluster import signal_forward_if_foreign
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading import risk
-from trading.ledger import TRADE_SUFFIX, decimal_or_zero, transactions_apply
+from trading.ledger import (
+    TRADE_SUFFIX,
+    decimal_or_zero,
+    response_transactions_apply,
+    transactions_apply,
+)
+from trading.market import market_is_open
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+from trading.routing import signal_forward_if_foreign
+from trading.schedule import trading_day, trading_day_bounds
 from trading.selectors import account_snapshot_opening, entries_stopped
 
 logger = logging.getLogger(__name__)
@@ -236,8 +243,6 @@ def account_snapshot_take(
 
 def trading_day_start(now: datetime) -> datetime:
     """The UTC start of the 17:00 New York trading day containing ``now``."""
-    from trading.schedule import trading_day, trading_day_bounds
-
     return trading_day_bounds(trading_day(now))[0]
 
 
@@ -291,8 +296,6 @@ def trading_state() -> TradingState:
 
 
 def market_open(pair: str, now: datetime) -> tuple[bool, str]:
-    from trading.market import market_is_open
-
     return market_is_open(pair=pair, at=now)
 
 
@@ -561,7 +564,7 @@ def order_send(
                 return found
             # The broker never saw it: the same request (same client id) may go again.
             continue
-        _apply_response(client.account_id, response)
+        response_transactions_apply(client.account_id, response)
         return Order.objects.get(pk=order.pk)
     return Order.objects.get(pk=order.pk)
 
@@ -581,15 +584,6 @@ def _order_refused(order: Order, client: oanda.OandaClient, error: oanda.OandaRe
         reason=f"{error.error_code or error.status}: {error.message}"[:500],
     )
     return Order.objects.get(pk=order.pk)
-
-
-def _apply_response(account_id: str, response: dict[str, Any]) -> None:
-    transactions = [
-        value
-        for key, value in response.items()
-        if key.endswith("Transaction") and isinstance(value, dict) and "id" in value
-    ]
-    transactions_apply(account_id=account_id, transactions=transactions)
 
 
 def order_lookup(order: Order, *, client: oanda.OandaClient) -> Order | Literal[False] | None:
@@ -668,7 +662,7 @@ def late_fills_close(
                     str(error),
                 )
                 continue
-            _apply_response(client.account_id, response)
+            response_transactions_apply(client.account_id, response)
             closed.append(trade.broker_trade_id)
             audit_record(
                 actor="system:execution",
@@ -691,8 +685,6 @@ def late_fills_close(
 
 def trading_mode_trip(*, reason: str, now: datetime) -> None:
     """Switch to reducing-only because a loss limit was crossed (once; audited)."""
-    from trading.schedule import trading_day
-
     changed = TradingState.objects.filter(pk=1, mode=TradingState.Mode.TRADING).update(
         mode=TradingState.Mode.REDUCING,
         reason=reason[:500],

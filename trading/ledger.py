@@ -22,7 +22,7 @@ from celery import current_app
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from marketdata.candle_input import CandleTimeError, parse_broker_time
+from marketdata.broker_time import CandleTimeError, parse_broker_time
 from marketdata.models import PAIR_SYMBOL_PATTERN, Pair
 from trading.models import Order, Trade
 from trading.selectors import entries_stopped
@@ -388,3 +388,13 @@ def _on_dependent_order(account_id: str, raw: dict[str, Any]) -> None:
         Trade.objects.filter(account_id=account_id, broker_trade_id=str(trade_id)).update(
             **{field: price}
         )
+
+
+def response_transactions_apply(account_id: str, response: dict[str, Any]) -> None:
+    """Keep the transactions a broker answer carries (``orderFillTransaction`` and the like)."""
+    transactions = [
+        value
+        for key, value in response.items()
+        if key.endswith("Transaction") and isinstance(value, dict) and "id" in value
+    ]
+    transactions_apply(account_id=account_id, transactions=transactions)

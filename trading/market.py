@@ -2,30 +2,22 @@
 open/closed state the beat task keeps in ``TradingState`` (DESIGN.md section 6).
 
 The rules themselves live in ``trading.schedule`` (pure); this module reads their inputs
-(SystemConfig ``market.*`` keys and ``MaintenanceWindow`` rows), records changes of state with an
-audit entry, and flattens the book before the weekend when the operator asked for it.
+(SystemConfig ``market.*`` keys and ``MaintenanceWindow`` rows). The beat task's refresh, which
+records changes of state with an audit entry and flattens the book before the weekend when the
+operator asked for it, is ``trading.services.market_state_refresh``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
-from django.db import transaction
 from django.utils import timezone
 
-from septrader.models import AuditLog
 from septrader.selectors import config_get
-from trading.models import MaintenanceWindow, Trade, TradingState
-from trading.schedule import MarketStatus, Window, market_status, should_flatten
-
-logger = logging.getLogger(__name__)
-
-SCHEDULE_ACTOR = "system:schedule"
-FLATTEN_REASON = "flatten before the weekend"
+from trading.models import MaintenanceWindow
+from trading.schedule import MarketStatus, Window, market_status
 
 
 @lru_cache(maxsize=32)
@@ -98,69 +90,3 @@ def market_is_open(pair: str | None = None, at: datetime | None = None) -> tuple
     to the second instead of to the last beat."""
     status = market_status_at(at, pair=pair)
     return status.open, status.summary()
-
-
-@dataclass(frozen=True)
-class MarketRefresh:
-    status: MarketStatus
-    # Whether this refresh moved the market between open and closed (and wrote an audit entry).
-    changed: bool
-    flattened: bool
-
-
-def market_state_refresh(*, now: datetime | None = None) -> MarketRefresh:
-    """Record whether the market is open in ``TradingState`` (row 1, created if missing), audit
-    each move between open and closed once, and flatten before the weekend when configured.
-
-    Safe to run from several processes: the move is a conditional update that changes the row
-    only for the first of them, so the audit entry is written once.
-    """
-    now = now or timezone.now()
-    status = market_status_at(now)
-    summary = status.summary()[: TradingState._meta.get_field("market_reason").max_length]
-    with transaction.atomic():
-        TradingState.objects.get_or_create(pk=1)
-        changed = (
-            TradingState.objects.filter(pk=1, market_open=not status.open).update(
-                market_open=status.open, market_reason=summary, market_checked_at=now
-            )
-            == 1
-        )
-        if changed:
-            AuditLog.objects.create(
-                actor=SCHEDULE_ACTOR,
-                action="market.open" if status.open else "market.close",
-                target="market",
-                details={
-                    "reason": status.reason,
-                    "next_change": status.next_change.isoformat(),
-                    "checked_at": now.isoformat(),
-                },
-            )
-            logger.info(
-                "event=market_state_changed open=%s reason=%r next_change=%s",
-                status.open,
-                status.reason,
-                status.next_change.isoformat(),
-            )
-        else:
-            TradingState.objects.filter(pk=1).update(market_reason=summary, market_checked_at=now)
-    flattened = False
-    minutes = config_get("market.flatten_before_weekend_minutes")
-    holidays = market_holidays(range(now.year - 1, now.year + 2))
-    if (
-        should_flatten(now, minutes, holidays)
-        and Trade.objects.filter(state=Trade.State.OPEN).exists()
-    ):
-        # Outside the transaction: closing trades talks to the broker.
-        flattened = _close_all_trades()
-    return MarketRefresh(status=status, changed=changed, flattened=flattened)
-
-
-def _close_all_trades() -> bool:
-    """Close every trade through the trading service (imported late: it lives with execution)."""
-    from trading.services import trades_close_all
-
-    logger.info("event=flatten_before_weekend")
-    trades_close_all(actor=SCHEDULE_ACTOR, reason=FLATTEN_REASON)
-    return True

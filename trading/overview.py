@@ -17,9 +17,10 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from marketdata.cache_keys import latest_price_key
 from marketdata.models import Pair
-from marketdata.streaming import latest_price_key
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+from trading.performance import daily_loss
 from trading.selectors import account_snapshot_latest
 
 
@@ -170,8 +171,6 @@ def open_trades_unrealized() -> Decimal:
 def today_pl(now: datetime | None = None) -> dict[str, Any]:
     """The P&L of the current 17:00 New York trading day: realised on trades closed in it, and
     the change in unrealised P&L since it started (``trading.performance.daily_loss``)."""
-    from trading.performance import daily_loss
-
     loss = daily_loss(now=now or timezone.now())
     return {
         "day": loss.day,

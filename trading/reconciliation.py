@@ -26,12 +26,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from marketdata import oanda
-from marketdata.candle_input import parse_broker_time
-from qfh.routing import execution_queue_for
+from marketdata.broker_time import parse_broker_time
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading.execution import (
@@ -43,6 +42,7 @@ from trading.execution import (
 )
 from trading.ledger import decimal_or_none, decimal_or_zero, trade_open, transactions_apply
 from trading.models import Order, Trade, TradingSignal
+from trading.routing import execution_queue_for, signals_send_on_commit
 from trading.selectors import broker_transaction_resume_id
 
 logger = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
                 status_reason="requeued by reconciliation",
                 updated_at=now,
             ):
-                _requeue(str(signal.pk), execution_queue_for(signal.pair))
+                signals_send_on_commit([str(signal.pk)], execution_queue_for(signal.pair))
                 report.signals_requeued += 1
         else:
             TradingSignal.objects.filter(pk=signal.pk, status=TradingSignal.Status.CLAIMED).update(
@@ -280,11 +280,5 @@ def _settle_signals(now: datetime, report: ReconcileReport) -> None:
         if TradingSignal.objects.filter(
             pk=signal.pk, status=TradingSignal.Status.NEW, updated_at__lt=cutoff
         ).update(updated_at=now, status_reason="sent again by reconciliation"):
-            _requeue(str(signal.pk), execution_queue_for(signal.pair))
+            signals_send_on_commit([str(signal.pk)], execution_queue_for(signal.pair))
             report.signals_requeued += 1
-
-
-def _requeue(signal_id: str, queue: str) -> None:
-    from trading.tasks import execute_signal_task
-
-    transaction.on_commit(lambda: execute_signal_task.apply_async(args=[signal_id], queue=queue))

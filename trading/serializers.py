@@ -6,11 +6,11 @@ from typing import Any
 
 from rest_framework import serializers
 
+from marketdata.fields import PairField
 from marketdata.models import Pair
 from septrader.api.fields import (
     AsciiDecimalField,
     BoundedDateField,
-    PairField,
     TimeRangeSerializer,
     ascii_digits_only,
 )

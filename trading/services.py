@@ -11,27 +11,32 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from marketdata import oanda
 from marketdata.models import Pair
+from qfh.models import PairModel
 from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_value
 from septrader.decimals import parse_decimal
-from septrader.models import Node
-from septrader.selectors import config_values
+from septrader.models import AuditLog, Node
+from septrader.selectors import config_get, config_values
 from septrader.services import audit_record
 from trading.execution import (
     ENTRY_DRAIN_SECONDS,
-    _apply_response,
     broker_client,
     entry_lock,
     fetch_quote,
     late_fills_close,
 )
+from trading.ledger import response_transactions_apply
+from trading.market import market_holidays, market_status_at
 from trading.models import Order, Trade, TradingState
+from trading.schedule import MarketStatus, should_flatten
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +132,6 @@ def _pair(symbol: str, *, lock: bool = True) -> Pair:
 
 
 def _has_promoted_model(symbol: str) -> bool:
-    from qfh.models import PairModel
-
     return PairModel.objects.filter(pair_id=symbol, promoted=True).exists()
 
 
@@ -386,7 +389,7 @@ def kill_switch_engage(
                 # Dependent orders go with their trades; trades left open keep their stops.
                 continue
             try:
-                _apply_response(
+                response_transactions_apply(
                     client.account_id,
                     client.request(oanda.OrderCancel(client.account_id, str(order["id"]))),
                 )
@@ -461,7 +464,7 @@ def trade_close(
         )
     except oanda.OandaError as error:
         raise TradingError(f"the broker refused to close trade {trade.pk}: {error}") from error
-    _apply_response(client.account_id, response)
+    response_transactions_apply(client.account_id, response)
     if audit:
         audit_record(
             actor=actor,
@@ -548,7 +551,7 @@ def trade_amend(
         raise TradingError(
             f"the broker refused the new stops for trade {trade.pk}: {error}"
         ) from error
-    _apply_response(client.account_id, response)
+    response_transactions_apply(client.account_id, response)
     audit_record(
         actor=actor,
         action="trade.amend",
@@ -588,7 +591,7 @@ def trades_close_all(
             response = client.request(
                 oanda.TradeClose(client.account_id, str(wire["id"]), data={"units": "ALL"})
             )
-            _apply_response(client.account_id, response)
+            response_transactions_apply(client.account_id, response)
             closed += 1
         except oanda.OandaError as error:
             failures.append(f"trade {wire['id']}: {error}")
@@ -602,3 +605,68 @@ def trades_close_all(
         )
     logger.info("event=trades_close_all pair=%s closed=%d failures=%d", pair, closed, len(failures))
     return CloseAllResult(closed, failures)
+
+
+# ----- the market clock (beat, every minute) -----------------------------------------------------
+
+SCHEDULE_ACTOR = "system:schedule"
+FLATTEN_REASON = "flatten before the weekend"
+
+
+@dataclass(frozen=True)
+class MarketRefresh:
+    status: MarketStatus
+    # Whether this refresh moved the market between open and closed (and wrote an audit entry).
+    changed: bool
+    flattened: bool
+
+
+def market_state_refresh(*, now: datetime | None = None) -> MarketRefresh:
+    """Record whether the market is open in ``TradingState`` (row 1, created if missing), audit
+    each move between open and closed once, and flatten before the weekend when configured.
+
+    Safe to run from several processes: the move is a conditional update that changes the row
+    only for the first of them, so the audit entry is written once.
+    """
+    now = now or timezone.now()
+    status = market_status_at(now)
+    summary = status.summary()[: TradingState._meta.get_field("market_reason").max_length]
+    with transaction.atomic():
+        TradingState.objects.get_or_create(pk=1)
+        changed = (
+            TradingState.objects.filter(pk=1, market_open=not status.open).update(
+                market_open=status.open, market_reason=summary, market_checked_at=now
+            )
+            == 1
+        )
+        if changed:
+            AuditLog.objects.create(
+                actor=SCHEDULE_ACTOR,
+                action="market.open" if status.open else "market.close",
+                target="market",
+                details={
+                    "reason": status.reason,
+                    "next_change": status.next_change.isoformat(),
+                    "checked_at": now.isoformat(),
+                },
+            )
+            logger.info(
+                "event=market_state_changed open=%s reason=%r next_change=%s",
+                status.open,
+                status.reason,
+                status.next_change.isoformat(),
+            )
+        else:
+            TradingState.objects.filter(pk=1).update(market_reason=summary, market_checked_at=now)
+    flattened = False
+    minutes = config_get("market.flatten_before_weekend_minutes")
+    holidays = market_holidays(range(now.year - 1, now.year + 2))
+    if (
+        should_flatten(now, minutes, holidays)
+        and Trade.objects.filter(state=Trade.State.OPEN).exists()
+    ):
+        # Outside the transaction: closing trades talks to the broker.
+        logger.info("event=flatten_before_weekend")
+        trades_close_all(actor=SCHEDULE_ACTOR, reason=FLATTEN_REASON)
+        flattened = True
+    return MarketRefresh(status=status, changed=changed, flattened=flattened)

@@ -9,12 +9,14 @@ from typing import Any
 
 from celery import shared_task
 
+from trading.execution import late_fills_close, signal_execute
+from trading.reconciliation import account_reconcile
+from trading.services import market_state_refresh
+
 
 @shared_task(name="trading.execute_signal_task", acks_late=True)
 def execute_signal_task(signal_id: str) -> dict[str, Any]:
     """Execute one signal. Safe to deliver twice: the claim lets only one delivery act."""
-    from trading.execution import signal_execute
-
     outcome = signal_execute(signal_id=signal_id)
     return {"signal": outcome.signal_id, "status": outcome.status, "reason": outcome.reason}
 
@@ -22,8 +24,6 @@ def execute_signal_task(signal_id: str) -> dict[str, Any]:
 @shared_task(name="trading.reconcile_account_task", acks_late=True)
 def reconcile_account_task() -> str:
     """One reconciliation pass (beat, every few minutes; also after start-up and reconnects)."""
-    from trading.reconciliation import account_reconcile
-
     report = account_reconcile()
     return report.summary() if report is not None else "skipped: another pass is running"
 
@@ -32,8 +32,6 @@ def reconcile_account_task() -> str:
 def close_late_fills_task() -> list[str]:
     """Close the trades of entries that filled after a stop; safe to run twice (only open
     trades are closed, under the entry lock)."""
-    from trading.execution import late_fills_close
-
     return late_fills_close()
 
 
@@ -41,10 +39,8 @@ def close_late_fills_task() -> list[str]:
 def refresh_market_state_task() -> dict[str, object]:
     """Move the system between open and closed by the market schedule; safe to run twice.
 
-    Run by beat every minute (CELERY_BEAT_SCHEDULE in settings); see trading/market.py.
+    Run by beat every minute (CELERY_BEAT_SCHEDULE in settings); see trading/services.py.
     """
-    from trading.market import market_state_refresh
-
     refresh = market_state_refresh()
     return {
         "open": refresh.status.open,

@@ -2,46 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
-from marketdata.models import PAIR_SYMBOL_PATTERN, Pair
 from septrader.decimals import NonAsciiNumberError, parse_decimal
-
-# The {pair} of a URL (septrader/urls.py matches only this shape; anything else is a 404).
-PAIR_PATH = OpenApiParameter(
-    "pair",
-    str,
-    OpenApiParameter.PATH,
-    description="Pair symbol, such as EUR_USD.",
-    pattern=PAIR_SYMBOL_PATTERN,
-)
-
-
-class PairField(serializers.CharField):
-    """A pair symbol in a query or a body: a 400 naming the value when it is not a known pair."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 7)
-        kwargs.setdefault("help_text", "A pair symbol, such as EUR_USD.")
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        symbol = super().to_internal_value(data)
-        # The shape first: field validators run only after this, and PostgreSQL refuses to
-        # compare text holding NUL (a 500 the stateful fuzz found).
-        if (
-            not re.match(PAIR_SYMBOL_PATTERN, symbol)
-            or not Pair.objects.filter(symbol=symbol).exists()
-        ):
-            raise serializers.ValidationError(
-                f"pair={symbol!r} is not a known pair; expected a symbol such as EUR_USD."
-            )
-        return symbol
 
 
 class AsciiDecimalField(serializers.DecimalField):

@@ -1,12 +1,10 @@
-"""System endpoints: tokens (with login lockout), status, configuration, sync, audit log."""
+"""System endpoints: tokens (with login lockout), configuration, audit log."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import AuthenticationFailed
@@ -20,7 +18,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from septrader.api.client import actor_of, client_address
 from septrader.api.errors import ApiError
 from septrader.api.fields import TimeRangeSerializer, query
-from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role, role_of
+from septrader.api.permissions import ADMIN, OPERATOR, VIEWER
 from septrader.api.throttles import LoginRateThrottle
 from septrader.lockout import LOCKOUT_MESSAGE, login_locked_out, login_succeeded
 from septrader.models import AuditLog
@@ -86,74 +84,6 @@ class TokenBlacklistView(jwt_views.TokenBlacklistView):
     throttle_classes = [LoginRateThrottle]
 
 
-# ----- status ------------------------------------------------------------------------------------
-
-
-class MarketSerializer(serializers.Serializer[Any]):
-    open = serializers.BooleanField()
-    reason = serializers.CharField()
-    next_change = serializers.DateTimeField()
-    summary = serializers.CharField()
-
-
-class CountsSerializer(serializers.Serializer[Any]):
-    pairs = serializers.IntegerField()
-    pairs_enabled = serializers.IntegerField()
-    open_trades = serializers.IntegerField()
-    pending_orders = serializers.IntegerField()
-    signals_new = serializers.IntegerField()
-
-
-class StatusSerializer(serializers.Serializer[Any]):
-    version = serializers.CharField()
-    time = serializers.DateTimeField()
-    user = serializers.CharField()
-    role = serializers.CharField()
-    trading_mode = serializers.CharField()
-    trading_reason = serializers.CharField()
-    market = MarketSerializer()
-    config_generation = serializers.IntegerField()
-    counts = CountsSerializer()
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sep-trader")
-    except PackageNotFoundError:
-        return "0.1.0"
-
-
-class StatusView(APIView):
-    roles = {"GET": VIEWER}
-
-    @extend_schema(responses=StatusSerializer, summary="Version, your role, mode, market, counts")
-    def get(self, request: Request) -> Response:
-        from trading.market import market_status_at
-        from trading.overview import counts, trading_state_current
-
-        state = trading_state_current()
-        market = market_status_at()
-        answer = {
-            "version": _version(),
-            "time": timezone.now(),
-            "user": request.user.get_username(),
-            "role": role_of(request.user) or "",
-            "trading_mode": state.mode,
-            "trading_reason": state.reason,
-            "market": {
-                "open": market.open,
-                "reason": market.reason,
-                "next_change": market.next_change,
-                "summary": market.summary(),
-            },
-            "config_generation": config_generation(),
-            "counts": counts().__dict__,
-        }
-        return Response(StatusSerializer(answer).data)
-
-
 # ----- configuration -----------------------------------------------------------------------------
 
 
@@ -214,51 +144,6 @@ class ConfigReloadView(APIView):
     def put(self, request: Request) -> Response:
         generation = config_reload(actor=actor_of(request), address=client_address(request))
         return Response({"generation": generation})
-
-
-# ----- sync --------------------------------------------------------------------------------------
-
-
-class SyncPullSerializer(serializers.Serializer[Any]):
-    result = serializers.JSONField()
-
-
-class SyncPullView(APIView):
-    """Import the inbox's new bundles (operator). Only an admin's pull changes settings: an
-    operator's applies signals and models and lists the settings left for an admin."""
-
-    roles = {"POST": OPERATOR}
-
-    @extend_schema(
-        request=None,
-        responses=SyncPullSerializer,
-        summary="Import every new bundle of the sync inbox, oldest first (settings: admin)",
-    )
-    def post(self, request: Request) -> Response:
-        from septrader import sync
-
-        try:
-            result = sync.sync_pull(
-                inbox=settings.SYNC_INBOX_DIR,
-                actor=actor_of(request),
-                address=client_address(request),
-                config_allowed=has_role(request.user, ADMIN),
-            )
-        except sync.SyncConfigurationError as error:
-            raise ApiError(str(error), code="unavailable", status_code=503) from None
-        except sync.SyncError as error:
-            raise ApiError(str(error), code="rejected", field="bundle") from None
-        return Response({"result": _plain(result)})
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly form of whatever the sync service returns."""
-    import dataclasses
-    import json
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    return json.loads(json.dumps(value, default=str))
 
 
 # ----- audit log ---------------------------------------------------------------------------------

@@ -95,13 +95,14 @@ def broker(simulator: SimulatorProcess, settings: Any) -> Iterator[SimulatorProc
 def open_trade(broker: SimulatorProcess, db: Any) -> Iterator[Any]:
     """A 1000-unit EUR_USD buy opened at the simulator and recorded through the ledger."""
     from marketdata import oanda
-    from trading.execution import _apply_response, broker_client
+    from trading.execution import broker_client
+    from trading.ledger import response_transactions_apply
     from trading.models import Trade
 
     client = broker_client()
     order = {"type": "MARKET", "instrument": "EUR_USD", "units": "1000"}
     response = client.request(oanda.OrderCreate(client.account_id, data={"order": order}))
-    _apply_response(client.account_id, response)
+    response_transactions_apply(client.account_id, response)
     yield Trade.objects.get(state=Trade.State.OPEN, pair_id="EUR_USD")
     # The simulator outlives the test: leave its account flat for the next one.
     for wire in client.request(oanda.OpenTrades(client.account_id)).get("trades", []):

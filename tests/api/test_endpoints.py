@@ -51,7 +51,7 @@ def test_pairs_status_lists_every_pair_with_its_last_signal_and_price_age(
 ) -> None:
     from django.core.cache import cache
 
-    from marketdata.streaming import latest_price_key
+    from marketdata.cache_keys import latest_price_key
 
     signal("EUR_USD", 5, "SELL")
     newest = signal("EUR_USD", 1, "BUY")
@@ -393,7 +393,7 @@ def test_sync_pull_says_when_it_is_not_available(operator: APIClient) -> None:
     import importlib.util
 
     response = operator.post("/api/sync/pull")
-    if importlib.util.find_spec("septrader.sync") is None:
+    if importlib.util.find_spec("sync.services") is None:
         assert response.status_code == 503
         assert response.json()["error"]["message"].startswith("sync not available")
     else:

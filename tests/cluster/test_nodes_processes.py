@@ -21,15 +21,15 @@ from django.utils import timezone
 
 from marketdata.models import Pair
 from monitoring.models import Alert
-from qfh.routing import execution_queue_for
+from nodes.services import nodes_failover, nodes_rebalance
 from septrader.beat import LOCK_KEY
-from septrader.cluster import nodes_failover, nodes_rebalance
 from septrader.models import AuditLog, Node
 from septrader.services import config_set
 from tests.conftest import REPO, require, worker_database_url
 from tests.trading.conftest import Broker, make_signal, trading_pair
 from trading.execution import client_order_id
 from trading.models import Order, TradingSignal
+from trading.routing import execution_queue_for
 from trading.services import trades_close_all
 from trading.tasks import execute_signal_task
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from marketdata.models import Pair
 from marketdata.streaming import Streamer
 from monitoring.models import Alert
-from septrader.cluster import (
+from nodes.services import (
     ClusterError,
     node_drain,
     node_heartbeat,

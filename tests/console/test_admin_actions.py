@@ -92,11 +92,14 @@ def test_flattening_a_pair_closes_its_open_trades_at_the_broker(
     operator_client: Client, simulator: SimulatorProcess
 ) -> None:
     # Given an open EUR/USD trade at the broker, recorded through the ledger
-    from trading.execution import _apply_response, broker_client
+    from trading.execution import broker_client
+    from trading.ledger import response_transactions_apply
 
     client = broker_client()
     order = {"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "1000"}}
-    _apply_response(client.account_id, client.request(oanda.OrderCreate(client.account_id, order)))
+    response_transactions_apply(
+        client.account_id, client.request(oanda.OrderCreate(client.account_id, order))
+    )
     trade = Trade.objects.get(pair_id="EUR_USD")
     assert trade.state == Trade.State.OPEN
 
@@ -152,11 +155,14 @@ def test_the_trading_mode_actions_switch_the_mode_and_audit_each_change(
 def test_the_kill_switch_halts_trading_and_closes_trades_at_the_broker(
     operator_client: Client, simulator: SimulatorProcess
 ) -> None:
-    from trading.execution import _apply_response, broker_client
+    from trading.execution import broker_client
+    from trading.ledger import response_transactions_apply
 
     client = broker_client()
     order = {"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "-2000"}}
-    _apply_response(client.account_id, client.request(oanda.OrderCreate(client.account_id, order)))
+    response_transactions_apply(
+        client.account_id, client.request(oanda.OrderCreate(client.account_id, order))
+    )
     TradingState.objects.get_or_create(pk=1)
 
     html = run_action(operator_client, "/admin/trading/tradingstate/", "engage_kill_switch", [1])
@@ -196,11 +202,14 @@ def test_promoting_a_pair_model_in_the_console_checks_the_gates_and_audits(
 def test_closing_a_trade_in_the_console_closes_it_at_the_broker(
     operator_client: Client, simulator: SimulatorProcess
 ) -> None:
-    from trading.execution import _apply_response, broker_client
+    from trading.execution import broker_client
+    from trading.ledger import response_transactions_apply
 
     client = broker_client()
     order = {"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "1500"}}
-    _apply_response(client.account_id, client.request(oanda.OrderCreate(client.account_id, order)))
+    response_transactions_apply(
+        client.account_id, client.request(oanda.OrderCreate(client.account_id, order))
+    )
     trade = Trade.objects.get(pair_id="EUR_USD")
 
     run_action(operator_client, "/admin/trading/trade/", "close_trades", [trade.pk])

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from marketdata.candle_input import parse_broker_time
+from marketdata.broker_time import parse_broker_time
 
 
 def aggregate(minutes: list[dict[str, Any]], seconds: int) -> list[dict[str, Any]]:

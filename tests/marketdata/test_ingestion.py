@@ -236,7 +236,7 @@ def test_a_pipelined_load_of_many_batches_stores_every_valid_candle_once(timesca
     )
 )
 def test_the_fast_reading_of_oanda_times_agrees_with_the_general_parser(moment: datetime) -> None:
-    from marketdata.candle_input import parse_broker_time
+    from marketdata.broker_time import parse_broker_time
 
     oanda = moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
     # A space instead of the T takes the general (regular expression) path.

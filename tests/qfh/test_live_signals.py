@@ -20,10 +20,10 @@ from qfh.evaluation import features as features_module
 from qfh.evaluation.evaluate import compute_features, rule_signals
 from qfh.evaluation.selectors import candle_arrays
 from qfh.models import CandleMetrics, PairModel
-from qfh.routing import execution_queue_for
 from qfh.services import DEFAULT_LIVE_RULE, signals_analyze_closed
 from septrader.models import Node
 from trading.models import TradingSignal
+from trading.routing import execution_queue_for
 
 CONFIRMED = {"confirm_threshold": 0.8, "high_confidence_only": False}
 # The published thresholds almost never fire on the testbed's metrics (its entropy is halved), so

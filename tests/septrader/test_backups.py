@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 
-from septrader.backups import BackupError, backup_create, backup_restore, backups_list
+from backups.services import BackupError, backup_create, backup_restore, backups_list
 from tests.conftest import REPO, require
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -30,7 +30,7 @@ def pg_bin_dir(timescaledb: None) -> Iterator[None]:
     """
     from django.conf import settings
 
-    from septrader.backups import _tool_major_version, pg_tool
+    from backups.services import _tool_major_version, pg_tool
 
     server_major = connection.pg_version // 10000  # type: ignore[attr-defined]
     try:

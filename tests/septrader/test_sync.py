@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from monitoring.models import Alert
 from monitoring.services import alerts_evaluate
 from qfh.models import PairModel
-from septrader import sync
 from septrader.models import AuditLog, SyncImport, SystemConfig
 from septrader.selectors import config_get
 from septrader.services import config_set, config_update
+from sync import services as sync
 from tests.api.conftest import client_for, make_user
 from tests.qfh.test_live_signals import make_pair_model
 from trading.models import TradingSignal

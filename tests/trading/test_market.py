@@ -13,8 +13,9 @@ from septrader.config import ConfigValueError
 from septrader.models import AuditLog
 from septrader.services import config_set
 from trading import services as trading_services
-from trading.market import market_holidays, market_is_open, market_state_refresh
+from trading.market import market_holidays, market_is_open
 from trading.models import MaintenanceWindow, Trade, TradingState
+from trading.services import market_state_refresh
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from tqdm import tqdm
 
+from marketdata.cli import parse_moment
 from marketdata.models import Pair
 from marketdata.oanda import OandaClient, OandaError
 from marketdata.services import BackfillResult, candles_backfill
 from marketdata.timeframes import TIMEFRAME_SECONDS
-from septrader.cli import parse_moment
 
 # Pairs fetched at once; the shared rate limiter keeps them all under OANDA's limit.
 MAX_CONCURRENT_PAIRS = 4

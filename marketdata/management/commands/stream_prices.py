@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from typing import Any
@@ -8,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from marketdata.streaming import Streamer
+from septrader.queues import current_node
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--node",
-            default=os.environ.get("SEPTRADER_NODE") or None,
+            default=current_node(),
             help="stream only the pairs assigned to this node (default: $SEPTRADER_NODE)",
         )
         parser.add_argument("--no-transactions", action="store_true")

@@ -7,13 +7,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from marketdata.cli import parse_moment
 from marketdata.selectors import SERVED_TIMEFRAMES
 from qfh.arrays import command_array_module
 from qfh.evaluation.evaluate import LookAheadError
 from qfh.evaluation.selectors import UnknownPairError
 from qfh.evaluation.services import EvaluationError, rule_evaluation_run
 from qfh.rules import RULE_DEFAULTS, RuleError
-from septrader.cli import parse_moment
 
 
 def _interval(figures: dict[str, Any], rate: str, low: str, high: str) -> str:

@@ -7,11 +7,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from marketdata.cli import parse_moment
 from marketdata.models import Candle, Pair
 from marketdata.selectors import SERVED_TIMEFRAMES
 from qfh.arrays import command_array_module
 from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute
-from septrader.cli import parse_moment
 
 # Ranges are processed a week at a time so the progress bar moves and memory stays flat.
 STEP = timedelta(days=7)

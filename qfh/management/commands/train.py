@@ -6,11 +6,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from marketdata.cli import parse_moment
 from marketdata.selectors import SERVED_TIMEFRAMES
 from qfh.arrays import command_array_module
 from qfh.evaluation.selectors import UnknownPairError
 from qfh.evaluation.services import EvaluationError, pair_model_train
-from septrader.cli import parse_moment
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from septrader.backups import BackupError, backup_restore, backups_list
+from backups.services import BackupError, backup_restore, backups_list
 
 
 class Command(BaseCommand):

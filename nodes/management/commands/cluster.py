@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from septrader.cluster import (
+from nodes.services import (
     ClusterError,
     ClusterReport,
     node_drain,

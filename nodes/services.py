@@ -9,7 +9,7 @@ pairs to the healthy active node with the fewest pairs and raises ``cluster.node
 Moving a pair is safe while signals are in flight: a signal already queued on the old node's
 queue is sent again to the new node's queue (the signal's claim lets one delivery act, and the
 client order id stops a second order at the broker), and an executor that receives a signal of a
-pair that is no longer its own forwards it (``signal_forward_if_foreign``).
+pair that is no longer its own forwards it (``trading.routing.signal_forward_if_foreign``).
 
 Rebalancing moves only pairs without an open trade: the trade's exits live at the broker (stop
 loss, take profit), but its close and reconciliation are easier to follow when the node that
@@ -20,7 +20,6 @@ draining node must not keep any.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,14 +31,17 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from marketdata.models import Pair
+from monitoring.services import alert_raise, alert_resolve
 from septrader.models import Node
 from septrader.selectors import config_get
 from septrader.services import audit_record
+from trading.models import Trade
+from trading.routing import signals_requeue_new
+from trading.services import pair_assign_node
 
 logger = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system:cluster"
-NODE_ENV = "SEPTRADER_NODE"
 
 
 class ClusterError(Exception):
@@ -57,11 +59,6 @@ class ClusterReport:
     moved: list[tuple[str, str | None, str]] = field(default_factory=list)
     # Pairs that had to move but found no healthy active node.
     stranded: list[str] = field(default_factory=list)
-
-
-def current_node() -> str | None:
-    """The name of the node this process belongs to (``SEPTRADER_NODE``), or None."""
-    return os.environ.get(NODE_ENV) or None
 
 
 def _threshold(threshold_seconds: int | None) -> int:
@@ -88,8 +85,6 @@ def node_heartbeat(*, name: str, now: datetime | None = None) -> Node:
     A draining node stays draining. A node coming back from down gets no pairs by itself: an
     operator (or ``nodes_rebalance``) gives it some.
     """
-    from monitoring.services import alert_resolve
-
     if not name or slugify(name) != name or len(name) > 50:
         raise ClusterError(
             f"name={name!r} is not a node name; expected a slug of at most 50 characters.",
@@ -147,37 +142,11 @@ def start_node_heartbeat(name: str) -> threading.Event:
 # ----- moving pairs ------------------------------------------------------------------------------
 
 
-def _requeue_new_signals(pair: Pair, queue: str) -> int:
-    """Send the pair's unexecuted signals again, to its new node's queue (harmless twice)."""
-    from trading.models import TradingSignal
-
-    max_age = int(config_get("signals.max_age_seconds"))
-    ids = [
-        str(pk)
-        for pk in TradingSignal.objects.filter(
-            pair=pair,
-            status=TradingSignal.Status.NEW,
-            created_at__gte=timezone.now() - timedelta(seconds=max_age),
-        ).values_list("pk", flat=True)
-    ]
-    if ids:
-        from trading.tasks import execute_signal_task
-
-        def send() -> None:
-            for signal_id in ids:
-                execute_signal_task.apply_async(args=[signal_id], queue=queue)
-
-        transaction.on_commit(send)
-    return len(ids)
-
-
 def _move(pair: Pair, target: Node, *, actor: str, address: str | None, reason: str) -> None:
-    from trading.services import pair_assign_node
-
     previous = pair.node.name if pair.node_id and pair.node else None
     pair_assign_node(symbol=pair.symbol, node_name=target.name, actor=actor, address=address)
     pair.node = target
-    requeued = _requeue_new_signals(pair, target.queue)
+    requeued = signals_requeue_new(pair, target.queue)
     logger.warning(
         "event=pair_moved pair=%s from=%s to=%s reason=%s requeued=%d",
         pair.symbol,
@@ -231,8 +200,6 @@ def nodes_failover(
     Also retries the pairs a down or draining node still holds (when no healthy node was left
     the last time). Run by beat every few seconds; safe to run twice.
     """
-    from monitoring.services import alert_raise
-
     moment = now or timezone.now()
     threshold = _threshold(threshold_seconds)
     cutoff = moment - timedelta(seconds=threshold)
@@ -364,8 +331,6 @@ def nodes_rebalance(
     two pairs more than another, a pair without an open trade moves from the fullest node to the
     emptiest. Pairs assigned to no node (served by the shared ``execution`` queue) stay so.
     """
-    from trading.models import Trade
-
     moment = now or timezone.now()
     threshold = _threshold(None)
     report = ClusterReport()
@@ -422,32 +387,6 @@ def nodes_rebalance(
         details={"moved": [{"pair": p, "from": f, "to": t} for p, f, t in report.moved]},
     )
     return report
-
-
-# ----- the executor's filter ---------------------------------------------------------------------
-
-
-def signal_forward_if_foreign(signal_id: Any) -> str | None:
-    """On a node, send a signal of another node's pair to that node's queue; return the queue.
-
-    None (execute it here) outside a node, for a pair without a node, or for this node's pair.
-    """
-    name = current_node()
-    if name is None:
-        return None
-    from trading.models import TradingSignal
-
-    row = (
-        TradingSignal.objects.filter(pk=signal_id).values_list("pair__node__name", "status").first()
-    )
-    if row is None or row[0] is None or row[0] == name or row[1] != TradingSignal.Status.NEW:
-        return None
-    queue = f"exec.{row[0]}"
-    from trading.tasks import execute_signal_task
-
-    execute_signal_task.apply_async(args=[str(signal_id)], queue=queue)
-    logger.info("event=signal_forwarded signal=%s node=%s queue=%s", signal_id, name, queue)
-    return queue
 
 
 def node_summary() -> list[dict[str, Any]]:

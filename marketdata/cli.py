@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.core.management.base import CommandError
 
-from marketdata.candle_input import CandleTimeError, parse_broker_time
+from marketdata.broker_time import CandleTimeError, parse_broker_time
 
 
 def parse_moment(option: str, value: str | None) -> datetime | None:

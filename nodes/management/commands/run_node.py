@@ -7,6 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.text import slugify
 
+from septrader.queues import EXECUTION_QUEUE, NODE_ENV, node_queue
+
 
 class Command(BaseCommand):
     help = (
@@ -31,7 +33,7 @@ class Command(BaseCommand):
                 f"--name={name!r} is not a node name; expected a slug of at most 50 characters "
                 "(lower-case letters, digits, - and _)."
             )
-        queues = ",".join(dict.fromkeys([f"exec.{name}", "execution", *options["queue"]]))
+        queues = ",".join(dict.fromkeys([node_queue(name), EXECUTION_QUEUE, *options["queue"]]))
         argv = [
             sys.executable,
             "-m",
@@ -55,4 +57,4 @@ class Command(BaseCommand):
         ]
         self.stdout.write(f"run_node: node {name} consuming {queues}")
         self.stdout.flush()
-        os.execvpe(argv[0], argv, {**os.environ, "SEPTRADER_NODE": name})
+        os.execvpe(argv[0], argv, {**os.environ, NODE_ENV: name})

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from septrader.backups import BackupError, backup_create
+from backups.services import BackupError, backup_create
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """The operator console: Django's admin with a dashboard as its front page.
 
-Installed through ``septrader.apps.ConsoleAdminConfig`` (in place of ``django.contrib.admin``), so
+Installed through ``console.apps.ConsoleAdminConfig`` (in place of ``django.contrib.admin``), so
 ``admin.site`` everywhere, including ``septrader/urls.py``, is this site.
 """
 
@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from septrader.dashboard import dashboard_summary
+from console.dashboard import dashboard_summary
 
 
 class ConsoleAdminSite(admin.AdminSite):

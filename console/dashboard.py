@@ -24,11 +24,13 @@ from marketdata.timeframes import Timeframe, timeframe_duration
 from monitoring.models import Alert
 from monitoring.models import Heartbeat as MonitoringHeartbeat
 from monitoring.selectors import alerts_unresolved
+from qfh.models import CandleMetrics
 from septrader.models import AuditLog, Node
 from septrader.selectors import config_values
+from trading.market import market_status_at
 from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
 from trading.performance import DailyLoss, Drawdown, daily_loss, drawdown_from_peak
-from trading.schedule import trading_day_bounds
+from trading.schedule import ScheduleError, trading_day_bounds
 from trading.selectors import account_snapshot_latest
 
 logger = logging.getLogger(__name__)
@@ -113,8 +115,6 @@ class Dashboard:
 
 
 def _market(now: datetime) -> MarketPanel:
-    from trading.market import market_status_at
-    from trading.schedule import ScheduleError
 
     try:
         status = market_status_at(now)
@@ -361,7 +361,6 @@ def chart_window(
 
 def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
     """Candles, signals, trades and QFH metrics of one pair inside ``window``, oldest first."""
-    from qfh.models import CandleMetrics
 
     candles = candles_between(
         pair=pair, timeframe=window.timeframe, start=window.start, end=window.end

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
-from septrader.sync import ImportResult, SyncError, sync_export, sync_import, sync_pull
+from sync.services import ImportResult, SyncError, sync_export, sync_import, sync_pull
 
 # The command runs with this node's database credentials, which can change anything, so it
 # imports settings as an admin would; the audit log names it as the actor.

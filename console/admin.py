@@ -1,0 +1,271 @@
+"""The console's pair pages: lifecycle actions, risk overrides and the chart (candles: marketdata).
+
+Every change goes through ``trading.services`` with the operator's name and address, so the
+console's actions are checked and audited exactly like the API's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from console import charts
+from console.dashboard import (
+    CHART_TIMEFRAMES,
+    ChartRequestError,
+    chart_window,
+    operator_time_zone,
+    pair_chart_data,
+)
+from marketdata.models import Pair
+from marketdata.oanda import OandaError
+from septrader.admin_tools import operator
+from trading.services import (
+    TradingError,
+    pair_assign_node,
+    pair_disable,
+    pair_enable,
+    pair_set_risk_overrides,
+    trades_close_all,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _DryRun(Exception):
+    """Raised to roll back a service call made only to learn whether it would succeed."""
+
+
+class PairForm(forms.ModelForm):
+    """The operator's settings of a pair: its risk overrides and its execution node."""
+
+    class Meta:
+        model = Pair
+        fields = ("risk_overrides", "node")
+        help_texts = {
+            "risk_overrides": 'Risk settings without the "risk." prefix, for example '
+            '{"max_position_percent": "1.5"}; the same checks as the system settings apply.',
+        }
+
+    def clean_risk_overrides(self) -> Any:
+        overrides = self.cleaned_data.get("risk_overrides")
+        # The service's own checks decide, run in a savepoint that is rolled back: the form shows
+        # exactly the error the API would give, and the real write happens in save_model.
+        try:
+            with transaction.atomic():
+                pair_set_risk_overrides(
+                    symbol=self.instance.symbol, overrides=overrides or {}, actor="console:check"
+                )
+                raise _DryRun
+        except _DryRun:
+            pass
+        except TradingError as error:
+            raise forms.ValidationError(error.message) from None
+        return overrides
+
+
+@admin.register(Pair)
+class PairAdmin(admin.ModelAdmin):
+    form = PairForm
+    list_display = (
+        "symbol",
+        "state",
+        "enabled",
+        "forced_without_model",
+        "node",
+        "state_reason",
+        "chart_link",
+        "updated_at",
+    )
+    list_filter = ("enabled", "state", "forced_without_model", "node")
+    search_fields = ("symbol", "state_reason")
+    list_select_related = ("node",)
+    actions = ["enable_pairs", "enable_pairs_without_model", "disable_pairs", "flatten_pairs"]
+    readonly_fields = (
+        "symbol",
+        "state",
+        "state_reason",
+        "enabled",
+        "forced_without_model",
+        "chart_link",
+        "pip_location",
+        "display_precision",
+        "trade_units_precision",
+        "minimum_trade_size",
+        "margin_rate",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("symbol", "state", "state_reason", "enabled", "chart_link")}),
+        ("Operator settings", {"fields": ("risk_overrides", "node", "forced_without_model")}),
+        (
+            "From the broker",
+            {
+                "fields": (
+                    "pip_location",
+                    "display_precision",
+                    "trade_units_precision",
+                    "minimum_trade_size",
+                    "margin_rate",
+                )
+            },
+        ),
+        ("Times", {"fields": ("created_at", "updated_at")}),
+    )
+
+    # Pairs come from the migrations and the broker's instrument list; a referenced pair cannot
+    # be deleted, and its lifecycle moves only through the actions below.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="chart")
+    def chart_link(self, obj: Pair) -> str:
+        url = reverse("admin:marketdata_pair_chart", args=[obj.pk])
+        return format_html('<a href="{}">chart</a>', url)
+
+    def save_model(
+        self, request: HttpRequest, obj: Pair, form: forms.ModelForm, change: bool
+    ) -> None:
+        actor, address = operator(request)
+        if "risk_overrides" in form.changed_data:
+            pair_set_risk_overrides(
+                symbol=obj.symbol,
+                overrides=form.cleaned_data["risk_overrides"] or {},
+                actor=actor,
+                address=address,
+            )
+        if "node" in form.changed_data:
+            node = form.cleaned_data["node"]
+            pair_assign_node(
+                symbol=obj.symbol,
+                node_name=node.name if node else None,
+                actor=actor,
+                address=address,
+            )
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Pair],
+        act: Callable[[str, str, str | None], str],
+    ) -> None:
+        """Run ``act`` for each selected pair; a refusal is reported and the others go on."""
+        actor, address = operator(request)
+        for symbol in queryset.values_list("symbol", flat=True):
+            try:
+                done = act(symbol, actor, address)
+            except TradingError as error:
+                self.message_user(request, f"{symbol}: {error.message}", messages.ERROR)
+            except (OandaError, ImproperlyConfigured) as error:
+                self.message_user(
+                    request, f"{symbol}: the broker could not be reached: {error}", messages.ERROR
+                )
+            else:
+                self.message_user(request, f"{symbol}: {done}", messages.SUCCESS)
+
+    @admin.action(description="Enable the selected pairs (needs a promoted pair model)")
+    def enable_pairs(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
+        def enable(symbol: str, actor: str, address: str | None) -> str:
+            pair_enable(symbol=symbol, actor=actor, address=address)
+            return "enabled for trading"
+
+        self._each(request, queryset, enable)
+
+    @admin.action(description="Enable the selected pairs even without a pair model (audited)")
+    def enable_pairs_without_model(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
+        def enable(symbol: str, actor: str, address: str | None) -> str:
+            pair = pair_enable(symbol=symbol, actor=actor, address=address, force=True)
+            return "enabled" + (" without a pair model" if pair.forced_without_model else "")
+
+        self._each(request, queryset, enable)
+
+    @admin.action(description="Disable the selected pairs (no new entries)")
+    def disable_pairs(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
+        def disable(symbol: str, actor: str, address: str | None) -> str:
+            pair_disable(symbol=symbol, actor=actor, address=address, reason="disabled in console")
+            return "disabled"
+
+        self._each(request, queryset, disable)
+
+    @admin.action(description="Flatten the selected pairs (close their trades at the broker)")
+    def flatten_pairs(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
+        def flatten(symbol: str, actor: str, address: str | None) -> str:
+            result = trades_close_all(
+                actor=actor, pair=symbol, reason="flattened in console", address=address
+            )
+            if result.failures:
+                raise TradingError(
+                    f"closed {result.trades_closed} trades; failed: {'; '.join(result.failures)}"
+                )
+            return f"{result.trades_closed} trades closed"
+
+        self._each(request, queryset, flatten)
+
+    # ----- the chart page ------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        chart = path(
+            "<path:object_id>/chart/",
+            self.admin_site.admin_view(self.chart_view),
+            name="marketdata_pair_chart",
+        )
+        # Before the default patterns, whose "<path:object_id>/" would swallow ".../chart/".
+        return [chart, *super().get_urls()]
+
+    def chart_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        pair = get_object_or_404(Pair, pk=object_id) if object_id.isdigit() else None
+        if pair is None:
+            pair = get_object_or_404(Pair, symbol=object_id)
+        error = ""
+        try:
+            window = chart_window(
+                pair=pair.symbol,
+                timeframe=request.GET.get("timeframe"),
+                hours=request.GET.get("hours"),
+                end=request.GET.get("end"),
+            )
+        except ChartRequestError as problem:
+            error = str(problem)
+            window = chart_window(pair=pair.symbol, timeframe=None, hours=None, end=None)
+        data = pair_chart_data(pair=pair.symbol, window=window)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": pair,
+            "title": f"{pair.symbol} {window.timeframe} chart",
+            "pair": pair,
+            "data": data,
+            "error": error,
+            "timeframes": CHART_TIMEFRAMES,
+            "operator_time_zone": operator_time_zone(),
+            "price_chart": charts.candle_chart_svg(
+                data.candles,
+                start=window.start,
+                end=window.end,
+                signals=data.signals,
+                trades=data.trades,
+                digits=pair.display_precision,
+            ),
+            "metrics_chart": charts.metrics_chart_svg(
+                data.metrics, start=window.start, end=window.end
+            ),
+        }
+        return TemplateResponse(request, "admin/marketdata/pair/chart.html", context)
