@@ -54,9 +54,12 @@ services: install
 services-down:
 	scripts/services.sh down
 
+# ruff, then the architecture's contracts (pyproject.toml [tool.importlinter]): the layers, no
+# import cycle inside a package, the simulator apart, the QFH engine free of Django.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

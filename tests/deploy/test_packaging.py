@@ -35,7 +35,18 @@ PUBLIC_PORTS = {"80", "443", "8080"}
 CELERY_QUEUES = {"qfh", "execution", "stream", "default"}
 PROJECT_SOURCES = [
     path
-    for package in ("septrader", "marketdata", "trading", "qfh", "oandasim", "monitoring")
+    for package in (
+        "septrader",
+        "marketdata",
+        "qfh",
+        "trading",
+        "monitoring",
+        "nodes",
+        "sync",
+        "backups",
+        "console",
+        "oandasim",
+    )
     for path in (REPO / package).rglob("*.py")
     if "migrations" not in path.parts
 ]
