@@ -35,6 +35,17 @@ from qfh.evaluation.outcomes import Costs, Outcomes, pips_to_account, trade_outc
 LEAKY_LABEL = "leaky (testbed alignment with look-ahead; for comparison only, not a result)"
 CAUSAL_LABEL = "causal"
 EQUITY_POINTS = 400
+# The testbed parameters that ``rules.testbed_signals`` scores with (numbers or (sets, 1) columns).
+TESTBED_SCORING = (
+    "weight_stability",
+    "weight_coherence",
+    "weight_entropy",
+    "buy_threshold",
+    "sell_threshold",
+    "min_confidence",
+    "min_coherence",
+    "min_stability",
+)
 
 
 class LookAheadError(ValueError):
@@ -158,14 +169,7 @@ def _rule_directions(
             **metrics,
             multiplier=features.multiplier,
             volatility=features.volatility,
-            weight_stability=weights[0],
-            weight_coherence=weights[1],
-            weight_entropy=weights[2],
-            buy_threshold=params["buy_threshold"],
-            sell_threshold=params["sell_threshold"],
-            min_confidence=params["min_confidence"],
-            min_coherence=params["min_coherence"],
-            min_stability=params["min_stability"],
+            **{name: params[name] for name in TESTBED_SCORING},
             high_confidence_only=False,
         )
         raw = direction

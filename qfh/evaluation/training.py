@@ -34,7 +34,7 @@ from qfh import rules
 from qfh.engine import to_numpy
 from qfh.engine.backend import block_items
 from qfh.evaluation.candles import Candles
-from qfh.evaluation.evaluate import rule_signals
+from qfh.evaluation.evaluate import TESTBED_SCORING, rule_signals
 from qfh.evaluation.features import FeatureRequest, Features, HigherTimeframe, features_batch
 from qfh.evaluation.metrics import Performance, performance, wilson_interval
 from qfh.evaluation.outcomes import Costs, trade_outcomes
@@ -160,17 +160,9 @@ class _Sums:
 
 
 def _set_columns(sets: list[dict[str, Any]], xp: ModuleType) -> dict[str, Any]:
-    names = (
-        "weight_stability",
-        "weight_coherence",
-        "weight_entropy",
-        "buy_threshold",
-        "sell_threshold",
-        "min_confidence",
-        "min_coherence",
-        "min_stability",
-    )
-    columns = {name: xp.asarray([[s[name]] for s in sets], dtype=xp.float64) for name in names}
+    columns = {
+        name: xp.asarray([[s[name]] for s in sets], dtype=xp.float64) for name in TESTBED_SCORING
+    }
     thresholds = [
         np.nan if s["confirm_threshold"] is None else s["confirm_threshold"] for s in sets
     ]
@@ -359,6 +351,48 @@ def _series(
     return direction, net, move, bars, eligible
 
 
+def _fold_reports(
+    candles: Candles,
+    fold_list: list[Fold],
+    choice: np.ndarray,
+    chosen: list[dict[str, Any]],
+    train: _Sums,
+    test: _Sums,
+) -> list[dict[str, Any]]:
+    """Per fold: its windows, the set chosen on its train window and that set's train and test
+    figures."""
+    fold_reports = []
+    for number, (fold, index) in enumerate(zip(fold_list, choice, strict=True)):
+        index = int(index)
+
+        def figures(sums: _Sums, index: int = index, number: int = number) -> dict[str, Any]:
+            trades = int(sums.trades[index, number])
+            hits = int(sums.hits[index, number])
+            low, high = wilson_interval(hits, trades)
+            return {
+                "trades": trades,
+                "hit_rate": hits / trades if trades else 0.0,
+                "hit_low": low,
+                "hit_high": high,
+                "pnl_pips": float(sums.pnl[index, number]),
+            }
+
+        fold_reports.append(
+            {
+                "fold": number,
+                "train": [int(fold.train_start), int(fold.train_stop)],
+                "test": [int(fold.test_start), int(fold.test_stop)],
+                "train_from": int(candles.times[fold.train_start]),
+                "test_to": int(candles.close_times[fold.test_stop - 1]),
+                "set": index,
+                "params": chosen[number],
+                "in_sample": figures(train),
+                "out_of_sample": figures(test),
+            }
+        )
+    return fold_reports
+
+
 def walk_forward(
     candles: Candles,
     *,
@@ -389,35 +423,7 @@ def walk_forward(
         eligible=eligible,
         times=candles.times,
     )
-    fold_reports = []
-    for number, (fold, index) in enumerate(zip(fold_list, choice, strict=True)):
-        index = int(index)
-
-        def figures(sums: _Sums, index: int = index, number: int = number) -> dict[str, Any]:
-            trades = int(sums.trades[index, number])
-            hits = int(sums.hits[index, number])
-            low, high = wilson_interval(hits, trades)
-            return {
-                "trades": trades,
-                "hit_rate": hits / trades if trades else 0.0,
-                "hit_low": low,
-                "hit_high": high,
-                "pnl_pips": float(sums.pnl[index, number]),
-            }
-
-        fold_reports.append(
-            {
-                "fold": number,
-                "train": [int(fold.train_start), int(fold.train_stop)],
-                "test": [int(fold.test_start), int(fold.test_stop)],
-                "train_from": int(candles.times[fold.train_start]),
-                "test_to": int(candles.close_times[fold.test_stop - 1]),
-                "set": index,
-                "params": chosen[number],
-                "in_sample": figures(train),
-                "out_of_sample": figures(test),
-            }
-        )
+    fold_reports = _fold_reports(candles, fold_list, choice, chosen, train, test)
     final = dict(chosen[-1])
     horizon = int(final.pop("horizon"))
     config = {
