@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def array_module(**named: Any) -> ModuleType:
     return found[1] if found else np
 
 
-def to_numpy(array: Any) -> np.ndarray:
+def to_numpy(array: Any) -> NDArray[Any]:
     """Copy a device array to host memory (a no-op for NumPy arrays): where results are stored."""
     if isinstance(array, np.ndarray):
         return array

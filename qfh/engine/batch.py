@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from qfh.engine.backend import array_module, block_items
 from qfh.engine.metrics import (
     Array,
     CountMetrics,
+    EngineRun,
+    FloatType,
     PathConstants,
     QFHBatchResult,
     blend_coherence,
@@ -59,18 +63,20 @@ LOOKUP_BYTES_PER_WINDOW = 176
 CHUNKED_BYTES_PER_WINDOW = 384
 CHUNKED_BYTES_PER_CHUNK = 64
 
-DTYPES = {"float64": np.float64, "float32": np.float32}
+DTYPES: dict[str, FloatType] = {"float64": np.float64, "float32": np.float32}
 
 
-def _resolve_dtype(dtype: Any) -> Any:
+def _resolve_dtype(dtype: DTypeLike) -> FloatType:
     if isinstance(dtype, str):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
         return DTYPES[dtype]
     resolved = np.dtype(dtype).type
-    if resolved not in (np.float64, np.float32):
-        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
-    return resolved
+    if resolved is np.float64:
+        return np.float64
+    if resolved is np.float32:
+        return np.float32
+    raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
 
 
 def _as_bits(bits: Any, xp: ModuleType) -> Array:
@@ -83,7 +89,7 @@ def _as_bits(bits: Any, xp: ModuleType) -> Array:
     return array.astype(xp.uint8)
 
 
-def _empty_result(shape: tuple[int, ...], xp: ModuleType, ftype: Any) -> QFHBatchResult:
+def _empty_result(shape: tuple[int, ...], xp: ModuleType, ftype: FloatType) -> QFHBatchResult:
     def counts() -> Array:
         return xp.zeros(shape, dtype=xp.int32)
 
@@ -106,13 +112,15 @@ def _empty_result(shape: tuple[int, ...], xp: ModuleType, ftype: Any) -> QFHBatc
     )
 
 
-def _store(target: QFHBatchResult, index: Any, part: QFHBatchResult) -> None:
+def _store(
+    target: QFHBatchResult, index: slice | tuple[slice, slice], part: QFHBatchResult
+) -> None:
     for name, value in part.as_dict().items():
         getattr(target, name)[index] = value
 
 
 def _gather_constants(
-    table: PathConstants, lengths: Array, xp: ModuleType, ftype: Any
+    table: PathConstants, lengths: Array, xp: ModuleType, ftype: FloatType
 ) -> dict[str, Array]:
     names = ("sum_k", "sum_k2", "sum_exp2", "sum_sin", "sum_sin2")
     return {name: xp.asarray(getattr(table, name), dtype=ftype)[lengths] for name in names}
@@ -131,26 +139,24 @@ def _finish(
     decay: Array,
     damped: Array,
     confidence: Array,
-    params: QFHParams,
-    xp: ModuleType,
-    ftype: Any,
-    original_precision: bool,
+    run: EngineRun,
     counts: CountMetrics | None = None,
 ) -> QFHBatchResult:
     """Assemble the result from counts and trajectory parts (0 where there is no trajectory).
 
     ``counts`` may come precomputed (looked up from a table); by default it is computed here.
     """
+    params, xp, ftype = run.params, run.xp, run.ftype
     n = xp.maximum(lengths - 1, 0)
     if counts is None:
-        counts = count_metrics(null, flip, rupture, n, params, xp, ftype, original_precision)
+        counts = count_metrics(null, flip, rupture, n, run)
     has_trajectory = lengths > params.trajectory_min_bits
-    out_type = np.float64 if original_precision else ftype
+    out_type = run.work
     zero = out_type(0)
     damped = xp.where(has_trajectory, damped, zero).astype(out_type, copy=False)
     confidence = xp.where(has_trajectory, confidence, zero).astype(out_type, copy=False)
     blended = blend_coherence(
-        counts.base_coherence, confidence, damped, params, xp, original_precision
+        counts.base_coherence, confidence, damped, params, xp, run.original_precision
     )
     coherence = xp.where(has_trajectory, blended, counts.base_coherence)
     return QFHBatchResult(
@@ -169,41 +175,45 @@ def _finish(
     )
 
 
+def _event_counts(classes: Array, n: Array, xp: ModuleType) -> tuple[Array, Array, Array]:
+    """(null, flip, rupture) among the first ``n[i]`` transition classes of each row."""
+    in_window = xp.arange(classes.shape[1])[None, :] < n[:, None]
+    null = ((classes == 0) & in_window).sum(axis=1)
+    rupture = ((classes == 2) & in_window).sum(axis=1)
+    return null, n - null - rupture, rupture
+
+
 def _dense_block(
     bits: Array,
     lengths: Array,
     params: QFHParams,
     xp: ModuleType,
-    ftype: Any,
+    ftype: FloatType,
     original_precision: bool,
 ) -> QFHBatchResult:
     """The dense engine on one block of (windows, width) bits; row i holds lengths[i] bits."""
+    run = EngineRun(params, xp, ftype, original_precision)
     rows, width = bits.shape
-    work_type = np.float64 if original_precision else ftype
     lengths = lengths.astype(xp.int64)
     # Transition classes 0 (00), 1 (01/10), 2 (11) for each adjacent pair, masked to the window.
     classes = bits[:, :-1] + bits[:, 1:]
-    event_index = xp.arange(max(width - 1, 0))
-    n = xp.maximum(lengths - 1, 0)
-    in_window = event_index[None, :] < n[:, None]
-    null = ((classes == 0) & in_window).sum(axis=1)
-    rupture = ((classes == 2) & in_window).sum(axis=1)
-    flip = n - null - rupture
+    null, flip, rupture = _event_counts(classes, xp.maximum(lengths - 1, 0), xp)
     n_local = xp.maximum(xp.minimum(lengths, params.local_window) - 1, 0)
-    in_local = event_index[None, :] < n_local[:, None]
-    null_local = ((classes == 0) & in_local).sum(axis=1)
-    rupture_local = ((classes == 2) & in_local).sum(axis=1)
-    flip_local = n_local - null_local - rupture_local
-    decay = local_decay(
-        null_local, flip_local, rupture_local, n_local, params, xp, ftype, original_precision
-    )
-
+    null_local, flip_local, rupture_local = _event_counts(classes, n_local, xp)
+    decay = local_decay(null_local, flip_local, rupture_local, n_local, run)
     if width <= params.trajectory_min_bits or rows == 0:
-        zeros = xp.zeros(rows, dtype=work_type)
-        return _finish(
-            null, flip, rupture, lengths, decay, zeros, zeros, params, xp, ftype, original_precision
-        )
+        damped = confidence = xp.zeros(rows, dtype=run.work)
+    else:
+        damped, confidence = _dense_trajectory(bits, lengths, decay, run)
+    return _finish(null, flip, rupture, lengths, decay, damped, confidence, run)
 
+
+def _dense_trajectory(
+    bits: Array, lengths: Array, decay: Array, run: EngineRun
+) -> tuple[Array, Array]:
+    """(damped value V, trajectory confidence) of each row, from its (windows, width) path."""
+    xp, params, work_type = run.xp, run.params, run.work
+    width = bits.shape[1]
     # e^(-lambda j) is gathered from a table over the distinct lambdas: lambda depends only on
     # the counts of the first 20 bits, so a batch rarely holds more than a few dozen values, and
     # each weight is then computed exactly as the original's std::exp(-lambda * j).
@@ -240,19 +250,7 @@ def _dense_block(
         params,
         xp,
     )
-    return _finish(
-        null,
-        flip,
-        rupture,
-        lengths,
-        decay,
-        damped,
-        confidence,
-        params,
-        xp,
-        ftype,
-        original_precision,
-    )
+    return damped, confidence
 
 
 def dense_block_rows(xp: ModuleType, width: int) -> int:
@@ -266,7 +264,7 @@ def analyze_windows(
     lengths: Any = None,
     params: QFHParams = DEFAULT_PARAMS,
     *,
-    dtype: Any = "float64",
+    dtype: DTypeLike = "float64",
     original_precision: bool = False,
 ) -> QFHBatchResult:
     """`QFHBasedProcessor::analyze` for each row of ``bits`` (windows, width).
@@ -301,15 +299,14 @@ def analyze_windows(
 
 
 @functools.cache
-def _lookup_table(
-    window: int, params: QFHParams, ftype: Any, original_precision: bool, xp: ModuleType
-) -> QFHBatchResult:
+def _lookup_table(window: int, run: EngineRun) -> QFHBatchResult:
     """The metrics of every possible ``window``-bit window, indexed by its code sum(b_t << t)."""
+    xp = run.xp
     codes = xp.arange(1 << window, dtype=xp.int64)
     shifts = xp.arange(window, dtype=xp.int64)
     patterns = ((codes[:, None] >> shifts[None, :]) & 1).astype(xp.uint8)
     return analyze_windows(
-        patterns, None, params, dtype=ftype, original_precision=original_precision
+        patterns, None, run.params, dtype=run.ftype, original_precision=run.original_precision
     )
 
 
@@ -345,7 +342,7 @@ def analyze_sliding(
     window: int,
     params: QFHParams = DEFAULT_PARAMS,
     *,
-    dtype: Any = "float64",
+    dtype: DTypeLike = "float64",
     original_precision: bool = False,
     block_windows: int | None = None,
     out: QFHBatchResult | None = None,
@@ -385,20 +382,18 @@ def analyze_sliding(
     if block_windows is None:
         block_windows = sliding_block_windows(xp, window)
     per_pair = max(1, block_windows // max(flat.shape[0], 1))
+    run = EngineRun(params, xp, ftype, original_precision)
     for start in range(0, count, per_pair):
         stop = min(count, start + per_pair)
         if window <= LOOKUP_MAX_BITS:
-            table = _lookup_table(window, params, ftype, original_precision, xp)
+            table = _lookup_table(window, run)
             codes = _sliding_codes(flat, start, stop - start, window, xp)
-            part = table.map(lambda column, codes=codes: column[codes])
+            # Every column of the table looked up at the block's codes: column[codes].
+            part = table.map(operator.itemgetter(codes))
         elif window > CHUNKED_MAX_BITS:
-            part = _dense_sliding(
-                flat, start, stop - start, window, params, xp, ftype, original_precision
-            )
+            part = _dense_sliding(flat, start, stop - start, window, run)
         else:
-            part = _chunked_sliding(
-                flat, start, stop - start, window, params, xp, ftype, original_precision
-            )
+            part = _chunked_sliding(flat, start, stop - start, window, run)
         _store(result, (slice(None), slice(start, stop)), part)
     return out if out is not None else result.map(lambda column: column.reshape(shape))
 
@@ -408,7 +403,7 @@ def analyze_trailing(
     window: int,
     params: QFHParams = DEFAULT_PARAMS,
     *,
-    dtype: Any = "float64",
+    dtype: DTypeLike = "float64",
     original_precision: bool = False,
 ) -> tuple[QFHBatchResult, Array]:
     """QFH of the window ending at each bit j: bits[max(0, j - window + 1) : j + 1].
@@ -461,125 +456,122 @@ CHUNKED_MAX_BITS = 256
 class _ChunkTables:
     """Per-window-length tables of the chunked sliding engine (built once, cached)."""
 
-    def __init__(
-        self,
-        window: int,
-        params: QFHParams,
-        ftype: Any,
-        original_precision: bool,
-        xp: ModuleType,
-    ) -> None:
-        work = np.float64 if original_precision else ftype
+    def __init__(self, window: int, run: EngineRun) -> None:
+        xp, params = run.xp, run.params
         self.chunks = -(-window // CHUNK_BITS)
         self.local_events = min(params.local_window, window) - 1
-        # lambda depends only on the (null, rupture) counts of the first 20 bits: tabulate it for
-        # every pair of counts and keep the distinct values, which index the chunk tables.
-        side = self.local_events + 1
-        null = xp.repeat(xp.arange(side), side)
-        rupture = xp.tile(xp.arange(side), side)
-        flip = self.local_events - null - rupture
-        events = xp.full(side * side, self.local_events)
-        decay = local_decay(null, flip, rupture, events, params, xp, ftype, original_precision)
-        # Impossible pairs (null + rupture > events) get the first valid lambda; never looked up.
-        decay = xp.where(flip >= 0, decay, decay[0])
-        self.decays, which = xp.unique(decay.astype(work), return_inverse=True)
-        self.decay_index = which.reshape(-1).astype(xp.int32)
-        self.side = side
-
-        chunks = self.chunks
-        t = np.arange(CHUNK_BITS)
-        position = np.arange(chunks)[:, None] * CHUNK_BITS + t[None, :]  # (chunks, 8): k
-        inside = position < window
-        k = xp.asarray(position, dtype=work)
-        used = xp.asarray(inside, dtype=work)
-        # The weights are e^(-lambda j) for the window position j, as in the original.
-        weights = xp.exp(-self.decays[:, None, None] * k[None, :, :]) * used[None, :, :]
-        codes = xp.arange(1 << CHUNK_BITS)
-        code_bits = ((codes[:, None] >> xp.arange(CHUNK_BITS)[None, :]) & 1).astype(work)
-        # After-chunk sums: a chunk's end value shifts every later point of the path.
-        all_k = np.arange(window, dtype=np.float64)
-        exp_k = np.exp(-params.exponential_template_rate * all_k)
-        sin_k = np.sin(2.0 * math.pi * all_k / window)
-        ends = np.minimum((np.arange(chunks) + 1) * CHUNK_BITS, window)
-        after = np.array(
-            [
-                [window - end, all_k[end:].sum(), exp_k[end:].sum(), sin_k[end:].sum()]
-                for end in ends
-            ]
-        )
-        after_xp = xp.asarray(after, dtype=work)  # (chunks, 4)
-        template = xp.stack(
-            [
-                used,
-                k * used,
-                xp.asarray(
-                    np.where(inside, np.exp(-params.exponential_template_rate * position), 0)
-                ),
-                xp.asarray(np.where(inside, np.sin(2.0 * math.pi * position / window), 0)),
-            ]
-        ).astype(work)  # (4, chunks, 8)
-        halves = []
-        for first_bit in (0, 1):
-            # d_j = b_j - b_0: the chunk's bits when b_0 = 0, minus their complement when b_0 = 1.
-            steps = code_bits if first_bit == 0 else 1 - code_bits
-            sign = 1.0 if first_bit == 0 else -1.0
-            terms = steps[None, None, :, :] * weights[:, :, None, :]  # (lambdas, chunks, codes, 8)
-            running = sign * xp.cumsum(terms, axis=3)
-            # Weights past a short last chunk are 0, so the running sum's last entry is the
-            # chunk's end value; the points past the window are then masked out of the sums.
-            end = running[..., CHUNK_BITS - 1]
-            partial = running * used[None, :, None, :]
-            linear = [
-                (partial * template[m][None, :, None, :]).sum(axis=3)
-                + after_xp[None, :, None, m] * end
-                for m in range(4)
-            ]
-            stats = xp.stack(
-                [end, partial.sum(axis=3), (partial * partial).sum(axis=3), *linear], axis=3
-            )
-            halves.append(stats)  # (lambdas, chunks, codes, CHUNK_STATS)
-        # Rows: ((lambda index * chunks + chunk) * 2 + first bit) * 256 + code.
-        stats = xp.stack(halves, axis=2).reshape(-1, CHUNK_STATS)
+        self.side = self.local_events + 1
+        self.decays, self.decay_index = _decay_table(self.local_events, run)
+        ends = np.minimum((np.arange(self.chunks) + 1) * CHUNK_BITS, window)
+        stats = _chunk_statistics(window, self.chunks, ends, self.decays, run)
         self.stat_tables = [xp.ascontiguousarray(stats[:, m]) for m in range(CHUNK_STATS)]
-        self.sizes = [float(size) for size in ends - np.arange(chunks) * CHUNK_BITS]
-
+        self.sizes = [float(size) for size in ends - np.arange(self.chunks) * CHUNK_BITS]
         # With the window length fixed, (null, rupture) determine entropy, ratios and C0.
-        count_side = window
-        null_all = xp.repeat(xp.arange(count_side), count_side)
-        rupture_all = xp.tile(xp.arange(count_side), count_side)
+        null_all = xp.repeat(xp.arange(window), window)
+        rupture_all = xp.tile(xp.arange(window), window)
         self.count_table = count_metrics(
             null_all,
             window - 1 - null_all - rupture_all,
             rupture_all,
-            xp.full(count_side * count_side, window - 1),
-            params,
-            xp,
-            ftype,
-            original_precision,
+            xp.full(window * window, window - 1),
+            run,
         )
         constants = _path_constants(window, params)
         self.constants = {
-            name: xp.asarray(getattr(constants, name)[window], dtype=work)
+            name: xp.asarray(getattr(constants, name)[window], dtype=run.work)
             for name in ("sum_k", "sum_k2", "sum_exp2", "sum_sin", "sum_sin2")
         }
 
 
+def _decay_table(local_events: int, run: EngineRun) -> tuple[Array, Array]:
+    """The distinct lambdas, and for each (null, rupture) count pair of the first 20 bits
+    (row null * (local_events + 1) + rupture) the index of its lambda.
+
+    lambda depends only on those counts, so it is tabulated for every pair and the distinct
+    values index the chunk tables.
+    """
+    xp = run.xp
+    side = local_events + 1
+    null = xp.repeat(xp.arange(side), side)
+    rupture = xp.tile(xp.arange(side), side)
+    flip = local_events - null - rupture
+    events = xp.full(side * side, local_events)
+    decay = local_decay(null, flip, rupture, events, run)
+    # Impossible pairs (null + rupture > events) get the first valid lambda; never looked up.
+    decay = xp.where(flip >= 0, decay, decay[0])
+    decays, which = xp.unique(decay.astype(run.work), return_inverse=True)
+    return decays, which.reshape(-1).astype(xp.int32)
+
+
+def _chunk_templates(
+    window: int, chunks: int, ends: NDArray[np.int64], run: EngineRun
+) -> tuple[Array, Array, Array, Array]:
+    """Per chunk position: k, whether it lies inside the window, the four templates' weights
+    (1, k, e^(-0.1k), sin(2 pi k/W)) as (4, chunks, 8), and the sums of the same four over the
+    positions after each chunk as (chunks, 4) (a chunk's end value shifts every later point)."""
+    xp, work = run.xp, run.work
+    rate = run.params.exponential_template_rate
+    position = np.arange(chunks)[:, None] * CHUNK_BITS + np.arange(CHUNK_BITS)[None, :]
+    inside = position < window
+    k = xp.asarray(position, dtype=work)
+    used = xp.asarray(inside, dtype=work)
+    all_k = np.arange(window, dtype=np.float64)
+    exp_k = np.exp(-rate * all_k)
+    sin_k = np.sin(2.0 * math.pi * all_k / window)
+    after = np.array(
+        [[window - end, all_k[end:].sum(), exp_k[end:].sum(), sin_k[end:].sum()] for end in ends]
+    )
+    template = xp.stack(
+        [
+            used,
+            k * used,
+            xp.asarray(np.where(inside, np.exp(-rate * position), 0)),
+            xp.asarray(np.where(inside, np.sin(2.0 * math.pi * position / window), 0)),
+        ]
+    ).astype(work)
+    return k, used, template, xp.asarray(after, dtype=work)
+
+
+def _chunk_statistics(
+    window: int, chunks: int, ends: NDArray[np.int64], decays: Array, run: EngineRun
+) -> Array:
+    """The ``CHUNK_STATS`` numbers of every (lambda, chunk, first bit, code), one row each:
+    ((lambda index * chunks + chunk) * 2 + first bit) * 256 + code."""
+    xp, work = run.xp, run.work
+    k, used, template, after = _chunk_templates(window, chunks, ends, run)
+    # The weights are e^(-lambda j) for the window position j, as in the original.
+    weights = xp.exp(-decays[:, None, None] * k[None, :, :]) * used[None, :, :]
+    codes = xp.arange(1 << CHUNK_BITS)
+    code_bits = ((codes[:, None] >> xp.arange(CHUNK_BITS)[None, :]) & 1).astype(work)
+    halves = []
+    for first_bit in (0, 1):
+        # d_j = b_j - b_0: the chunk's bits when b_0 = 0, minus their complement when b_0 = 1.
+        steps = code_bits if first_bit == 0 else 1 - code_bits
+        sign = 1.0 if first_bit == 0 else -1.0
+        terms = steps[None, None, :, :] * weights[:, :, None, :]  # (lambdas, chunks, codes, 8)
+        running = sign * xp.cumsum(terms, axis=3)
+        # Weights past a short last chunk are 0, so the running sum's last entry is the
+        # chunk's end value; the points past the window are then masked out of the sums.
+        end = running[..., CHUNK_BITS - 1]
+        partial = running * used[None, :, None, :]
+        linear = [
+            (partial * template[m][None, :, None, :]).sum(axis=3) + after[None, :, None, m] * end
+            for m in range(4)
+        ]
+        stats = xp.stack(
+            [end, partial.sum(axis=3), (partial * partial).sum(axis=3), *linear], axis=3
+        )
+        halves.append(stats)  # (lambdas, chunks, codes, CHUNK_STATS)
+    return xp.stack(halves, axis=2).reshape(-1, CHUNK_STATS)
+
+
 @functools.cache
-def _chunk_tables(
-    window: int, params: QFHParams, ftype: Any, original_precision: bool, xp: ModuleType
-) -> _ChunkTables:
-    return _ChunkTables(window, params, ftype, original_precision, xp)
+def _chunk_tables(window: int, run: EngineRun) -> _ChunkTables:
+    return _ChunkTables(window, run)
 
 
 def _chunked_sliding(
-    flat: Array,
-    start: int,
-    count: int,
-    window: int,
-    params: QFHParams,
-    xp: ModuleType,
-    ftype: Any,
-    original_precision: bool,
+    flat: Array, start: int, count: int, window: int, run: EngineRun
 ) -> QFHBatchResult:
     """Sliding windows of more than ``LOOKUP_MAX_BITS`` bits, with O(window / 8) work each.
 
@@ -591,41 +583,76 @@ def _chunked_sliding(
     only sum S^2 needs A_c, an exclusive cumulative sum over the chunks.
 
     """
-    tables = _chunk_tables(window, params, ftype, original_precision, xp)
-    work = np.float64 if original_precision else ftype
+    xp = run.xp
+    tables = _chunk_tables(window, run)
     pairs = flat.shape[0]
     span = flat[:, start : start + count + window - 1]
-    # Transition counts of every window from prefix sums: O(1) per window.
+    null, flip, rupture, which, decay = _sliding_counts(span, count, window, tables, xp)
+    first = span[:, :count].astype(xp.int64)
+    rows = _chunk_rows(span, count, which.reshape(pairs, count), first, tables, xp)
+    damped, confidence = _chunk_trajectory(rows, first.reshape(-1), window, tables, run)
+    pair_index = null * window + rupture
+    counts = CountMetrics(
+        **{
+            name: xp.take(getattr(tables.count_table, name), pair_index)
+            for name in ("entropy", "rupture_ratio", "flip_ratio", "base_coherence")
+        }
+    )
+    lengths = xp.full(pairs * count, window, dtype=xp.int64)
+    part = _finish(null, flip, rupture, lengths, decay, damped, confidence, run, counts=counts)
+    return part.map(lambda column: column.reshape(pairs, count))
+
+
+def _sliding_counts(
+    span: Array, count: int, window: int, tables: _ChunkTables, xp: ModuleType
+) -> tuple[Array, Array, Array, Array, Array]:
+    """(null, flip, rupture, lambda index, lambda) of the ``count`` windows starting in
+    ``span``, flat over (pairs, count): transition counts from prefix sums, O(1) per window."""
     classes = span[:, :-1] + span[:, 1:]
-    zero = xp.zeros((pairs, 1), dtype=xp.int32)
+    zero = xp.zeros((span.shape[0], 1), dtype=xp.int32)
     null_sum = xp.concatenate([zero, xp.cumsum(classes == 0, axis=1, dtype=xp.int32)], axis=1)
     rupture_sum = xp.concatenate([zero, xp.cumsum(classes == 2, axis=1, dtype=xp.int32)], axis=1)
-    events = window - 1
-    null = (null_sum[:, events : events + count] - null_sum[:, :count]).reshape(-1)
-    rupture = (rupture_sum[:, events : events + count] - rupture_sum[:, :count]).reshape(-1)
-    flip = events - null - rupture
-    local = tables.local_events
-    null_local = (null_sum[:, local : local + count] - null_sum[:, :count]).reshape(-1)
-    rupture_local = (rupture_sum[:, local : local + count] - rupture_sum[:, :count]).reshape(-1)
-    which = xp.take(tables.decay_index, null_local * tables.side + rupture_local)
-    decay = xp.take(tables.decays, which)
 
+    def within(prefix: Array, events: int) -> Array:
+        # The count among the first ``events`` transitions of every window.
+        return (prefix[:, events : events + count] - prefix[:, :count]).reshape(-1)
+
+    events = window - 1
+    null, rupture = within(null_sum, events), within(rupture_sum, events)
+    local = tables.local_events
+    which = xp.take(
+        tables.decay_index, within(null_sum, local) * tables.side + within(rupture_sum, local)
+    )
+    return null, events - null - rupture, rupture, which, xp.take(tables.decays, which)
+
+
+def _chunk_rows(
+    span: Array, count: int, which: Array, first: Array, tables: _ChunkTables, xp: ModuleType
+) -> Array:
+    """The stat-table row of every (chunk, window): ((lambda index * chunks + c) * 2 + b_0) *
+    256 + the chunk's byte code, as a chunk-major (chunks, windows) array."""
+    pairs = span.shape[0]
     # Byte codes of every start position: CHUNK_BITS shifted adds over the block.
     padded = xp.concatenate([span, xp.zeros((pairs, CHUNK_BITS), dtype=span.dtype)], axis=1)
     width = count + CHUNK_BITS * (tables.chunks - 1)
     byte = xp.zeros((pairs, width), dtype=xp.int32)
     for offset in range(CHUNK_BITS):
         byte |= padded[:, offset : offset + width].astype(xp.int32) << offset
-    first = span[:, :count].astype(xp.int64)
-    windows = pairs * count
-    # Table row of chunk c: ((lambda index * chunks + c) * 2 + b_0) * 256 + code.
-    base = ((which.reshape(pairs, count) * tables.chunks) * 2 + first) * (1 << CHUNK_BITS)
+    base = ((which * tables.chunks) * 2 + first) * (1 << CHUNK_BITS)
     # Chunk-major layout: every per-chunk array below is contiguous over the windows.
     rows = xp.empty((tables.chunks, pairs, count), dtype=xp.int64)
     for c in range(tables.chunks):
         begin = CHUNK_BITS * c
         rows[c] = byte[:, begin : begin + count] + (base + c * 2 * (1 << CHUNK_BITS))
-    rows = rows.reshape(tables.chunks, windows)
+    return rows.reshape(tables.chunks, pairs * count)
+
+
+def _chunk_trajectory(
+    rows: Array, first: Array, window: int, tables: _ChunkTables, run: EngineRun
+) -> tuple[Array, Array]:
+    """(damped value V, trajectory confidence) of every window from its chunks' table rows."""
+    xp = run.xp
+    windows = rows.shape[1]
     # One gather per statistic from its own table, so that each is a contiguous
     # (chunks, windows) array and the operations below run over contiguous memory.
     looked_up = [xp.take(table, rows) for table in tables.stat_tables]
@@ -638,7 +665,7 @@ def _chunked_sliding(
     for c in range(1, tables.chunks):
         before += ends[c - 1]
         sum_s2 += (tables.sizes[c] * before + 2 * partial_sums[c]) * before
-    first_f = first.reshape(-1).astype(work)
+    first_f = first.astype(run.work)
     damped = totals[0]
     confidence = trajectory_confidence(
         first_f,
@@ -650,47 +677,21 @@ def _chunked_sliding(
         totals[5] + first_f,
         totals[6],
         tables.constants,
-        params,
+        run.params,
         xp,
     )
-
-    pair_index = null * window + rupture
-    counts = CountMetrics(
-        **{
-            name: xp.take(getattr(tables.count_table, name), pair_index)
-            for name in ("entropy", "rupture_ratio", "flip_ratio", "base_coherence")
-        }
-    )
-    part = _finish(
-        null,
-        flip,
-        rupture,
-        xp.full(windows, window, dtype=xp.int64),
-        decay,
-        damped,
-        confidence,
-        params,
-        xp,
-        ftype,
-        original_precision,
-        counts=counts,
-    )
-    return part.map(lambda column: column.reshape(pairs, count))
+    return damped, confidence
 
 
 def _dense_sliding(
-    flat: Array,
-    start: int,
-    count: int,
-    window: int,
-    params: QFHParams,
-    xp: ModuleType,
-    ftype: Any,
-    original_precision: bool,
+    flat: Array, start: int, count: int, window: int, run: EngineRun
 ) -> QFHBatchResult:
     """Sliding windows too long for the chunk tables: explicit windows through the dense engine."""
+    xp = run.xp
     pairs = flat.shape[0]
     starts = xp.arange(start, start + count)
     matrix = flat[:, starts[:, None] + xp.arange(window)[None, :]].reshape(pairs * count, window)
-    part = analyze_windows(matrix, None, params, dtype=ftype, original_precision=original_precision)
+    part = analyze_windows(
+        matrix, None, run.params, dtype=run.ftype, original_precision=run.original_precision
+    )
     return part.map(lambda column: column.reshape(pairs, count))

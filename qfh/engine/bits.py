@@ -6,9 +6,11 @@ in the array module of their input.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from qfh.engine.backend import array_module
 from qfh.engine.metrics import Array
@@ -79,7 +81,7 @@ def bits_from_uint32(values: Any) -> Array:
     return ((words[:, None] >> shifts[None, :]) & 1).astype(xp.uint8).reshape(-1)
 
 
-def parse_bit_strings(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def parse_bit_strings(lines: list[str]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     """Strings of '0'/'1' as a left-aligned uint8 matrix and their lengths (host arrays)."""
     lengths = np.array([len(line) for line in lines], dtype=np.int64)
     width = int(lengths.max()) if len(lines) else 0
@@ -91,3 +93,15 @@ def parse_bit_strings(lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
         columns = np.arange(joined.size) - np.repeat(starts, lengths)
         matrix[rows, columns] = joined
     return matrix, lengths
+
+
+def window_rows(bits: Any, lengths: Any, xp: ModuleType) -> tuple[Array, Array]:
+    """``bits`` as an int64 (windows, width) matrix on ``xp`` (a 1-D array is one window) and
+    each row's number of bits: ``lengths``, or ``width`` for every row when it is None."""
+    matrix = xp.asarray(bits).astype(xp.int64)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    rows, width = matrix.shape
+    if lengths is None:
+        return matrix, xp.full(rows, width, dtype=xp.int64)
+    return matrix, xp.asarray(lengths, dtype=xp.int64).reshape(-1)

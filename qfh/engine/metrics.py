@@ -27,7 +27,11 @@ import numpy as np
 
 from qfh.engine.params import QFHParams
 
+# A NumPy or CuPy array: the engine computes in the module of its inputs, and CuPy ships no type
+# information, so device and host arrays share this alias (host-only values are NDArray).
 Array = Any
+# The float types an analysis computes and returns in.
+FloatType = type[np.float64] | type[np.float32]
 
 GOLDEN_COLUMNS = (
     "null_count",
@@ -74,7 +78,7 @@ class QFHBatchResult:
         """Every field, by name."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
 
-    def map(self, function: Any) -> QFHBatchResult:
+    def map(self, function: Callable[[Array], Array]) -> QFHBatchResult:
         """A result with ``function`` applied to every array (reshaping, copying to the host...)."""
         return QFHBatchResult(**{name: function(value) for name, value in self.as_dict().items()})
 
@@ -93,7 +97,7 @@ class CountMetrics:
     base_coherence: Array
 
 
-def _safe_counts(n: Array, xp: ModuleType, ftype: Any) -> Array:
+def _safe_counts(n: Array, xp: ModuleType, ftype: FloatType) -> Array:
     # A window of one bit has no events; the original then leaves every field at 0, and dividing
     # by 1 instead of 0 keeps the arrays free of NaN before the final ``where``.
     return xp.where(n > 0, n, 1).astype(ftype)
@@ -108,7 +112,7 @@ def _libm_log2f() -> Callable[[float], float]:
     return cast(Callable[[float], float], log2f)
 
 
-def _log2(values: Array, xp: ModuleType, ftype: Any) -> Array:
+def _log2(values: Array, xp: ModuleType, ftype: FloatType) -> Array:
     """log2 in ``ftype``; in float32 on the CPU, the C library's ``log2f`` as the original called.
 
     NumPy's own float32 log2 takes a vectorised AVX-512 path where the CPU has it, a few units in
@@ -125,7 +129,7 @@ def _log2(values: Array, xp: ModuleType, ftype: Any) -> Array:
 
 
 def entropy_sum(
-    null: Array, flip: Array, rupture: Array, n: Array, xp: ModuleType, ftype: Any
+    null: Array, flip: Array, rupture: Array, n: Array, xp: ModuleType, ftype: FloatType
 ) -> tuple[Array, Array, Array]:
     """-(sum p*log2 p) over the three event classes, and the flip and rupture ratios, in ``ftype``.
 
@@ -140,19 +144,38 @@ def entropy_sum(
     return -((terms[0] + terms[1]) + terms[2]), ratios[1], ratios[2]
 
 
+@dataclass(frozen=True)
+class EngineRun:
+    """What every step of one analysis shares: the constants, the array module, the output
+    float type and whether to round where the C++ used float (hashable: it keys the caches)."""
+
+    params: QFHParams
+    xp: ModuleType
+    ftype: FloatType
+    original_precision: bool = False
+
+    @property
+    def work(self) -> FloatType:
+        """The float type of lambda and the trajectory: float64 in the original precision (the
+        C++ used doubles there), else the output type."""
+        return np.float64 if self.original_precision else self.ftype
+
+
+def _clamped_entropy(total: Array, params: QFHParams, xp: ModuleType, ftype: FloatType) -> Array:
+    """The entropy sum normalised by 1.585 and clamped to [0.05, 1], in ``ftype``."""
+    entropy = total.astype(ftype, copy=False) / ftype(params.entropy_normaliser)
+    return xp.maximum(
+        ftype(params.entropy_floor), xp.minimum(ftype(params.entropy_ceiling), entropy)
+    )
+
+
 def count_metrics(
-    null: Array,
-    flip: Array,
-    rupture: Array,
-    n: Array,
-    params: QFHParams,
-    xp: ModuleType,
-    dtype: Any = np.float64,
-    original_precision: bool = False,
+    null: Array, flip: Array, rupture: Array, n: Array, run: EngineRun
 ) -> CountMetrics:
     """Entropy, ratios and base coherence C0 from the counts (arrays of the same shape)."""
+    params, xp = run.params, run.xp
     has_events = n > 0
-    if original_precision:
+    if run.original_precision:
         f32, f64 = np.float32, np.float64
         total, flip_ratio32, rupture_ratio32 = entropy_sum(null, flip, rupture, n, xp, f32)
         # `result.entropy` is a double, but the sum was computed in float and 1.585f is a float.
@@ -174,12 +197,9 @@ def count_metrics(
         base = xp.maximum(f32(0), xp.minimum(f32(1), raw * raw * f32(params.coherence_scale)))
         base = base.astype(f64)
     else:
-        ftype = np.dtype(dtype).type
+        ftype = run.ftype
         total, flip_ratio, rupture_ratio = entropy_sum(null, flip, rupture, n, xp, ftype)
-        entropy = total / ftype(params.entropy_normaliser)
-        entropy = xp.maximum(
-            ftype(params.entropy_floor), xp.minimum(ftype(params.entropy_ceiling), entropy)
-        )
+        entropy = _clamped_entropy(total, params, xp, ftype)
         raw = (
             (1 - entropy) * ftype(params.pattern_boost) * ftype(params.pattern_weight)
             + (1 - rupture_ratio) * ftype(params.stability_boost) * ftype(params.stability_weight)
@@ -195,28 +215,16 @@ def count_metrics(
     )
 
 
-def local_decay(
-    null: Array,
-    flip: Array,
-    rupture: Array,
-    n: Array,
-    params: QFHParams,
-    xp: ModuleType,
-    dtype: Any = np.float64,
-    original_precision: bool = False,
-) -> Array:
+def local_decay(null: Array, flip: Array, rupture: Array, n: Array, run: EngineRun) -> Array:
     """lambda of `integrateFutureTrajectories` from the counts of the first 20 bits (section 2.3).
 
     The original computes the entropy sum in float but the normalisation, the clamp and lambda in
     double (its literals there are doubles), so only the sum is float32 in the original precision.
     """
-    ftype = np.float64 if original_precision else np.dtype(dtype).type
-    sum_type = np.float32 if original_precision else ftype
+    params, xp, ftype = run.params, run.xp, run.work
+    sum_type = np.float32 if run.original_precision else ftype
     total, _, _ = entropy_sum(null, flip, rupture, n, xp, sum_type)
-    entropy = total.astype(ftype) / ftype(params.entropy_normaliser)
-    entropy = xp.maximum(
-        ftype(params.entropy_floor), xp.minimum(ftype(params.entropy_ceiling), entropy)
-    )
+    entropy = _clamped_entropy(total, params, xp, ftype)
     entropy = xp.where(n > 0, entropy, ftype(params.default_local_entropy))
     coherence = 1 - entropy
     decay = ftype(params.lambda_entropy_weight) * entropy + ftype(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qfh.engine.backend import array_module
+from qfh.engine.bits import window_rows
 from qfh.engine.metrics import Array
 
 # `QBSAProcessor` collapses at a correction ratio of 0.6 by default.
@@ -48,15 +49,8 @@ def qbsa_correction_ratio(bits: Any, lengths: Any = None) -> Array:
     A window with no probe (empty) scores 0.
     """
     xp = array_module(bits=bits, lengths=lengths)
-    matrix = xp.asarray(bits).astype(xp.int64)
-    if matrix.ndim == 1:
-        matrix = matrix[None, :]
+    matrix, length = window_rows(bits, lengths, xp)
     rows, width = matrix.shape
-    length = (
-        xp.full(rows, width, dtype=xp.int64)
-        if lengths is None
-        else xp.asarray(lengths, dtype=xp.int64).reshape(-1)
-    )
     probe = xp.arange(0, BRIDGE_PROBE_LIMIT, BRIDGE_PROBE_STRIDE, dtype=xp.int64)
     # ones[:, t] = number of ones among the first t bits of the row.
     padded = xp.zeros((rows, max(width, BRIDGE_PROBE_LIMIT) + 1), dtype=xp.int64)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from qfh.engine.backend import array_module
-from qfh.engine.bits import STANDARD_PIP
+from qfh.engine.bits import STANDARD_PIP, window_rows
 from qfh.engine.metrics import Array, QFHBatchResult
 
 
@@ -200,7 +201,7 @@ def _forward_window_row(window: list[int]) -> tuple[float, float, float, float, 
 
 
 @functools.cache
-def _forward_window_table(max_bits: int) -> np.ndarray:
+def _forward_window_table(max_bits: int) -> NDArray[np.float64]:
     """Rows indexed by (1 << size) | code for every window of up to ``max_bits`` bits."""
     table = np.zeros((1 << (max_bits + 1), 6), dtype=np.float64)
     for size in range(max_bits + 1):
@@ -221,15 +222,8 @@ def forward_window_metrics(
     possible window is tabulated once and each row becomes a look-up by its bit code.
     """
     xp = array_module(bits=bits, lengths=lengths)
-    matrix = xp.asarray(bits).astype(xp.int64)
-    if matrix.ndim == 1:
-        matrix = matrix[None, :]
-    rows, width = matrix.shape
-    length = (
-        xp.full(rows, width, dtype=xp.int64)
-        if lengths is None
-        else xp.asarray(lengths, dtype=xp.int64).reshape(-1)
-    )
+    matrix, length = window_rows(bits, lengths, xp)
+    width = matrix.shape[1]
     size = xp.minimum(length, params.forward_window_bits)
     used = min(width, params.forward_window_bits)
     position = xp.arange(used, dtype=xp.int64)

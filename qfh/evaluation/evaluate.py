@@ -14,7 +14,7 @@ figures next to the honest ones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Any
 
@@ -35,6 +35,17 @@ from qfh.evaluation.outcomes import Costs, Outcomes, pips_to_account, trade_outc
 LEAKY_LABEL = "leaky (testbed alignment with look-ahead; for comparison only, not a result)"
 CAUSAL_LABEL = "causal"
 EQUITY_POINTS = 400
+# The testbed parameters that ``rules.testbed_signals`` scores with (numbers or (sets, 1) columns).
+TESTBED_SCORING = (
+    "weight_stability",
+    "weight_coherence",
+    "weight_entropy",
+    "buy_threshold",
+    "sell_threshold",
+    "min_confidence",
+    "min_coherence",
+    "min_stability",
+)
 
 
 class LookAheadError(ValueError):
@@ -124,75 +135,120 @@ def rule_signals(
     higher: list[HigherTimeframe] | None = None,
 ) -> Signals:
     """Apply a rule to features (on their array module). ``params`` values may be numbers or
-    (sets, 1) arrays of the same module."""
+    (sets, 1) arrays of the same module: live analysis and evaluation pass one set, training a
+    block of sets (``confirm_threshold`` then a column with NaN for the sets that do not
+    confirm), and all three get their signals, and their confirmation, from here."""
     xp = array_module(coherence=features.coherence, known_at=features.known_at)
+    direction, confidence, raw, high, weights = _rule_directions(rule_type, params, features, xp)
     known_at = features.known_at
+    threshold = params.get("confirm_threshold")
+    if higher and threshold is not None:
+        direction = confirm_higher(direction, higher, weights=weights, threshold=threshold)
+        known_at = higher_known_at(known_at, higher)
+    direction = xp.where(features.valid, direction, rules.HOLD).astype(xp.int8)
+    return Signals(direction, confidence, raw, high, features.valid, known_at)
+
+
+def _rule_directions(
+    rule_type: str, params: Mapping[str, Any], features: Features, xp: ModuleType
+) -> tuple[Any, Any, Any, Any, tuple[Any, Any, Any]]:
+    """(direction, confidence, raw direction, high confidence, confirmation weights) of the rule
+    on the M1 features, before the confirmation and the validity mask."""
+    metrics = {
+        "coherence": features.coherence,
+        "stability": features.stability,
+        "entropy": features.entropy,
+    }
     if rule_type == "testbed":
-        direction, confidence, high = rules.testbed_signals(
-            coherence=features.coherence,
-            stability=features.stability,
-            entropy=features.entropy,
-            multiplier=features.multiplier,
-            volatility=features.volatility,
-            weight_stability=params["weight_stability"],
-            weight_coherence=params["weight_coherence"],
-            weight_entropy=params["weight_entropy"],
-            buy_threshold=params["buy_threshold"],
-            sell_threshold=params["sell_threshold"],
-            min_confidence=params["min_confidence"],
-            min_coherence=params["min_coherence"],
-            min_stability=params["min_stability"],
-            high_confidence_only=False,
-        )
-        raw = direction
-        if params.get("high_confidence_only", True):
-            direction = xp.where(high, direction, rules.HOLD).astype(xp.int8)
         weights = (
             params["weight_stability"],
             params["weight_coherence"],
             params["weight_entropy"],
         )
-    elif rule_type == "pattern_threshold":
+        direction, confidence, high = rules.testbed_signals(
+            **metrics,
+            multiplier=features.multiplier,
+            volatility=features.volatility,
+            **{name: params[name] for name in TESTBED_SCORING},
+            high_confidence_only=False,
+        )
+        raw = direction
+        if params.get("high_confidence_only", True):
+            direction = xp.where(high, direction, rules.HOLD).astype(xp.int8)
+        return direction, confidence, raw, high, weights
+    if rule_type == "pattern_threshold":
         direction, confidence = rules.pattern_threshold_signals(
-            coherence=features.coherence,
-            stability=features.stability,
-            entropy=features.entropy,
+            **metrics,
             buy_min_coherence=params["buy_min_coherence"],
             buy_min_stability=params["buy_min_stability"],
             buy_max_entropy=params["buy_max_entropy"],
             sell_max_stability=params["sell_max_stability"],
             sell_min_entropy=params["sell_min_entropy"],
         )
-        raw, high = direction, direction != rules.HOLD
-        weights = (0.40, 0.10, 0.50)
-    else:
-        raise rules.RuleError(f"rule_type={rule_type!r} is unknown")
-    threshold = params.get("confirm_threshold")
-    if higher and threshold is not None:
-        confirmations = []
-        for frame in higher:
-            frame_direction, frame_confidence = rules.pipeline_signals(
-                coherence=frame.coherence,
-                stability=frame.stability,
-                entropy=frame.entropy,
-                modifier=frame.modifier,
-                weight_stability=weights[0],
-                weight_coherence=weights[1],
-                weight_entropy=weights[2],
-            )
-            found = frame.found()
-            frame_direction = xp.where(
-                found, rules.gather_closed(frame_direction, frame.index), rules.HOLD
-            )
-            confirmations.append(
-                (frame_direction, rules.gather_closed(frame_confidence, frame.index))
-            )
-            known_at = xp.maximum(
-                known_at, xp.where(found, rules.gather_closed(frame.known_at, frame.index), 0)
-            )
-        direction = rules.confirm(direction, confirmations, threshold)
-    direction = xp.where(features.valid, direction, rules.HOLD).astype(xp.int8)
-    return Signals(direction, confidence, raw, high, features.valid, known_at)
+        return direction, confidence, direction, direction != rules.HOLD, (0.40, 0.10, 0.50)
+    raise rules.RuleError(f"rule_type={rule_type!r} is unknown")
+
+
+def confirm_higher(
+    direction: Any,
+    higher: Sequence[HigherTimeframe],
+    *,
+    weights: tuple[Any, Any, Any],
+    threshold: Any,
+) -> Any:
+    """Section 5.2 confirmation: keep a signal only where every higher timeframe's pipeline
+    signal (scored with ``weights``) agrees with confidence above ``threshold``.
+
+    The one implementation for live analysis, evaluation and training. ``direction`` is
+    (candles,) for one parameter set or (sets, candles) for a block; ``weights`` and
+    ``threshold`` are numbers or (sets, 1) columns of the same array module. In a column, NaN
+    marks a set that does not confirm: its signals pass unchanged.
+    """
+    if not higher or threshold is None:
+        return direction
+    xp = array_module(direction=direction, threshold=threshold)
+    unset = None
+    if not isinstance(threshold, int | float):
+        unset = xp.isnan(threshold)
+        if not bool(xp.any(~unset)):
+            return direction
+        threshold = xp.nan_to_num(threshold, nan=0.0)
+    votes = [_higher_vote(frame, weights, xp) for frame in higher]
+    confirmed = rules.confirm(direction, votes, threshold)
+    if unset is None:
+        return confirmed
+    return xp.where(unset, direction, confirmed).astype(xp.int8)
+
+
+def _higher_vote(
+    frame: HigherTimeframe, weights: tuple[Any, Any, Any], xp: ModuleType
+) -> tuple[Any, Any]:
+    """A higher timeframe's (direction, confidence) on the M1 grid: scored on its own candles,
+    then gathered at each M1 candle's latest closed higher candle (HOLD where there is none)."""
+    direction, confidence = rules.pipeline_signals(
+        coherence=frame.coherence,
+        stability=frame.stability,
+        entropy=frame.entropy,
+        modifier=frame.modifier,
+        weight_stability=weights[0],
+        weight_coherence=weights[1],
+        weight_entropy=weights[2],
+    )
+    found = frame.found()
+    return (
+        xp.where(found, rules.gather_closed(direction, frame.index), rules.HOLD),
+        rules.gather_closed(confidence, frame.index),
+    )
+
+
+def higher_known_at(known_at: Any, higher: Sequence[HigherTimeframe]) -> Any:
+    """When a confirmed signal became known: the later of the M1 features' moment and that of
+    each joined higher candle."""
+    xp = array_module(known_at=known_at)
+    for frame in higher:
+        joined = rules.gather_closed(frame.known_at, frame.index)
+        known_at = xp.maximum(known_at, xp.where(frame.found(), joined, 0))
+    return known_at
 
 
 def check_causal(signals: Signals, outcomes: Outcomes, *, allow_look_ahead: bool) -> None:
@@ -273,51 +329,19 @@ def evaluate_rule(
     """
     costs = costs or Costs.for_pair(pair)
     rule = rules.validate_rule(rule.rule_type, rule.params)
-    features, higher = compute_features(candles, rule, xp=xp, alignment=alignment)
-    signals = rule_signals(rule.rule_type, rule.params, features, higher)
-    signals = Signals(
-        *(
-            to_numpy(value)
-            for value in (
-                signals.direction,
-                signals.confidence,
-                signals.raw_direction,
-                signals.high_confidence,
-                signals.valid,
-                signals.known_at,
-            )
-        )
-    )
+    signals = host_signals(candles, rule, xp=xp, alignment=alignment)
     outcomes = trade_outcomes(candles, horizon=horizon, costs=costs)
     check_causal(signals, outcomes, allow_look_ahead=allow_look_ahead)
     eligible = signals.valid & outcomes.valid
     times = candles.times
-    result = score(signals.direction, outcomes, eligible, times, dead_band_pips=dead_band_pips)
-    price = float(candles.close[-1]) if len(candles) else 1.0
-    money, currency = pips_to_account(
-        result.pnl_pips,
-        pair=pair,
-        price=price,
-        units=costs.units,
-        account_currency=costs.account_currency,
-    )
-    result = Performance(
-        **{**result.as_dict(), "pnl_account": float(money), "account_currency": currency}
+    result = _account_score(
+        signals.direction, outcomes, eligible, candles, pair, costs, dead_band_pips
     )
     baselines = {
         name: score(direction, outcomes, eligible, times, dead_band_pips=dead_band_pips)
         for name, direction in baseline_signals(candles, eligible, result.signal_rate, seed).items()
     }
-    original = _original_figures(signals, outcomes, eligible, dead_band_pips)
-    trade = (signals.direction != 0) & eligible
-    pnl = _net(signals.direction, outcomes)[trade]
-    cumulative = np.cumsum(pnl)
-    step = max(1, len(cumulative) // EQUITY_POINTS)
-    equity = [
-        (int(times[index]), round(float(value), 3))
-        for index, value in zip(np.flatnonzero(trade)[::step], cumulative[::step], strict=False)
-    ]
-    by_confidence = confidence_buckets(np.asarray(signals.confidence, dtype=np.float64)[trade], pnl)
+    equity, by_confidence = _trade_series(signals, outcomes, eligible, times)
     return Evaluation(
         rule=rule,
         pair=pair,
@@ -330,10 +354,61 @@ def evaluate_rule(
         end=int(candles.close_times[-1]) if len(candles) else 0,
         performance=result,
         baselines=baselines,
-        original=original,
+        original=_original_figures(signals, outcomes, eligible, dead_band_pips),
         equity=equity,
         by_confidence=by_confidence,
     )
+
+
+def host_signals(
+    candles: Candles, rule: rules.Rule, *, xp: ModuleType, alignment: str = "causal"
+) -> Signals:
+    """``rule``'s signals on ``candles`` (host arrays), computed on ``xp`` and copied back to the
+    host once: what ``evaluate_rule`` scores."""
+    features, higher = compute_features(candles, rule, xp=xp, alignment=alignment)
+    signals = rule_signals(rule.rule_type, rule.params, features, higher)
+    return Signals(*(to_numpy(getattr(signals, item.name)) for item in fields(Signals)))
+
+
+def _account_score(
+    direction: np.ndarray,
+    outcomes: Outcomes,
+    eligible: np.ndarray,
+    candles: Candles,
+    pair: str,
+    costs: Costs,
+    dead_band_pips: float,
+) -> Performance:
+    """The rule's score, with its P&L also in the account currency at the last close."""
+    result = score(direction, outcomes, eligible, candles.times, dead_band_pips=dead_band_pips)
+    price = float(candles.close[-1]) if len(candles) else 1.0
+    money, currency = pips_to_account(
+        result.pnl_pips,
+        pair=pair,
+        price=price,
+        units=costs.units,
+        account_currency=costs.account_currency,
+    )
+    return Performance(
+        **{**result.as_dict(), "pnl_account": float(money), "account_currency": currency}
+    )
+
+
+def _trade_series(
+    signals: Signals, outcomes: Outcomes, eligible: np.ndarray, times: np.ndarray
+) -> tuple[list[tuple[int, float]], list[dict[str, Any]]]:
+    """The equity curve (at most about ``EQUITY_POINTS`` points) and the confidence buckets of
+    the traded signals."""
+    trade = (signals.direction != 0) & eligible
+    pnl = _net(signals.direction, outcomes)[trade]
+    cumulative = np.cumsum(pnl)
+    step = max(1, len(cumulative) // EQUITY_POINTS)
+    equity = [
+        (int(times[index]), round(float(value), 3))
+        for index, value in zip(np.flatnonzero(trade)[::step], cumulative[::step], strict=False)
+    ]
+    by_confidence = confidence_buckets(np.asarray(signals.confidence, dtype=np.float64)[trade], pnl)
+    return equity, by_confidence
 
 
 CONFIDENCE_BUCKETS = 5
@@ -382,8 +457,6 @@ def _original_figures(
     """The testbed's own measures (QFH_SPEC.md section 6.1), gross of costs: overall accuracy of
     every non-HOLD signal, accuracy and rate of the high-confidence ones, and HC accuracy given
     that the move left the dead band."""
-    from qfh.evaluation.metrics import wilson_interval
-
     raw = signals.raw_direction * eligible
     signed = raw * outcomes.move_pips
     non_hold = raw != 0

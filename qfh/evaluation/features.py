@@ -18,6 +18,7 @@ close[c + 1] > close[c]), the pattern modifier of the first 10 bits of bits[c - 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -147,7 +148,8 @@ def _tables(
     tables = []
     for index, (candles, testbed) in enumerate(items):
         count = int(bit_rows[index].shape[-1])
-        result = batch_result.map(lambda column, i=index, n=count: column[i, :n])
+        # Every column's row of this series, cut to its own bits: column[index, :count].
+        result = batch_result.map(operator.itemgetter((index, slice(0, count))))
         lengths = batch_lengths[index, :count]
         modifier = batch_modifier[index, :count]
         tables.append(_finish_table(candles, result, lengths, modifier, xp, testbed=testbed))

@@ -34,6 +34,7 @@ from qfh import rules
 from qfh.engine import to_numpy
 from qfh.engine.backend import block_items
 from qfh.evaluation.candles import Candles
+from qfh.evaluation.evaluate import TESTBED_SCORING, rule_signals
 from qfh.evaluation.features import FeatureRequest, Features, HigherTimeframe, features_batch
 from qfh.evaluation.metrics import Performance, performance, wilson_interval
 from qfh.evaluation.outcomes import Costs, trade_outcomes
@@ -159,17 +160,9 @@ class _Sums:
 
 
 def _set_columns(sets: list[dict[str, Any]], xp: ModuleType) -> dict[str, Any]:
-    names = (
-        "weight_stability",
-        "weight_coherence",
-        "weight_entropy",
-        "buy_threshold",
-        "sell_threshold",
-        "min_confidence",
-        "min_coherence",
-        "min_stability",
-    )
-    columns = {name: xp.asarray([[s[name]] for s in sets], dtype=xp.float64) for name in names}
+    columns = {
+        name: xp.asarray([[s[name]] for s in sets], dtype=xp.float64) for name in TESTBED_SCORING
+    }
     thresholds = [
         np.nan if s["confirm_threshold"] is None else s["confirm_threshold"] for s in sets
     ]
@@ -177,50 +170,29 @@ def _set_columns(sets: list[dict[str, Any]], xp: ModuleType) -> dict[str, Any]:
     return columns
 
 
+def block_signals(
+    sets: list[dict[str, Any]],
+    features: Features,
+    higher: list[HigherTimeframe],
+    xp: ModuleType,
+) -> Any:
+    """The signals of a block of testbed parameter sets as a (sets, candles) int8 array: the
+    rule and the confirmation of ``rule_signals`` (the functions evaluation and live analysis
+    use), with every parameter a (sets, 1) column."""
+    return rule_signals("testbed", _set_columns(sets, xp), features, higher).direction
+
+
 def _block_pnl(
     sets: list[dict[str, Any]],
-    features: Any,
-    higher: list[Any],
+    features: Features,
+    higher: list[HigherTimeframe],
     outcome_table: dict[str, Any],
     horizon_index: Any,
     xp: ModuleType,
 ) -> tuple[Any, Any, Any]:
     """(direction, net pips, trade mask) as (sets, candles) arrays for one block of sets."""
-    columns = _set_columns(sets, xp)
-    direction, _, high = rules.testbed_signals(
-        coherence=features.coherence,
-        stability=features.stability,
-        entropy=features.entropy,
-        multiplier=features.multiplier,
-        volatility=features.volatility,
-        high_confidence_only=False,
-        **{name: value for name, value in columns.items() if name != "confirm_threshold"},
-    )
-    direction = xp.where(high, direction, rules.HOLD).astype(xp.int8)
-    threshold = columns["confirm_threshold"]
-    if higher and bool(xp.any(~xp.isnan(threshold))):
-        confirmations = []
-        for frame in higher:
-            frame_direction, frame_confidence = rules.pipeline_signals(
-                coherence=frame.coherence,
-                stability=frame.stability,
-                entropy=frame.entropy,
-                modifier=frame.modifier,
-                weight_stability=columns["weight_stability"],
-                weight_coherence=columns["weight_coherence"],
-                weight_entropy=columns["weight_entropy"],
-            )
-            found = frame.found()
-            confirmations.append(
-                (
-                    xp.where(found, rules.gather_closed(frame_direction, frame.index), 0),
-                    rules.gather_closed(frame_confidence, frame.index),
-                )
-            )
-        confirmed = rules.confirm(direction, confirmations, xp.nan_to_num(threshold, nan=0.0))
-        direction = xp.where(xp.isnan(threshold), direction, confirmed).astype(xp.int8)
-    valid = features.valid & outcome_table["valid"][horizon_index]
-    direction = xp.where(valid, direction, 0).astype(xp.int8)
+    direction = block_signals(sets, features, higher, xp)
+    direction = xp.where(outcome_table["valid"][horizon_index], direction, 0).astype(xp.int8)
     net = xp.where(
         direction > 0,
         outcome_table["long"][horizon_index],
@@ -379,6 +351,48 @@ def _series(
     return direction, net, move, bars, eligible
 
 
+def _fold_reports(
+    candles: Candles,
+    fold_list: list[Fold],
+    choice: np.ndarray,
+    chosen: list[dict[str, Any]],
+    train: _Sums,
+    test: _Sums,
+) -> list[dict[str, Any]]:
+    """Per fold: its windows, the set chosen on its train window and that set's train and test
+    figures."""
+    fold_reports = []
+    for number, (fold, index) in enumerate(zip(fold_list, choice, strict=True)):
+        index = int(index)
+
+        def figures(sums: _Sums, index: int = index, number: int = number) -> dict[str, Any]:
+            trades = int(sums.trades[index, number])
+            hits = int(sums.hits[index, number])
+            low, high = wilson_interval(hits, trades)
+            return {
+                "trades": trades,
+                "hit_rate": hits / trades if trades else 0.0,
+                "hit_low": low,
+                "hit_high": high,
+                "pnl_pips": float(sums.pnl[index, number]),
+            }
+
+        fold_reports.append(
+            {
+                "fold": number,
+                "train": [int(fold.train_start), int(fold.train_stop)],
+                "test": [int(fold.test_start), int(fold.test_stop)],
+                "train_from": int(candles.times[fold.train_start]),
+                "test_to": int(candles.close_times[fold.test_stop - 1]),
+                "set": index,
+                "params": chosen[number],
+                "in_sample": figures(train),
+                "out_of_sample": figures(test),
+            }
+        )
+    return fold_reports
+
+
 def walk_forward(
     candles: Candles,
     *,
@@ -409,35 +423,7 @@ def walk_forward(
         eligible=eligible,
         times=candles.times,
     )
-    fold_reports = []
-    for number, (fold, index) in enumerate(zip(fold_list, choice, strict=True)):
-        index = int(index)
-
-        def figures(sums: _Sums, index: int = index, number: int = number) -> dict[str, Any]:
-            trades = int(sums.trades[index, number])
-            hits = int(sums.hits[index, number])
-            low, high = wilson_interval(hits, trades)
-            return {
-                "trades": trades,
-                "hit_rate": hits / trades if trades else 0.0,
-                "hit_low": low,
-                "hit_high": high,
-                "pnl_pips": float(sums.pnl[index, number]),
-            }
-
-        fold_reports.append(
-            {
-                "fold": number,
-                "train": [int(fold.train_start), int(fold.train_stop)],
-                "test": [int(fold.test_start), int(fold.test_stop)],
-                "train_from": int(candles.times[fold.train_start]),
-                "test_to": int(candles.close_times[fold.test_stop - 1]),
-                "set": index,
-                "params": chosen[number],
-                "in_sample": figures(train),
-                "out_of_sample": figures(test),
-            }
-        )
+    fold_reports = _fold_reports(candles, fold_list, choice, chosen, train, test)
     final = dict(chosen[-1])
     horizon = int(final.pop("horizon"))
     config = {
