@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from qfh.engine import pip_size
 from qfh.evaluation.candles import Candles
 
 # Typical retail spreads in pips outside news (OANDA's published "from" spreads are lower; these
@@ -191,7 +192,6 @@ def pips_to_account(
     """Pips to money: pips * pip size * units is in the quote currency; converted when the
     account is in the base currency (divide by the price), else left in the quote currency
     (named in the second value, so nothing is silently mislabelled)."""
-    from qfh.engine import pip_size
 
     quote = pips * pip_size(pair) * units
     base, quote_currency = pair[:3], pair[4:]
