@@ -194,7 +194,7 @@ def pairs_status_json(active_only: bool) -> bytes:
     if cached is not None and (now - cached[0]) * 1000 < settings.API_PAIRS_STATUS_CACHE_MS:
         return cached[1]
     rows = [_json_pair_row(row) for row in overview.pairs_status(active_only=active_only)]
-    answer = JSONRenderer().render({"count": len(rows), "pairs": rows})
+    answer: bytes = JSONRenderer().render({"count": len(rows), "pairs": rows})
     _pairs_answers[active_only] = (now, answer)
     return answer
 
