@@ -9,7 +9,7 @@ through the ledger, so the console shows them and never edits them. Actions call
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, ValidationError
@@ -32,6 +32,14 @@ from trading.models import (
     TradingState,
 )
 from trading.services import TradingError, kill_switch_engage, trade_close, trading_mode_set
+
+if TYPE_CHECKING:
+    # Generic in django-stubs only: Django's classes take no subscript at run time.
+    MaintenanceWindowModelForm = ModelForm[MaintenanceWindow]
+    MaintenanceWindowModelAdmin = admin.ModelAdmin[MaintenanceWindow]
+else:
+    MaintenanceWindowModelForm = ModelForm
+    MaintenanceWindowModelAdmin = admin.ModelAdmin
 
 
 def _pretty(value: Any) -> str:
@@ -197,7 +205,7 @@ class TradingStateAdmin(ReadOnlyAdmin):
         )
 
 
-class MaintenanceWindowForm(ModelForm):
+class MaintenanceWindowForm(MaintenanceWindowModelForm):
     class Meta:
         model = MaintenanceWindow
         fields = ("starts_at", "ends_at", "reason", "pairs")
@@ -225,7 +233,7 @@ class MaintenanceWindowForm(ModelForm):
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(admin.ModelAdmin):
+class MaintenanceWindowAdmin(MaintenanceWindowModelAdmin):
     form = MaintenanceWindowForm
     list_display = ("reason", "starts_at", "ends_at", "pairs", "created_by", "created_at")
     search_fields = ("reason",)
@@ -233,7 +241,11 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
     ordering = ("-starts_at",)
 
     def save_model(
-        self, request: HttpRequest, obj: MaintenanceWindow, form: ModelForm, change: bool
+        self,
+        request: HttpRequest,
+        obj: MaintenanceWindow,
+        form: ModelForm[MaintenanceWindow],
+        change: bool,
     ) -> None:
         actor, address = operator(request)
         if not change:

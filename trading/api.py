@@ -7,11 +7,12 @@ write the AuditLog (with the user and the client's address) for every control ac
 from __future__ import annotations
 
 import time
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -19,6 +20,7 @@ from rest_framework import generics
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from marketdata.fields import PAIR_PATH
@@ -32,8 +34,13 @@ from trading.performance import daily_performance
 from trading.schedule import trading_day
 from trading.selectors import account_snapshot_latest
 
+if TYPE_CHECKING:
+    from trading.models import AccountSnapshot
 
-def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
+_M = TypeVar("_M", bound=Model)
+
+
+def _body(serializer_class: type[BaseSerializer[Any]], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -42,7 +49,23 @@ def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
 # ----- status ------------------------------------------------------------------------------------
 
 
-def trading_status_payload() -> dict[str, Any]:
+class TradingStatusPayload(TypedDict):
+    """The answer of ``GET /api/trading/status`` (serializers.TradingStatusSerializer)."""
+
+    mode: str
+    reason: str
+    changed_by: str
+    changed_at: datetime | None
+    market_open: bool
+    market_reason: str
+    open_trades: int
+    pending_orders: int
+    unrealized_pl: Decimal
+    account: AccountSnapshot | None
+    today: overview.TodayPl
+
+
+def trading_status_payload() -> TradingStatusPayload:
     state = overview.trading_state_current()
     counts = overview.counts()
     account = overview.account_latest()
@@ -142,24 +165,25 @@ class KillSwitchView(APIView):
 # ----- pairs -------------------------------------------------------------------------------------
 
 
-def _json_pair_row(row: dict[str, Any]) -> dict[str, Any]:
+def _json_pair_row(row: overview.PairStatusRow) -> dict[str, object]:
     """A pair status row as PairStatusSerializer writes it, built directly: the status list is
     polled by every dashboard, and DRF's nested serializers took a third of its time (9 of
     29 ms for 28 pairs, measured with cProfile)."""
+    answer: dict[str, object] = dict(row)
     position = row["open_position"]
     if position is not None:
-        row["open_position"] = {
+        answer["open_position"] = {
             "trades": position["trades"],
             "units": f"{position['units']:.2f}",
             "unrealized_pl": f"{position['unrealized_pl']:.4f}",
         }
     signal = row["last_signal"]
     if signal is not None:
-        signal["time"] = _iso(signal["time"])
-    return row
+        answer["last_signal"] = {**signal, "time": _iso(signal["time"])}
+    return answer
 
 
-def _iso(moment: Any) -> str:
+def _iso(moment: datetime) -> str:
     text = str(moment.isoformat())
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
@@ -197,7 +221,7 @@ def pairs_status_json(active_only: bool) -> bytes:
     if cached is not None and (now - cached[0]) * 1000 < settings.API_PAIRS_STATUS_CACHE_MS:
         return cached[1]
     rows = [_json_pair_row(row) for row in overview.pairs_status(active_only=active_only)]
-    answer = JSONRenderer().render({"count": len(rows), "pairs": rows})
+    answer: bytes = JSONRenderer().render({"count": len(rows), "pairs": rows})
     _pairs_answers[active_only] = (now, answer)
     return answer
 
@@ -311,8 +335,8 @@ class PairDetailView(APIView):
 
 
 def _filtered(
-    queryset: QuerySet[Any], filters: dict[str, Any], time_field: str, status_field: str = "status"
-) -> QuerySet[Any]:
+    queryset: QuerySet[_M], filters: dict[str, Any], time_field: str, status_field: str = "status"
+) -> QuerySet[_M]:
     if "pair" in filters:
         queryset = queryset.filter(pair_id=filters["pair"])
     if "status" in filters:

@@ -25,7 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from io import BufferedRandom
+from typing import Any, Literal, NotRequired, TypedDict
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
@@ -69,7 +71,7 @@ def broker_client() -> oanda.OandaClient:
     return client
 
 
-def client_order_id(signal_id: Any) -> str:
+def client_order_id(signal_id: UUID | str) -> str:
     """The client id of the order a signal makes: the same signal can only ever mean one order."""
     return f"sep-{str(signal_id).replace('-', '')}"
 
@@ -100,7 +102,7 @@ ENTRY_DRAIN_SECONDS = 30.0
 _lock_state = threading.local()
 
 
-def _lock_acquire(timeout: float | None) -> Any:
+def _lock_acquire(timeout: float | None) -> Literal[True] | BufferedRandom | None:
     """Take the entry lock; returns what ``_lock_release`` needs, or None after ``timeout``."""
     deadline = None if timeout is None else time.monotonic() + timeout
     if connection.vendor == "postgresql":
@@ -131,11 +133,12 @@ def _lock_acquire(timeout: float | None) -> Any:
             time.sleep(0.05)
 
 
-def _lock_release(held: Any) -> None:
+def _lock_release(held: Literal[True] | BufferedRandom) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [ENTRY_LOCK_KEY])
         return
+    assert held is not True  # on SQLite, _lock_acquire returned the lock file
     fcntl.flock(held, fcntl.LOCK_UN)
     held.close()
 
@@ -302,7 +305,7 @@ def market_open(pair: str, now: datetime) -> tuple[bool, str]:
 # ----- the entry path ----------------------------------------------------------------------------
 
 
-def signal_claim(signal_id: Any) -> bool:
+def signal_claim(signal_id: UUID | str) -> bool:
     """Take the signal for this executor; False when another one (or an earlier run) has it."""
     return (
         TradingSignal.objects.filter(pk=signal_id, status=TradingSignal.Status.NEW).update(
@@ -334,7 +337,7 @@ def _finish(signal: TradingSignal, status: str, reason: str = "", **result: Any)
 
 def signal_execute(
     *,
-    signal_id: Any,
+    signal_id: UUID | str,
     client: oanda.OandaClient | None = None,
     now: datetime | None = None,
 ) -> Outcome:
@@ -494,9 +497,20 @@ def _enter(
     return signal_settle(signal, order)
 
 
+class OrderResult(TypedDict):
+    """What a signal's ``result`` records of its order (``signal_settle``)."""
+
+    client_id: str
+    order_status: str
+    broker_order_id: str
+    broker_trade_id: str
+    units: str
+    fill_price: str | None
+
+
 def signal_settle(signal: TradingSignal, order: Order) -> Outcome:
     """Mark the signal by what became of its order (pending orders are left to reconciliation)."""
-    result = {
+    result: OrderResult = {
         "client_id": order.client_id,
         "order_status": order.status,
         "broker_order_id": order.broker_order_id,
@@ -514,11 +528,44 @@ def signal_settle(signal: TradingSignal, order: Order) -> Outcome:
     )
 
 
+class ClientExtensions(TypedDict):
+    id: str
+    tag: str
+
+
+class StopLossOnFill(TypedDict):
+    distance: str
+    timeInForce: str
+
+
+class TakeProfitOnFill(TypedDict):
+    price: str
+    timeInForce: str
+
+
+class MarketOrderRequest(TypedDict):
+    """OANDA v20's MarketOrderRequest, the fields an entry sends."""
+
+    type: str
+    instrument: str
+    units: str
+    timeInForce: str
+    positionFill: str
+    clientExtensions: ClientExtensions
+    tradeClientExtensions: ClientExtensions
+    stopLossOnFill: StopLossOnFill
+    takeProfitOnFill: NotRequired[TakeProfitOnFill]
+
+
+class OrderRequestBody(TypedDict):
+    order: MarketOrderRequest
+
+
 def order_request_body(
     order: Order, *, stop_loss_pips: Decimal, pip_location: int
-) -> dict[str, Any]:
+) -> OrderRequestBody:
     distance = (stop_loss_pips * risk.pip_size(pip_location)).normalize()
-    body: dict[str, Any] = {
+    body: OrderRequestBody = {
         "order": {
             "type": "MARKET",
             "instrument": order.pair_id,

@@ -72,7 +72,9 @@ def _price_or_none(value: Any) -> Decimal | None:
     return price if price is not None and price > 0 else None
 
 
-def _insert(account_id: str, transaction_id: int, kind: str, time: datetime, raw: Any) -> bool:
+def _insert(
+    account_id: str, transaction_id: int, kind: str, time: datetime, raw: dict[str, Any]
+) -> bool:
     """Store the transaction; True when this call stored it (it was not known before)."""
     with connection.cursor() as cursor:
         cursor.execute(

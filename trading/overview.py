@@ -8,9 +8,10 @@ there; they are selectors in every other respect.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
+from uuid import UUID
 
 from django.core.cache import cache
 from django.db import connection
@@ -45,7 +46,59 @@ def _age_seconds(text: str | None, now: datetime) -> float | None:
 _SIGNAL_FIELDS = ("id", "pair_id", "time", "timeframe", "direction", "confidence", "status")
 
 
-def _last_signals(symbols: list[str]) -> dict[str, dict[str, Any]]:
+class SignalValues(TypedDict):
+    """A TradingSignal row as ``values(*_SIGNAL_FIELDS)`` reads it."""
+
+    id: UUID
+    pair_id: str
+    time: datetime
+    timeframe: str
+    direction: str
+    confidence: float
+    status: str
+
+
+class OpenPosition(TypedDict):
+    trades: int
+    units: Decimal
+    unrealized_pl: Decimal
+
+
+class LastPrice(TypedDict):
+    """The streamer's cached price of a pair (marketdata/streaming.py), as it wrote it."""
+
+    bid: str | None
+    ask: str | None
+    time: str | None
+    tradeable: bool | None
+
+
+class LastSignal(TypedDict):
+    id: str
+    time: datetime
+    timeframe: str
+    direction: str
+    confidence: float
+    status: str
+
+
+class PairStatusRow(TypedDict):
+    """One row of ``pairs_status`` (the shape of serializers.PairStatusSerializer)."""
+
+    pair: str
+    state: str
+    state_reason: str
+    enabled: bool
+    forced_without_model: bool
+    node: str | None
+    risk_overrides: dict[str, Any]
+    open_position: OpenPosition | None
+    last_price: LastPrice | None
+    last_price_age_seconds: float | None
+    last_signal: LastSignal | None
+
+
+def _last_signals(symbols: list[str]) -> dict[str, SignalValues]:
     # Plain rows rather than model instances: this read serves the most polled endpoint.
     signals = TradingSignal.objects.values(*_SIGNAL_FIELDS)
     if connection.vendor == "postgresql":
@@ -54,7 +107,7 @@ def _last_signals(symbols: list[str]) -> dict[str, dict[str, Any]]:
             signals.filter(pair_id__in=symbols).order_by("pair_id", "-time").distinct("pair_id")
         )
         return {str(signal["pair_id"]): signal for signal in newest}
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, SignalValues] = {}
     for symbol in symbols:
         signal = signals.filter(pair_id=symbol).order_by("-time").first()
         if signal is not None:
@@ -64,7 +117,7 @@ def _last_signals(symbols: list[str]) -> dict[str, dict[str, Any]]:
 
 def pairs_status(
     *, active_only: bool = False, symbol: str | None = None, now: datetime | None = None
-) -> list[dict[str, Any]]:
+) -> list[PairStatusRow]:
     """Every pair (the enabled ones, or one): lifecycle state, node, open position, the age of
     the last price from the streamer, and the last signal."""
     now = now or timezone.now()
@@ -93,7 +146,7 @@ def pairs_status(
     }
     prices = cache.get_many([latest_price_key(symbol) for symbol in symbols])
     signals = _last_signals(symbols)
-    rows = []
+    rows: list[PairStatusRow] = []
     for pair in pair_list:
         symbol = pair["symbol"]
         position = positions.get(symbol)
@@ -168,7 +221,14 @@ def open_trades_unrealized() -> Decimal:
     return total["total"] or Decimal(0)
 
 
-def today_pl(now: datetime | None = None) -> dict[str, Any]:
+class TodayPl(TypedDict):
+    day: date
+    pl: Decimal
+    realized_pl: Decimal
+    loss_percent: Decimal | None
+
+
+def today_pl(now: datetime | None = None) -> TodayPl:
     """The P&L of the current 17:00 New York trading day: realised on trades closed in it, and
     the change in unrealised P&L since it started (``trading.performance.daily_loss``)."""
     loss = daily_loss(now=now or timezone.now())

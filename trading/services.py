@@ -427,7 +427,7 @@ def _trade(trade_id: int | str) -> Trade:
     return trade
 
 
-def _units(value: Any, trade: Trade) -> str:
+def _units(value: str | Decimal | None, trade: Trade) -> str:
     if value in (None, "", "ALL"):
         return "ALL"
     try:
@@ -447,7 +447,7 @@ def trade_close(
     *,
     trade_id: int | str,
     actor: str,
-    units: Any = None,
+    units: str | Decimal | None = None,
     address: str | None = None,
     client: oanda.OandaClient | None = None,
     audit: bool = True,
@@ -477,7 +477,9 @@ def trade_close(
     return trade
 
 
-def _stops_side_check(trade: Trade, data: dict[str, Any], client: oanda.OandaClient) -> None:
+def _stops_side_check(
+    trade: Trade, data: dict[str, dict[str, str]], client: oanda.OandaClient
+) -> None:
     """Refuse a stop-loss or take-profit on the wrong side of the market, which the broker would
     trigger at once (a long's stop-loss at 5.0 with the market at 1.177 closes it now).
 
@@ -514,8 +516,8 @@ def trade_amend(
     *,
     trade_id: int | str,
     actor: str,
-    stop_loss: Any = None,
-    take_profit: Any = None,
+    stop_loss: Decimal | str | None = None,
+    take_profit: Decimal | str | None = None,
     address: str | None = None,
     client: oanda.OandaClient | None = None,
 ) -> Trade:
@@ -525,7 +527,7 @@ def trade_amend(
         raise Conflict(f"trade {trade.pk} is closed.", field="trade")
     if stop_loss is None and take_profit is None:
         raise TradingError("give stop_loss, take_profit or both.", field="stop_loss")
-    data: dict[str, Any] = {}
+    data: dict[str, dict[str, str]] = {}
     for name, key, value in (
         ("stop_loss", "stopLoss", stop_loss),
         ("take_profit", "takeProfit", take_profit),

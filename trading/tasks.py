@@ -5,7 +5,7 @@ Thin wrappers that take ids and call one service.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from celery import shared_task
 
@@ -14,29 +14,43 @@ from trading.reconciliation import account_reconcile
 from trading.services import market_state_refresh
 
 
-@shared_task(name="trading.execute_signal_task", acks_late=True)
-def execute_signal_task(signal_id: str) -> dict[str, Any]:
+class SignalTaskResult(TypedDict):
+    signal: str
+    status: str
+    reason: str
+
+
+class MarketStateTaskResult(TypedDict):
+    open: bool
+    reason: str
+    next_change: str
+    changed: bool
+    flattened: bool
+
+
+@shared_task(name="trading.execute_signal_task", acks_late=True)  # type: ignore[untyped-decorator]  # celery: no hints
+def execute_signal_task(signal_id: str) -> SignalTaskResult:
     """Execute one signal. Safe to deliver twice: the claim lets only one delivery act."""
     outcome = signal_execute(signal_id=signal_id)
     return {"signal": outcome.signal_id, "status": outcome.status, "reason": outcome.reason}
 
 
-@shared_task(name="trading.reconcile_account_task", acks_late=True)
+@shared_task(name="trading.reconcile_account_task", acks_late=True)  # type: ignore[untyped-decorator]  # celery: no hints
 def reconcile_account_task() -> str:
     """One reconciliation pass (beat, every few minutes; also after start-up and reconnects)."""
     report = account_reconcile()
     return report.summary() if report is not None else "skipped: another pass is running"
 
 
-@shared_task(name="trading.close_late_fills_task", acks_late=True)
+@shared_task(name="trading.close_late_fills_task", acks_late=True)  # type: ignore[untyped-decorator]  # celery: no hints
 def close_late_fills_task() -> list[str]:
     """Close the trades of entries that filled after a stop; safe to run twice (only open
     trades are closed, under the entry lock)."""
     return late_fills_close()
 
 
-@shared_task(name="trading.refresh_market_state_task", ignore_result=False)
-def refresh_market_state_task() -> dict[str, object]:
+@shared_task(name="trading.refresh_market_state_task", ignore_result=False)  # type: ignore[untyped-decorator]  # celery: no hints
+def refresh_market_state_task() -> MarketStateTaskResult:
     """Move the system between open and closed by the market schedule; safe to run twice.
 
     Run by beat every minute (CELERY_BEAT_SCHEDULE in settings); see trading/services.py.
