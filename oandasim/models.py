@@ -9,11 +9,31 @@ from typing import Any
 from oandasim.instruments import INSTRUMENTS
 from oandasim.timeutil import format_time
 
+Body = dict[str, Any]
 ZERO = Decimal("0")
 MONEY = Decimal("0.0001")
 
-# Order types whose life depends on a trade, created on fill or through TradeCRCDO.
-DEPENDENT_TYPES = ("TAKE_PROFIT", "STOP_LOSS", "TRAILING_STOP_LOSS")
+
+@dataclass(frozen=True)
+class Dependent:
+    """A kind of order whose life depends on a trade, created on fill or through TradeCRCDO."""
+
+    key: str  # the Trade attribute that holds its id: take_profit -> take_profit_order_id
+    prefix: str  # its name in requests and responses: takeProfit -> takeProfitOnFill
+    type: str  # the order type: TAKE_PROFIT
+
+    @property
+    def on_fill(self) -> str:
+        return f"{self.prefix}OnFill"
+
+
+DEPENDENTS = (
+    Dependent("take_profit", "takeProfit", "TAKE_PROFIT"),
+    Dependent("stop_loss", "stopLoss", "STOP_LOSS"),
+    Dependent("trailing_stop_loss", "trailingStopLoss", "TRAILING_STOP_LOSS"),
+)
+DEPENDENT_BY_TYPE = {dependent.type: dependent for dependent in DEPENDENTS}
+DEPENDENT_TYPES = tuple(DEPENDENT_BY_TYPE)
 
 
 def money(value: Decimal) -> str:
@@ -150,14 +170,17 @@ class Trade:
     def client_id(self) -> str | None:
         return (self.client_extensions or {}).get("id")
 
+    def dependent_id(self, dependent: Dependent) -> int | None:
+        order_id: int | None = getattr(self, f"{dependent.key}_order_id")
+        return order_id
+
+    def set_dependent_id(self, dependent: Dependent, order_id: int | None) -> None:
+        setattr(self, f"{dependent.key}_order_id", order_id)
+
     def dependent_ids(self) -> list[int]:
         return [
             order_id
-            for order_id in (
-                self.take_profit_order_id,
-                self.stop_loss_order_id,
-                self.trailing_stop_loss_order_id,
-            )
+            for order_id in (self.dependent_id(dependent) for dependent in DEPENDENTS)
             if order_id is not None
         ]
 

@@ -390,22 +390,20 @@ class SimServer:
         self.broker.sync(now)
         return now
 
+    def _current(self, key: str, value: Any) -> Reply:
+        """A read's answer: the value, and the last transaction it reflects."""
+        return 200, {key: value, "lastTransactionID": self.broker.last_transaction_id}
+
     def accounts(self, request: Request) -> Reply:
         return 200, {"accounts": [{"id": self.broker.account_id, "tags": []}]}
 
     def account_details(self, request: Request) -> Reply:
         self._sync()
-        return 200, {
-            "account": self.broker.account_details(),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("account", self.broker.account_details())
 
     def account_summary(self, request: Request) -> Reply:
         self._sync()
-        return 200, {
-            "account": self.broker.account_summary(),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("account", self.broker.account_summary())
 
     def account_instruments(self, request: Request) -> Reply:
         names = list(self.broker.market.series)
@@ -415,10 +413,7 @@ class SimServer:
             if unknown:
                 return 400, {"errorMessage": "Invalid value specified for 'instruments'"}
             names = wanted
-        return 200, {
-            "instruments": [INSTRUMENTS[name].to_wire() for name in names],
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("instruments", [INSTRUMENTS[name].to_wire() for name in names])
 
     # ----- market data -------------------------------------------------------------------------
 
@@ -591,18 +586,12 @@ class SimServer:
     def orders(self, request: Request) -> Reply:
         self._sync()
         orders = self._filter(request, list(self.broker.orders.values()), "PENDING")
-        return 200, {
-            "orders": [self.broker.order_wire(order) for order in orders],
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("orders", [self.broker.order_wire(order) for order in orders])
 
     def pending_orders(self, request: Request) -> Reply:
         self._sync()
         orders = sorted(self.broker.pending_orders(), key=lambda order: order.id, reverse=True)
-        return 200, {
-            "orders": [self.broker.order_wire(order) for order in orders],
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("orders", [self.broker.order_wire(order) for order in orders])
 
     def order_details(self, request: Request, spec: str) -> Reply:
         self._sync()
@@ -612,10 +601,7 @@ class SimServer:
                 "errorCode": "NO_SUCH_ORDER",
                 "errorMessage": "The Order specified does not exist",
             }
-        return 200, {
-            "order": self.broker.order_wire(order),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("order", self.broker.order_wire(order))
 
     def order_replace(self, request: Request, spec: str) -> Reply:
         reply = self.broker.replace_order(spec, request.json())
@@ -632,18 +618,12 @@ class SimServer:
     def trades(self, request: Request) -> Reply:
         self._sync()
         trades = self._filter(request, list(self.broker.trades.values()), "OPEN")
-        return 200, {
-            "trades": [self.broker.trade_wire(trade) for trade in trades],
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("trades", [self.broker.trade_wire(trade) for trade in trades])
 
     def open_trades(self, request: Request) -> Reply:
         self._sync()
         trades = sorted(self.broker.open_trades(), key=lambda trade: trade.id, reverse=True)
-        return 200, {
-            "trades": [self.broker.trade_wire(trade) for trade in trades],
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("trades", [self.broker.trade_wire(trade) for trade in trades])
 
     def trade_details(self, request: Request, spec: str) -> Reply:
         self._sync()
@@ -653,10 +633,7 @@ class SimServer:
                 "errorCode": "NO_SUCH_TRADE",
                 "errorMessage": "The Trade specified does not exist",
             }
-        return 200, {
-            "trade": self.broker.trade_wire(trade),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("trade", self.broker.trade_wire(trade))
 
     def trade_close(self, request: Request, spec: str) -> Reply:
         reply = self.broker.close_trade(spec, request.json())
@@ -670,26 +647,17 @@ class SimServer:
 
     def positions(self, request: Request) -> Reply:
         self._sync()
-        return 200, {
-            "positions": self.broker.positions(open_only=False),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("positions", self.broker.positions(open_only=False))
 
     def open_positions(self, request: Request) -> Reply:
         self._sync()
-        return 200, {
-            "positions": self.broker.positions(open_only=True),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("positions", self.broker.positions(open_only=True))
 
     def position_details(self, request: Request, name: str) -> Reply:
         if name not in self.broker.market.series:
             return 404, {"errorMessage": "Invalid value specified for 'instrument'"}
         self._sync()
-        return 200, {
-            "position": self.broker.position(name),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("position", self.broker.position(name))
 
     def position_close(self, request: Request, name: str) -> Reply:
         reply = self.broker.close_position(name, request.json())
@@ -742,31 +710,27 @@ class SimServer:
         if first > last:
             return 416, {"errorMessage": "Invalid transaction range"}
         self._sync()
-        return 200, {
-            "transactions": self._transactions_between(first, last, request.params.get("type")),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current(
+            "transactions", self._transactions_between(first, last, request.params.get("type"))
+        )
 
     def transactions_since(self, request: Request) -> Reply:
         if "id" not in request.params:
             return 400, {"errorMessage": "The request was missing required data"}
         first = int(request.params["id"]) + 1
         self._sync()
-        return 200, {
-            "transactions": self._transactions_between(
+        return self._current(
+            "transactions",
+            self._transactions_between(
                 first, len(self.broker.transactions), request.params.get("type")
             ),
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        )
 
     def transaction_details(self, request: Request, number: str) -> Reply:
         index = int(number)
         if not 1 <= index <= len(self.broker.transactions):
             return 404, {"errorMessage": "The Transaction specified does not exist"}
-        return 200, {
-            "transaction": self.broker.transactions[index - 1],
-            "lastTransactionID": self.broker.last_transaction_id,
-        }
+        return self._current("transaction", self.broker.transactions[index - 1])
 
     def transactions_stream(self, request: Request) -> Reply:
         async def run(writer: asyncio.StreamWriter, state: StreamState) -> None:
