@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 import hmac
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -17,14 +15,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.metrics import TradingCollector
-from monitoring.selectors import alert_as_dict, alerts_unresolved, health_report, health_summary
+from monitoring.selectors import (
+    alert_as_dict,
+    alerts_unresolved,
+    health_detail,
+    health_summary,
+    system_status,
+)
 from monitoring.services import AlertNotFound, alert_acknowledge
 from septrader.api.client import client_address
 from septrader.api.errors import ApiError
 from septrader.api.permissions import OPERATOR, VIEWER, role_of
-from septrader.selectors import config_generation
-from trading.market import market_status_at
-from trading.overview import counts, trading_state_current
 
 
 @require_GET
@@ -64,35 +65,15 @@ class StatusSerializer(serializers.Serializer[Any]):
     counts = CountsSerializer()
 
 
-def _version() -> str:
-    try:
-        return version("sep-trader")
-    except PackageNotFoundError:
-        return "0.1.0"
-
-
 class StatusView(APIView):
     roles = {"GET": VIEWER}
 
     @extend_schema(responses=StatusSerializer, summary="Version, your role, mode, market, counts")
     def get(self, request: Request) -> Response:
-        state = trading_state_current()
-        market = market_status_at()
         answer = {
-            "version": _version(),
-            "time": timezone.now(),
+            **system_status(),
             "user": request.user.get_username(),
             "role": role_of(request.user) or "",
-            "trading_mode": state.mode,
-            "trading_reason": state.reason,
-            "market": {
-                "open": market.open,
-                "reason": market.reason,
-                "next_change": market.next_change,
-                "summary": market.summary(),
-            },
-            "config_generation": config_generation(),
-            "counts": counts().__dict__,
         }
         return Response(StatusSerializer(answer).data)
 
@@ -104,9 +85,7 @@ class HealthDetailView(APIView):
         responses=OpenApiTypes.OBJECT, summary="Every component's health and the open alerts"
     )
     def get(self, request: Request) -> Response:
-        report = health_report()
-        report["alerts"] = [alert_as_dict(alert) for alert in alerts_unresolved()]
-        return Response(report)
+        return Response(health_detail())
 
 
 class AlertListView(APIView):
