@@ -7,13 +7,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitoring.health import STATUS_RANK
 from monitoring.metrics import TradingCollector
 from monitoring.selectors import (
     alert_as_dict,
@@ -28,11 +29,47 @@ from septrader.api.errors import ApiError
 from septrader.api.permissions import OPERATOR, VIEWER, role_of
 
 
-@require_GET
-def health(request: HttpRequest) -> JsonResponse:
-    """Public: the overall status and each component's, for load balancers and uptime checks."""
-    summary = health_summary()
-    return JsonResponse(summary, status=503 if summary["status"] == "down" else 200)
+class HealthSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(
+        choices=list(STATUS_RANK), help_text="The worst status of the components."
+    )
+    checked_at = serializers.DateTimeField()
+    components = serializers.DictField(
+        child=serializers.ChoiceField(choices=list(STATUS_RANK)),
+        help_text="Each component's status, by name (the reasons: /api/health/detail).",
+    )
+
+
+class HealthView(APIView):
+    """Public: the overall status and each component's, for load balancers and uptime checks.
+    Open to anyone, never throttled (load balancers poll it), GET only."""
+
+    roles = {"GET": None}
+    authentication_classes = []
+    throttle_classes = []
+    http_method_names = ["get"]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Another method is refused as not allowed (405), before the role check would say 403.
+        if request.method != "GET":
+            self.http_method_not_allowed(request)
+        super().initial(request, *args, **kwargs)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # JSON whatever the client accepts (no 406 for a checker that asks for text).
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(HealthSerializer, description="No component is down."),
+            503: OpenApiResponse(HealthSerializer, description="A component is down."),
+        },
+        summary="Public: the overall status and each component's (503 when down)",
+    )
+    def get(self, request: Request) -> JsonResponse:
+        summary = health_summary()
+        return JsonResponse(summary, status=503 if summary["status"] == "down" else 200)
 
 
 # ----- status ------------------------------------------------------------------------------------
