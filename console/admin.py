@@ -34,10 +34,10 @@ from marketdata.oanda import OandaError
 from septrader.admin_tools import operator
 from trading.services import (
     TradingError,
-    pair_assign_node,
     pair_disable,
     pair_enable,
     pair_set_risk_overrides,
+    pair_settings_set,
     trades_close_all,
 )
 
@@ -143,21 +143,13 @@ class PairAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Pair, form: forms.ModelForm, change: bool
     ) -> None:
         actor, address = operator(request)
+        changes: dict[str, Any] = {}
         if "risk_overrides" in form.changed_data:
-            pair_set_risk_overrides(
-                symbol=obj.symbol,
-                overrides=form.cleaned_data["risk_overrides"] or {},
-                actor=actor,
-                address=address,
-            )
+            changes["risk_overrides"] = form.cleaned_data["risk_overrides"] or {}
         if "node" in form.changed_data:
             node = form.cleaned_data["node"]
-            pair_assign_node(
-                symbol=obj.symbol,
-                node_name=node.name if node else None,
-                actor=actor,
-                address=address,
-            )
+            changes["node"] = node.name if node else None
+        pair_settings_set(symbol=obj.symbol, changes=changes, actor=actor, address=address)
 
     def _each(
         self,

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketdata.fields import PAIR_PATH, pair_or_404
+from marketdata.fields import PAIR_PATH, PairRangeListSerializer, pair_or_404
 from marketdata.selectors import SERVED_TIMEFRAMES, candles_between
 from marketdata.timeframes import timeframe_duration
 from septrader.api.fields import TimeRangeSerializer, query
@@ -54,12 +54,8 @@ class CandleSerializer(serializers.Serializer[Any]):
     complete = serializers.BooleanField()
 
 
-class CandleListSerializer(serializers.Serializer[Any]):
-    pair = serializers.CharField()
-    timeframe = serializers.CharField()
-    start = serializers.DateTimeField(source="from")
-    end = serializers.DateTimeField(source="to")
-    count = serializers.IntegerField()
+class CandleListSerializer(PairRangeListSerializer):
+    rows_name = "candles"
     candles = CandleSerializer(many=True)
 
 
@@ -80,12 +76,5 @@ class CandleListView(APIView):
             start=params["from"],
             end=params["to"],
         )
-        answer = {
-            "pair": pair,
-            "timeframe": params["timeframe"],
-            "from": params["from"],
-            "to": params["to"],
-            "count": len(bars),
-            "candles": [bar._asdict() for bar in bars],
-        }
-        return Response(CandleListSerializer(answer).data)
+        rows = [bar._asdict() for bar in bars]
+        return Response(CandleListSerializer.answer(pair=pair, params=params, rows=rows))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
@@ -43,3 +44,29 @@ def pair_or_404(pair: str) -> str:
     if not pair_exists(pair):
         raise not_found("pair", pair, "pair")
     return pair
+
+
+class PairRangeListSerializer(serializers.Serializer[Any]):
+    """The answer of a time-range list of one pair: the pair, the timeframe and range asked,
+    and the rows found, under the name a subclass gives them (``rows_name``, a field of it)."""
+
+    rows_name: ClassVar[str]
+
+    pair = serializers.CharField()
+    timeframe = serializers.CharField()
+    start = serializers.DateTimeField(source="from")
+    end = serializers.DateTimeField(source="to")
+    count = serializers.IntegerField()
+
+    @classmethod
+    def answer(cls, *, pair: str, params: Mapping[str, Any], rows: Sequence[Any]) -> Any:
+        """The serialized answer: ``params`` is the checked query (timeframe, from, to)."""
+        answer = {
+            "pair": pair,
+            "timeframe": params["timeframe"],
+            "from": params["from"],
+            "to": params["to"],
+            "count": len(rows),
+            cls.rows_name: rows,
+        }
+        return cls(answer).data

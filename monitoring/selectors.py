@@ -6,12 +6,17 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from monitoring.health import overall_status, run_checks
 from monitoring.models import Alert
+from septrader.selectors import config_generation
+from trading.market import market_status_at
+from trading.overview import counts, trading_state_current
 
 # The public endpoint may be polled by anyone: its report is reused for this long, so polling
 # cannot turn it into a flood of calls to OANDA.
@@ -48,6 +53,41 @@ def health_summary() -> dict[str, Any]:
         }
         _public_report = (time.monotonic(), summary)
         return summary
+
+
+def health_detail() -> dict[str, Any]:
+    """Every component's health (``health_report``) and the unresolved alerts."""
+    report = health_report()
+    report["alerts"] = [alert_as_dict(alert) for alert in alerts_unresolved()]
+    return report
+
+
+def _version() -> str:
+    try:
+        return version("sep-trader")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+def system_status() -> dict[str, Any]:
+    """The version, the time, the trading mode, the market, the config generation and the
+    counts of pairs, trades, orders and new signals (``GET /api/status`` adds the caller)."""
+    state = trading_state_current()
+    market = market_status_at()
+    return {
+        "version": _version(),
+        "time": timezone.now(),
+        "trading_mode": state.mode,
+        "trading_reason": state.reason,
+        "market": {
+            "open": market.open,
+            "reason": market.reason,
+            "next_change": market.next_change,
+            "summary": market.summary(),
+        },
+        "config_generation": config_generation(),
+        "counts": counts().__dict__,
+    }
 
 
 def alerts_unresolved() -> QuerySet[Alert]:

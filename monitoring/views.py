@@ -1,37 +1,75 @@
 from __future__ import annotations
 
 import hmac
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitoring.health import STATUS_RANK
 from monitoring.metrics import TradingCollector
-from monitoring.selectors import alert_as_dict, alerts_unresolved, health_report, health_summary
+from monitoring.selectors import (
+    alert_as_dict,
+    alerts_unresolved,
+    health_detail,
+    health_summary,
+    system_status,
+)
 from monitoring.services import AlertNotFound, alert_acknowledge
 from septrader.api.client import client_address
 from septrader.api.errors import ApiError
 from septrader.api.permissions import OPERATOR, VIEWER, role_of
-from septrader.selectors import config_generation
-from trading.market import market_status_at
-from trading.overview import counts, trading_state_current
 
 
-@require_GET
-def health(request: HttpRequest) -> JsonResponse:
-    """Public: the overall status and each component's, for load balancers and uptime checks."""
-    summary = health_summary()
-    return JsonResponse(summary, status=503 if summary["status"] == "down" else 200)
+class HealthSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(
+        choices=list(STATUS_RANK), help_text="The worst status of the components."
+    )
+    checked_at = serializers.DateTimeField()
+    components = serializers.DictField(
+        child=serializers.ChoiceField(choices=list(STATUS_RANK)),
+        help_text="Each component's status, by name (the reasons: /api/health/detail).",
+    )
+
+
+class HealthView(APIView):
+    """Public: the overall status and each component's, for load balancers and uptime checks.
+    Open to anyone, never throttled (load balancers poll it), GET only."""
+
+    roles = {"GET": None}
+    authentication_classes = []
+    throttle_classes = []
+    http_method_names = ["get"]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Another method is refused as not allowed (405), before the role check would say 403.
+        if request.method != "GET":
+            self.http_method_not_allowed(request)
+        super().initial(request, *args, **kwargs)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # JSON whatever the client accepts (no 406 for a checker that asks for text).
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(HealthSerializer, description="No component is down."),
+            503: OpenApiResponse(HealthSerializer, description="A component is down."),
+        },
+        summary="Public: the overall status and each component's (503 when down)",
+    )
+    def get(self, request: Request) -> JsonResponse:
+        summary = health_summary()
+        return JsonResponse(summary, status=503 if summary["status"] == "down" else 200)
 
 
 # ----- status ------------------------------------------------------------------------------------
@@ -64,35 +102,15 @@ class StatusSerializer(serializers.Serializer[Any]):
     counts = CountsSerializer()
 
 
-def _version() -> str:
-    try:
-        return version("sep-trader")
-    except PackageNotFoundError:
-        return "0.1.0"
-
-
 class StatusView(APIView):
     roles = {"GET": VIEWER}
 
     @extend_schema(responses=StatusSerializer, summary="Version, your role, mode, market, counts")
     def get(self, request: Request) -> Response:
-        state = trading_state_current()
-        market = market_status_at()
         answer = {
-            "version": _version(),
-            "time": timezone.now(),
+            **system_status(),
             "user": request.user.get_username(),
             "role": role_of(request.user) or "",
-            "trading_mode": state.mode,
-            "trading_reason": state.reason,
-            "market": {
-                "open": market.open,
-                "reason": market.reason,
-                "next_change": market.next_change,
-                "summary": market.summary(),
-            },
-            "config_generation": config_generation(),
-            "counts": counts().__dict__,
         }
         return Response(StatusSerializer(answer).data)
 
@@ -104,9 +122,7 @@ class HealthDetailView(APIView):
         responses=OpenApiTypes.OBJECT, summary="Every component's health and the open alerts"
     )
     def get(self, request: Request) -> Response:
-        report = health_report()
-        report["alerts"] = [alert_as_dict(alert) for alert in alerts_unresolved()]
-        return Response(report)
+        return Response(health_detail())
 
 
 class AlertListView(APIView):

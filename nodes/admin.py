@@ -13,11 +13,11 @@ from nodes.services import (
     ClusterReport,
     node_drain,
     node_rejoin,
+    node_save,
     nodes_rebalance,
 )
 from septrader.admin_tools import operator
 from septrader.models import Node
-from septrader.services import audit_record
 
 
 @admin.register(Node)
@@ -76,12 +76,7 @@ class NodeAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: Node, form: forms.ModelForm, change: bool
     ) -> None:
-        super().save_model(request, obj, form, change)
         actor, address = operator(request)
-        audit_record(
-            actor=actor,
-            action="node.change" if change else "node.add",
-            target=obj.name,
-            details={"changed": form.changed_data, "state": obj.state},
-            address=address,
+        node_save(
+            node=obj, changed=form.changed_data, created=not change, actor=actor, address=address
         )

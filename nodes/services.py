@@ -305,6 +305,23 @@ def node_drain(*, name: str, actor: str, address: str | None = None) -> ClusterR
 
 
 @transaction.atomic
+def node_save(
+    *, node: Node, changed: list[str], created: bool, actor: str, address: str | None = None
+) -> Node:
+    """Store a node as the console's form edited it (``changed``: the names of the fields it
+    changed), audited as ``node.add`` or ``node.change``."""
+    node.save()
+    audit_record(
+        actor=actor,
+        action="node.add" if created else "node.change",
+        target=node.name,
+        details={"changed": changed, "state": node.state},
+        address=address,
+    )
+    return node
+
+
+@transaction.atomic
 def node_rejoin(*, name: str, actor: str, address: str | None = None) -> Node:
     """Make a drained (or down) node active again; ``nodes_rebalance`` then gives it pairs.
 

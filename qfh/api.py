@@ -13,9 +13,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketdata.api import CandleQuerySerializer
-from marketdata.fields import PAIR_PATH, PairField, pair_or_404
+from marketdata.fields import PAIR_PATH, PairField, PairRangeListSerializer, pair_or_404
 from qfh.evaluation.services import pair_model_promote
 from qfh.models import CandleMetrics, PairModel, RuleEvaluation
+from qfh.selectors import (
+    candle_metrics_between,
+    pair_model_exists,
+    pair_models,
+    rule_evaluations,
+)
 from septrader.api.client import actor_of, client_address
 from septrader.api.errors import not_found
 from septrader.api.fields import query
@@ -34,12 +40,8 @@ class CandleMetricsSerializer(serializers.ModelSerializer[CandleMetrics]):
         exclude = ["id", "pair"]
 
 
-class MetricsListSerializer(serializers.Serializer[Any]):
-    pair = serializers.CharField()
-    timeframe = serializers.CharField()
-    start = serializers.DateTimeField(source="from")
-    end = serializers.DateTimeField(source="to")
-    count = serializers.IntegerField()
+class MetricsListSerializer(PairRangeListSerializer):
+    rows_name = "metrics"
     metrics = CandleMetricsSerializer(many=True)
 
 
@@ -54,25 +56,15 @@ class MetricsView(APIView):
     def get(self, request: Request, pair: str) -> Response:
         pair_or_404(pair)
         params = query(MetricsQuerySerializer, request)
-        rows = CandleMetrics.objects.filter(
-            pair_id=pair,
+        metrics = candle_metrics_between(
+            pair=pair,
             timeframe=params["timeframe"],
-            time__gte=params["from"],
-            time__lt=params["to"],
+            start=params["from"],
+            end=params["to"],
+            params_version=params.get("params_version"),
+            limit=settings.API_MAX_CANDLES,
         )
-        if "params_version" in params:
-            rows = rows.filter(params_version=params["params_version"])
-        # Several parameter versions may cover one candle, hence a cap on rows as well as time.
-        metrics = list(rows.order_by("time", "params_version")[: settings.API_MAX_CANDLES])
-        answer = {
-            "pair": pair,
-            "timeframe": params["timeframe"],
-            "from": params["from"],
-            "to": params["to"],
-            "count": len(metrics),
-            "metrics": metrics,
-        }
-        return Response(MetricsListSerializer(answer).data)
+        return Response(MetricsListSerializer.answer(pair=pair, params=params, rows=metrics))
 
 
 class PairModelSerializer(serializers.ModelSerializer[PairModel]):
@@ -108,18 +100,15 @@ class PairModelListView(generics.ListAPIView[PairModel]):
 
     def get_queryset(self) -> QuerySet[PairModel]:
         filters = query(PairModelFilterSerializer, self.request)
-        models = PairModel.objects.order_by("-created_at", "-id")
-        if "pair" in filters:
-            models = models.filter(pair_id=filters["pair"])
-        if filters.get("promoted") is not None:
-            models = models.filter(promoted=filters["promoted"])
-        return models
+        return pair_models(pair=filters.get("pair"), promoted=filters.get("promoted"))
 
 
 class PairModelDetailView(generics.RetrieveAPIView[PairModel]):
     roles = {"GET": VIEWER}
     serializer_class = PairModelSerializer
-    queryset = PairModel.objects.all()
+
+    def get_queryset(self) -> QuerySet[PairModel]:
+        return pair_models()
 
 
 class PairModelPromoteView(APIView):
@@ -131,7 +120,7 @@ class PairModelPromoteView(APIView):
         summary="Promote a pair model (409 with the failed gates when it does not pass them)",
     )
     def post(self, request: Request, pk: int) -> Response:
-        if not PairModel.objects.filter(pk=pk).exists():
+        if not pair_model_exists(pk):
             raise not_found("id", pk, "pair model")
         model = pair_model_promote(
             model_id=pk, actor=actor_of(request), address=client_address(request)
@@ -146,15 +135,12 @@ class EvaluationListView(generics.ListAPIView[RuleEvaluation]):
 
     def get_queryset(self) -> QuerySet[RuleEvaluation]:
         filters = query(EvaluationFilterSerializer, self.request)
-        evaluations = RuleEvaluation.objects.order_by("-created_at", "-id")
-        if "pair" in filters:
-            evaluations = evaluations.filter(pair_id=filters["pair"])
-        if filters.get("leaky") is not None:
-            evaluations = evaluations.filter(leaky=filters["leaky"])
-        return evaluations
+        return rule_evaluations(pair=filters.get("pair"), leaky=filters.get("leaky"))
 
 
 class EvaluationDetailView(generics.RetrieveAPIView[RuleEvaluation]):
     roles = {"GET": VIEWER}
     serializer_class = RuleEvaluationSerializer
-    queryset = RuleEvaluation.objects.all()
+
+    def get_queryset(self) -> QuerySet[RuleEvaluation]:
+        return rule_evaluations()

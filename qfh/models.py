@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 from timescale.db.models.fields import TimescaleDateTimeField
 
@@ -87,6 +89,19 @@ class PairModel(models.Model):
     promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # The walk-forward out-of-sample figures, in the order the console shows them and a sync
+    # bundle carries them.
+    OOS_FIGURES: ClassVar[tuple[str, ...]] = (
+        "oos_trades",
+        "oos_hit_rate",
+        "oos_hit_low",
+        "oos_hit_high",
+        "oos_expectancy_pips",
+        "oos_pnl_pips",
+        "oos_max_drawdown_pips",
+        "oos_sharpe",
+    )
 
     class Meta:
         db_table = "qfh_pair_models"

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from septrader.admin_tools import EstimatedCountPaginator, ReadOnlyAdmin, operator
 from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_value
 from septrader.models import AuditLog, SystemConfig, TaskRun
-from septrader.services import audit_record, config_set
+from septrader.services import config_save
 
 
 class SystemConfigForm(forms.ModelForm):
@@ -62,18 +62,17 @@ class SystemConfigAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: SystemConfig, form: forms.ModelForm, change: bool
     ) -> None:
-        # Writes go through the service so the value is validated and the version bumped.
+        # Writes go through the service so the value is validated, the version bumped and the
+        # change audited.
         actor, address = operator(request)
-        previous = form.initial.get("value") if change else None
-        saved = config_set(key=obj.key, value=obj.value, updated_by=actor)
-        obj.version = saved.version
-        audit_record(
+        saved = config_save(
+            key=obj.key,
+            value=obj.value,
+            previous=form.initial.get("value") if change else None,
             actor=actor,
-            action="config.set",
-            target=obj.key,
-            details={"from": previous, "to": saved.value},
             address=address,
         )
+        obj.version = saved.version
 
 
 @admin.register(AuditLog)

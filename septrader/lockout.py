@@ -20,11 +20,25 @@ from django.contrib import admin
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.serializers import BaseSerializer
+from rest_framework_simplejwt.serializers import TokenObtainSerializer
 
 from septrader.services import audit_record
 
 # Names the username the client typed, not an account: an unknown username is locked alike.
 LOCKOUT_MESSAGE = "Too many failed logins for this username; try again later."
+
+
+class LoginLockedOutError(Exception):
+    """A login refused because its username is locked, or locked by this very failure (the API
+    answers 429 ``locked_out`` naming the username field, septrader/api/errors.py)."""
+
+    field = "username"
+
+    def __init__(self) -> None:
+        super().__init__(LOCKOUT_MESSAGE)
+        self.message = LOCKOUT_MESSAGE
 
 
 class AuditedAxesHandler(AxesDatabaseHandler):
@@ -75,6 +89,26 @@ def login_succeeded(user: AbstractBaseUser) -> None:
     API). A token login sends no ``user_logged_in`` signal, and axes' own handler of that signal
     would open a session for its access log, which a token client has no use for."""
     reset(username=user.get_username())
+
+
+def token_login(*, request: Any, serializer: BaseSerializer[Any]) -> dict[str, Any]:
+    """A token login (``POST /api/token/``) under the lockout: ``serializer`` (simplejwt's,
+    holding the posted username and password) authenticates, and its tokens are returned.
+
+    A failure on a locked username, or the failure that locks it, is ``LoginLockedOutError``;
+    any other failure is simplejwt's own (``AuthenticationFailed``, a 401). A success clears
+    the username's failures.
+    """
+    try:
+        serializer.is_valid(raise_exception=True)
+    except AuthenticationFailed:
+        if login_locked_out(request):
+            raise LoginLockedOutError from None
+        raise
+    # A valid serializer has authenticated an active user.
+    assert isinstance(serializer, TokenObtainSerializer) and serializer.user
+    login_succeeded(serializer.user)
+    return dict(serializer.validated_data)
 
 
 def console_lockout_response(

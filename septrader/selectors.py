@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django.core.cache import cache
+from django.db.models import Model, QuerySet
 
 from septrader.config import CONFIG_KEYS
-from septrader.models import SystemConfig
+from septrader.models import AuditLog, SystemConfig
+
+ModelT = TypeVar("ModelT", bound=Model)
 
 # A counter in the shared cache that every settings change moves on (config_generation_bump).
 CONFIG_GENERATION_KEY = "config:generation"
@@ -52,3 +56,33 @@ def config_listing() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def rows_narrowed(
+    rows: QuerySet[ModelT],
+    *,
+    time_field: str = "time",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    **equal: Any,
+) -> QuerySet[ModelT]:
+    """``rows`` whose fields equal each value given in ``equal`` (None: any value), and whose
+    ``time_field`` is in [start, end) (either end open when None): a list endpoint's filters."""
+    rows = rows.filter(**{name: value for name, value in equal.items() if value is not None})
+    if start is not None:
+        rows = rows.filter(**{f"{time_field}__gte": start})
+    if end is not None:
+        rows = rows.filter(**{f"{time_field}__lt": end})
+    return rows
+
+
+def audit_entries(
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[AuditLog]:
+    """The audit log, newest first: of one actor and one action when given, in [start, end)."""
+    entries = AuditLog.objects.order_by("-time", "-id")
+    return rows_narrowed(entries, start=start, end=end, actor=actor, action=action)

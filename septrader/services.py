@@ -166,6 +166,23 @@ def audit_record(
 
 
 @transaction.atomic
+def config_save(
+    *, key: str, value: Any, previous: Any, actor: str, address: str | None = None
+) -> SystemConfig:
+    """Set one setting from the console's settings page (``config_set``), audited
+    (``config.set``, from ``previous``: the value the operator saw, None for a new key)."""
+    setting = config_set(key=key, value=value, updated_by=actor)
+    audit_record(
+        actor=actor,
+        action="config.set",
+        target=key,
+        details={"from": previous, "to": setting.value},
+        address=address,
+    )
+    return setting
+
+
+@transaction.atomic
 def config_update(
     *, values: dict[str, Any], actor: str, address: str | None = None
 ) -> dict[str, SystemConfig]:

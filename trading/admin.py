@@ -21,7 +21,6 @@ from django.utils.html import format_html
 from marketdata.models import Pair
 from marketdata.oanda import OandaError
 from septrader.admin_tools import EstimatedCountPaginator, ReadOnlyAdmin, operator
-from septrader.services import audit_record
 from trading.models import (
     AccountSnapshot,
     BrokerTransaction,
@@ -31,7 +30,14 @@ from trading.models import (
     TradingSignal,
     TradingState,
 )
-from trading.services import TradingError, kill_switch_engage, trade_close, trading_mode_set
+from trading.services import (
+    TradingError,
+    kill_switch_engage,
+    maintenance_window_delete,
+    maintenance_window_save,
+    trade_close,
+    trading_mode_set,
+)
 
 if TYPE_CHECKING:
     # Generic in django-stubs only: Django's classes take no subscript at run time.
@@ -248,21 +254,13 @@ class MaintenanceWindowAdmin(MaintenanceWindowModelAdmin):
         change: bool,
     ) -> None:
         actor, address = operator(request)
-        if not change:
-            obj.created_by = actor
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=actor,
-            action="maintenance.change" if change else "maintenance.add",
-            target=str(obj),
-            details={"changed": form.changed_data, "pairs": obj.pairs},
-            address=address,
+        maintenance_window_save(
+            window=obj, changed=form.changed_data, created=not change, actor=actor, address=address
         )
 
     def delete_model(self, request: HttpRequest, obj: MaintenanceWindow) -> None:
         actor, address = operator(request)
-        audit_record(actor=actor, action="maintenance.delete", target=str(obj), address=address)
-        super().delete_model(request, obj)
+        maintenance_window_delete(window=obj, actor=actor, address=address)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[MaintenanceWindow]) -> None:
         for window in queryset:

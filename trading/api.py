@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -32,13 +32,15 @@ from trading import overview, serializers, services
 from trading.models import Order, Trade, TradingSignal, TradingState
 from trading.performance import daily_performance
 from trading.schedule import trading_day
-from trading.selectors import account_snapshot_latest
+from trading.selectors import (
+    account_snapshot_latest,
+    orders_listed,
+    signals_listed,
+    trades_listed,
+)
 
 if TYPE_CHECKING:
     from trading.models import AccountSnapshot
-
-_M = TypeVar("_M", bound=Model)
-
 
 def _body(serializer_class: type[BaseSerializer[Any]], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)
@@ -319,36 +321,13 @@ class PairDetailView(APIView):
                 field="risk_overrides",
                 status_code=403,
             )
-        actor, address = actor_of(request), client_address(request)
-        if "node" in body:
-            services.pair_assign_node(
-                symbol=pair, node_name=body["node"], actor=actor, address=address
-            )
-        if "risk_overrides" in body:
-            services.pair_set_risk_overrides(
-                symbol=pair, overrides=body["risk_overrides"], actor=actor, address=address
-            )
+        services.pair_settings_set(
+            symbol=pair, changes=body, actor=actor_of(request), address=client_address(request)
+        )
         return _pair_answer(pair)
 
 
 # ----- signals, orders, trades -------------------------------------------------------------------
-
-
-def _filtered(
-    queryset: QuerySet[_M], filters: dict[str, Any], time_field: str, status_field: str = "status"
-) -> QuerySet[_M]:
-    if "pair" in filters:
-        queryset = queryset.filter(pair_id=filters["pair"])
-    if "status" in filters:
-        queryset = queryset.filter(**{status_field: filters["status"]})
-    for name in ("direction", "kind"):
-        if name in filters:
-            queryset = queryset.filter(**{name: filters[name]})
-    if "from" in filters:
-        queryset = queryset.filter(**{f"{time_field}__gte": filters["from"]})
-    if "to" in filters:
-        queryset = queryset.filter(**{f"{time_field}__lt": filters["to"]})
-    return queryset
 
 
 @extend_schema(parameters=[serializers.SignalFilterSerializer], summary="Signals, newest first")
@@ -358,7 +337,13 @@ class SignalListView(generics.ListAPIView[TradingSignal]):
 
     def get_queryset(self) -> QuerySet[TradingSignal]:
         filters = query(serializers.SignalFilterSerializer, self.request)
-        return _filtered(TradingSignal.objects.order_by("-time"), filters, "time")
+        return signals_listed(
+            pair=filters.get("pair"),
+            status=filters.get("status"),
+            direction=filters.get("direction"),
+            start=filters.get("from"),
+            end=filters.get("to"),
+        )
 
 
 class SignalDetailView(generics.RetrieveAPIView[TradingSignal]):
@@ -377,7 +362,13 @@ class OrderListView(generics.ListAPIView[Order]):
 
     def get_queryset(self) -> QuerySet[Order]:
         filters = query(serializers.OrderFilterSerializer, self.request)
-        return _filtered(Order.objects.order_by("-created_at", "-id"), filters, "created_at")
+        return orders_listed(
+            pair=filters.get("pair"),
+            status=filters.get("status"),
+            kind=filters.get("kind"),
+            start=filters.get("from"),
+            end=filters.get("to"),
+        )
 
 
 class OrderDetailView(generics.RetrieveAPIView[Order]):
@@ -396,7 +387,12 @@ class TradeListView(generics.ListAPIView[Trade]):
 
     def get_queryset(self) -> QuerySet[Trade]:
         filters = query(serializers.TradeFilterSerializer, self.request)
-        return _filtered(Trade.objects.order_by("-opened_at", "-id"), filters, "opened_at", "state")
+        return trades_listed(
+            pair=filters.get("pair"),
+            state=filters.get("status"),
+            start=filters.get("from"),
+            end=filters.get("to"),
+        )
 
 
 class TradeDetailView(generics.RetrieveAPIView[Trade]):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Exists, Max, Min, OuterRef
+from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from marketdata.models import Pair
-from trading.models import AccountSnapshot, BrokerTransaction, TradingState
+from septrader.selectors import rows_narrowed
+from trading.models import (
+    AccountSnapshot,
+    BrokerTransaction,
+    Order,
+    Trade,
+    TradingSignal,
+    TradingState,
+)
 
 # How many of the newest transaction ids are searched for a gap (an anti-join on the primary key:
 # a few milliseconds). A transaction missed longer ago than this is reconciliation's business.
@@ -83,3 +91,49 @@ def entries_stopped(pair: str) -> str | None:
     if not enabled or pair_state != Pair.State.TRADING:
         return f"{pair} is not trading (state {pair_state}, enabled={enabled})"
     return None
+
+
+def signals_listed(
+    *,
+    pair: str | None = None,
+    status: str | None = None,
+    direction: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[TradingSignal]:
+    """Signals, newest first: of one pair, status and direction when given, timed in
+    [start, end)."""
+    rows = TradingSignal.objects.order_by("-time")
+    return rows_narrowed(
+        rows, start=start, end=end, pair_id=pair, status=status, direction=direction
+    )
+
+
+def orders_listed(
+    *,
+    pair: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[Order]:
+    """Orders, newest first: of one pair, status and kind when given, created in [start, end)."""
+    rows = Order.objects.order_by("-created_at", "-id")
+    return rows_narrowed(
+        rows, time_field="created_at", start=start, end=end, pair_id=pair, status=status, kind=kind
+    )
+
+
+def trades_listed(
+    *,
+    pair: str | None = None,
+    state: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[Trade]:
+    """Trades, newest first: of one pair and state (OPEN, CLOSED) when given, opened in
+    [start, end)."""
+    rows = Trade.objects.order_by("-opened_at", "-id")
+    return rows_narrowed(
+        rows, time_field="opened_at", start=start, end=end, pair_id=pair, state=state
+    )

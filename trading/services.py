@@ -35,7 +35,7 @@ from trading.execution import (
 )
 from trading.ledger import response_transactions_apply
 from trading.market import market_holidays, market_status_at
-from trading.models import Order, Trade, TradingState
+from trading.models import MaintenanceWindow, Order, Trade, TradingState
 from trading.schedule import MarketStatus, should_flatten
 
 logger = logging.getLogger(__name__)
@@ -303,6 +303,57 @@ def pair_set_risk_overrides(
         address=address,
     )
     return pair
+
+
+def pair_settings_set(
+    *, symbol: str, changes: dict[str, Any], actor: str, address: str | None = None
+) -> None:
+    """An operator's change of a pair's settings, by the API or the console: ``node`` (a node
+    name, or None for none) then ``risk_overrides``, each set and audited by its own service
+    above; a setting absent from ``changes`` is left as it is."""
+    if "node" in changes:
+        pair_assign_node(symbol=symbol, node_name=changes["node"], actor=actor, address=address)
+    if "risk_overrides" in changes:
+        pair_set_risk_overrides(
+            symbol=symbol, overrides=changes["risk_overrides"], actor=actor, address=address
+        )
+
+
+# ----- maintenance windows ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def maintenance_window_save(
+    *,
+    window: MaintenanceWindow,
+    changed: list[str],
+    created: bool,
+    actor: str,
+    address: str | None = None,
+) -> MaintenanceWindow:
+    """Store a maintenance window as the console's form edited it (``changed``: the names of the
+    fields it changed), audited as ``maintenance.add`` (its creator is ``actor``) or
+    ``maintenance.change``."""
+    if created:
+        window.created_by = actor
+    window.save()
+    audit_record(
+        actor=actor,
+        action="maintenance.add" if created else "maintenance.change",
+        target=str(window),
+        details={"changed": changed, "pairs": window.pairs},
+        address=address,
+    )
+    return window
+
+
+@transaction.atomic
+def maintenance_window_delete(
+    *, window: MaintenanceWindow, actor: str, address: str | None = None
+) -> None:
+    """Delete a maintenance window, audited as ``maintenance.delete``."""
+    audit_record(actor=actor, action="maintenance.delete", target=str(window), address=address)
+    window.delete()
 
 
 # ----- trading mode and kill switch ---------------------------------------------------------------

@@ -67,6 +67,8 @@ _APP_ERRORS: dict[str, tuple[int, str]] = {
     # The broker refused or could not be reached: not the client's fault, not ours either.
     "OandaError": (502, "broker_error"),
     "SyncError": (409, "sync_failed"),
+    # A login on a locked username (septrader/lockout.py).
+    "LoginLockedOutError": (429, "locked_out"),
 }
 
 # DRF's exceptions: their stable code (DRF's ``default_code`` is close but not uniform).

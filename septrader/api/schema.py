@@ -34,11 +34,17 @@ _DESCRIPTIONS = {
 }
 
 
+# Public, never throttled and without input: it answers 200 or 503 with its own body.
+_WITHOUT_ERRORS = frozenset({"/api/health"})
+
+
 def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     reference = {"$ref": "#/components/schemas/Error"}
     for path, operations in result.get("paths", {}).items():
+        if path in _WITHOUT_ERRORS:
+            continue
         for method, operation in operations.items():
             public = path.startswith("/api/token/")
             statuses = ["400", "429"]

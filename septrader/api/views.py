@@ -7,7 +7,6 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,13 +15,12 @@ from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from septrader.api.client import actor_of, client_address
-from septrader.api.errors import ApiError
 from septrader.api.fields import TimeRangeSerializer, query
 from septrader.api.permissions import ADMIN, OPERATOR, VIEWER
 from septrader.api.throttles import LoginRateThrottle
-from septrader.lockout import LOCKOUT_MESSAGE, login_locked_out, login_succeeded
+from septrader.lockout import token_login
 from septrader.models import AuditLog
-from septrader.selectors import config_generation, config_listing
+from septrader.selectors import audit_entries, config_generation, config_listing
 from septrader.services import config_reload, config_update
 from septrader.tokens import refresh_token_rotate
 
@@ -38,21 +36,11 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
     throttle_classes = [LoginRateThrottle]
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = self.get_serializer(data=request.data)
         try:
-            serializer.is_valid(raise_exception=True)
-        except AuthenticationFailed:
-            if login_locked_out(request):
-                raise ApiError(
-                    LOCKOUT_MESSAGE, code="locked_out", field="username", status_code=429
-                ) from None
-            raise
+            tokens = token_login(request=request, serializer=self.get_serializer(data=request.data))
         except TokenError as error:
             raise InvalidToken(error.args[0]) from error
-        # A valid serializer has authenticated an active user.
-        assert isinstance(serializer, jwt_serializers.TokenObtainSerializer) and serializer.user
-        login_succeeded(serializer.user)
-        return Response(serializer.validated_data)
+        return Response(tokens)
 
 
 class RotatingTokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
@@ -167,13 +155,9 @@ class AuditLogListView(generics.ListAPIView[AuditLog]):
 
     def get_queryset(self) -> QuerySet[AuditLog]:
         filters = query(AuditFilterSerializer, self.request)
-        entries = AuditLog.objects.order_by("-time", "-id")
-        if "actor" in filters:
-            entries = entries.filter(actor=filters["actor"])
-        if "action" in filters:
-            entries = entries.filter(action=filters["action"])
-        if "from" in filters:
-            entries = entries.filter(time__gte=filters["from"])
-        if "to" in filters:
-            entries = entries.filter(time__lt=filters["to"])
-        return entries
+        return audit_entries(
+            actor=filters.get("actor"),
+            action=filters.get("action"),
+            start=filters.get("from"),
+            end=filters.get("to"),
+        )

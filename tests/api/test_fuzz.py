@@ -73,7 +73,8 @@ def test_no_generated_request_makes_the_api_fail(
                     f"query={case.query} body={case.body!r} -> {response.status_code} "
                     f"{response.text[:300]}"
                 )
-            elif response.status_code >= 400:
+            # /api/health answers 503 with its own body (the statuses) while a component is down.
+            elif response.status_code >= 400 and case.path != "/api/health":
                 body = response.json()
                 assert set(body["error"]) == {"code", "message", "field"}, body
 

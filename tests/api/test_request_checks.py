@@ -67,3 +67,30 @@ def test_the_token_of_a_deleted_user_is_refused(users: dict[str, Any]) -> None:
     viewer = client_for(users["viewer"])
     users["viewer"].delete()
     assert viewer.get("/api/pairs/status").status_code == 401
+
+
+def test_the_public_health_check_is_in_the_schema_and_never_throttled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from drf_spectacular.generators import SchemaGenerator
+    from rest_framework.test import APIClient
+
+    # The schema documents GET /api/health alone, with its body for 200 and 503
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = schema["paths"]["/api/health"]
+    assert list(operations) == ["get"]
+    assert {"200", "503"} <= set(operations["get"]["responses"])
+    # Given anonymous and user rates of three requests a minute
+    for throttle in (throttles.AnonRateThrottle, throttles.UserRateThrottle):
+        rates = {**throttle.THROTTLE_RATES, "anon": "3/min", "user": "3/min"}
+        monkeypatch.setattr(throttle, "THROTTLE_RATES", rates)
+    # When a load balancer polls it 60 times, anonymously
+    client = APIClient()
+    answers = [client.get("/api/health") for _ in range(60)]
+    # Then every call is answered with the statuses, none throttled (nothing runs here: 503)
+    assert {answer.status_code for answer in answers} <= {200, 503}
+    assert all(set(answer.json()) == {"status", "checked_at", "components"} for answer in answers)
+    # And it stays JSON whatever the client accepts, for GET only
+    assert client.get("/api/health", HTTP_ACCEPT="text/plain").json()["status"]
+    assert client.post("/api/health").status_code == 405
+    assert client.head("/api/health").status_code == 405

@@ -17,11 +17,12 @@ from django.utils import timezone
 
 from marketdata.models import Pair
 from marketdata.services import candles_ingest
-from septrader.models import AuditLog, SystemConfig
+from septrader.models import AuditLog, Node, SystemConfig
 from tests.console.conftest import CHART_END, minute_candles
 from trading.models import (
     AccountSnapshot,
     BrokerTransaction,
+    MaintenanceWindow,
     Order,
     Trade,
     TradingSignal,
@@ -379,3 +380,93 @@ def test_the_candle_list_shows_a_pairs_newest_minutes_first_without_counting_the
     # The planner's estimate stands in for the count of a big filtered list
     assert any(query["sql"].startswith("EXPLAIN (FORMAT JSON)") for query in queries)
     assert not any("COUNT(*)" in query["sql"] for query in queries)
+
+
+@pytest.mark.django_db
+def test_nodes_added_and_changed_in_the_console_are_audited(operator_client: Client) -> None:
+    added = operator_client.post(
+        "/admin/septrader/node/add/", {"name": "node-c", "state": "active"}
+    )
+    assert added.status_code == 302
+    node = Node.objects.get(name="node-c")
+    changed = operator_client.post(
+        f"/admin/septrader/node/{node.pk}/change/", {"name": "node-c", "state": "draining"}
+    )
+    assert changed.status_code == 302
+
+    entries = AuditLog.objects.filter(action__in=["node.add", "node.change"]).order_by("id")
+    assert [(e.action, e.actor, e.target, e.details, e.address) for e in entries] == [
+        ("node.add", "ops", "node-c", {"changed": ["name"], "state": "active"}, "127.0.0.1"),
+        ("node.change", "ops", "node-c", {"changed": ["state"], "state": "draining"}, "127.0.0.1"),
+    ]
+
+
+@pytest.mark.django_db
+def test_maintenance_windows_added_changed_and_deleted_in_the_console_are_audited(
+    operator_client: Client,
+) -> None:
+    form = {
+        "starts_at_0": "2030-01-02",
+        "starts_at_1": "10:00:00",
+        "ends_at_0": "2030-01-02",
+        "ends_at_1": "11:00:00",
+        "reason": "broker upgrade",
+        "pairs": '["EUR_USD"]',
+    }
+    assert operator_client.post("/admin/trading/maintenancewindow/add/", form).status_code == 302
+    window = MaintenanceWindow.objects.get()
+    assert window.created_by == "ops"
+    url = f"/admin/trading/maintenancewindow/{window.pk}/"
+    changed = operator_client.post(f"{url}change/", {**form, "reason": "longer upgrade"})
+    assert changed.status_code == 302
+    deleted = operator_client.post(f"{url}delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not MaintenanceWindow.objects.exists()
+
+    entries = AuditLog.objects.filter(action__startswith="maintenance.").order_by("id")
+    assert [(e.action, e.actor, e.target, e.details, e.address) for e in entries] == [
+        (
+            "maintenance.add",
+            "ops",
+            "broker upgrade 2030-01-02 10:00 to 11:00 UTC",
+            {"changed": ["starts_at", "ends_at", "reason", "pairs"], "pairs": ["EUR_USD"]},
+            "127.0.0.1",
+        ),
+        (
+            "maintenance.change",
+            "ops",
+            "longer upgrade 2030-01-02 10:00 to 11:00 UTC",
+            # As Django's form reports it, the JSON pairs field among the changed ones.
+            {"changed": ["reason", "pairs"], "pairs": ["EUR_USD"]},
+            "127.0.0.1",
+        ),
+        (
+            "maintenance.delete",
+            "ops",
+            "longer upgrade 2030-01-02 10:00 to 11:00 UTC",
+            {},
+            "127.0.0.1",
+        ),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_pairs_node_and_risk_overrides_changed_together_are_both_audited(
+    operator_client: Client,
+) -> None:
+    node = Node.objects.create(name="node-a")
+    eur_usd = Pair.objects.get(symbol="EUR_USD")
+    saved = operator_client.post(
+        f"/admin/marketdata/pair/{eur_usd.pk}/change/",
+        {"risk_overrides": '{"max_open_trades": 2}', "node": str(node.pk)},
+    )
+
+    assert saved.status_code == 302
+    eur_usd.refresh_from_db()
+    assert (eur_usd.node_id, eur_usd.risk_overrides) == (node.pk, {"max_open_trades": 2})
+    entries = AuditLog.objects.filter(target="EUR_USD", action__startswith="pair.")
+    assert {(e.action, e.actor, e.address) for e in entries} == {
+        ("pair.risk_overrides", "ops", "127.0.0.1"),
+        ("pair.assign_node", "ops", "127.0.0.1"),
+    }
+    assert entries.get(action="pair.assign_node").details == {"from": None, "to": "node-a"}
