@@ -175,10 +175,23 @@ def candle_chart_svg(
     pad = (high - low) * 0.08 or 10.0**-digits * 10
     scale = _Scale(start.timestamp(), end.timestamp(), low - pad, high + pad, width, height)
     slot = (width - LEFT - RIGHT) / max(1.0, (end - start).total_seconds()) * _period(candles)
-    body = max(1.0, slot * 0.7)
     parts = [_frame(width, height, f"{len(candles)} candles", "price-chart")]
     parts.append(_grid(scale, [low + (high - low) * step / 4 for step in range(5)], digits))
     parts.append(_time_axis(scale, start, end, height, ticks=3))
+    parts.extend(_candle_marks(candles, scale, slot, digits))
+    parts.extend(_signal_marks(signals, candles, scale, slot))
+    parts.extend(_trade_marks(trades, scale, digits))
+    parts.append("</svg>")
+    # Every piece above is a formatted number or escaped text.
+    return mark_safe("".join(parts))
+
+
+def _candle_marks(
+    candles: Sequence[CandleLike], scale: _Scale, slot: float, digits: int
+) -> list[str]:
+    """One ``g.candle`` per candle: its wick and its body, ``slot`` wide less a gap."""
+    body = max(1.0, slot * 0.7)
+    parts = []
     for bar in candles:
         centre = scale.x(bar.time) + slot / 2
         rising = bar.close >= bar.open
@@ -194,7 +207,15 @@ def candle_chart_svg(
             f'<rect x="{centre - body / 2:.1f}" y="{top:.1f}" width="{body:.1f}" '
             f'height="{max(1.0, bottom - top):.1f}" fill="{colour}"/></g>'
         )
+    return parts
+
+
+def _signal_marks(
+    signals: Sequence[SignalLike], candles: Sequence[CandleLike], scale: _Scale, slot: float
+) -> list[str]:
+    """A triangle per signal: a BUY below its candle pointing up, a SELL above pointing down."""
     by_time = {bar.time: bar for bar in candles}
+    parts = []
     for signal in signals:
         bar = by_time.get(signal.time) or min(
             candles, key=lambda candle: abs((candle.time - signal.time).total_seconds())
@@ -216,6 +237,12 @@ def candle_chart_svg(
             f"<title>{escape(signal.direction)} signal {_label(signal.time)} confidence "
             f"{signal.confidence:.3f} ({escape(signal.status)})</title></polygon>"
         )
+    return parts
+
+
+def _trade_marks(trades: Sequence[TradeLike], scale: _Scale, digits: int) -> list[str]:
+    """An entry circle per trade and, once it is closed, a dashed line to an exit square."""
+    parts = []
     for trade in trades:
         x_open, y_open = scale.x(trade.opened_at), scale.y(float(trade.open_price))
         side = "long" if trade.units > 0 else "short"
@@ -236,9 +263,7 @@ def candle_chart_svg(
                 f"{escape(trade.broker_trade_id)} closed {_label(trade.closed_at)} at "
                 f"{trade.close_price:.{digits}f}, P&amp;L {trade.realized_pl}</title></rect>"
             )
-    parts.append("</svg>")
-    # Every piece above is a formatted number or escaped text.
-    return mark_safe("".join(parts))
+    return parts
 
 
 def _period(candles: Sequence[CandleLike]) -> float:

@@ -106,28 +106,19 @@ def parse_candle(
     """Validate one candle; ``pair`` and ``timeframe`` are the defaults for rows that omit them.
 
     This runs once per candle on every write path (a million rows a minute in a backfill), so the
-    common case is kept cheap: exact type checks first, text for messages only on rejection.
+    common case is kept cheap: exact type checks first, inline, with no call per step; only a
+    candle that fails a check calls a ``_*_rejection`` function, which finds and words the fault.
     """
     if type(raw) is not dict and not isinstance(raw, Mapping):
         return CandleRejection(row, "candle", raw, "is not an object; expected a JSON object")
     get = raw.get
     symbol: str | None = get("pair") or get("instrument") or pair
     if type(symbol) is not str or symbol not in known_pairs:
-        if symbol is None:
-            return CandleRejection(row, "pair", None, "is missing; expected a pair like EUR_USD")
-        return CandleRejection(
-            row, "pair", symbol, "is not a known pair; add it to the pairs table first"
-        )
+        return _pair_rejection(row, symbol)
     granularity: str | None = get("timeframe") or get("granularity") or timeframe
     seconds = TIMEFRAME_SECONDS.get(granularity) if type(granularity) is str else None
     if granularity is None or seconds is None:
-        return CandleRejection(
-            row,
-            "timeframe",
-            granularity,
-            f"is not supported; expected one of {', '.join(TIMEFRAME_SECONDS)}",
-            pair=symbol,
-        )
+        return _timeframe_rejection(row, granularity, symbol)
     raw_time = get("time")
     if type(raw_time) is datetime and raw_time.tzinfo is UTC:
         time = raw_time
@@ -137,6 +128,63 @@ def parse_candle(
         except CandleTimeError as error:
             return CandleRejection(row, "time", raw_time, str(error), pair=symbol)
     # Every stored timeframe divides a day, so alignment is a question about the time of day.
+    if (
+        time.microsecond
+        or (time.hour * 3600 + time.minute * 60 + time.second) % seconds
+        or time > now
+    ):
+        return _time_rejection(row, raw_time, time, granularity, now, symbol)
+    complete = get("complete", True)
+    if (complete is not True and complete is not False) or (
+        complete and time + _DURATIONS[granularity] > now
+    ):
+        return _complete_rejection(row, complete, granularity, symbol, time)
+    prices = []
+    for name in _PRICE_FIELDS:
+        value = get(name)
+        try:
+            price = parse_decimal(value)
+        except (InvalidOperation, ValueError) as error:
+            return _number_rejection(row, name, value, error, symbol, time)
+        problem = _price_problem(price)
+        if problem is not None:
+            return CandleRejection(row, name, value, problem, symbol, _stamp(time))
+        prices.append(price)
+    open_, high, low, close = prices
+    if not (low <= open_ <= high and low <= close <= high):
+        return _range_rejection(row, open_, high, low, close, symbol, time)
+    volume = get("volume", 0)
+    if type(volume) is not int or not 0 <= volume <= MAX_VOLUME:
+        return _volume_rejection(row, volume, symbol, time)
+    return CandleRow(symbol, granularity, time, open_, high, low, close, volume, complete)
+
+
+# The rejections of ``parse_candle``: called only for a candle that failed the check, they say
+# which part of it failed and why (the first fault, in the order the checks run).
+
+
+def _pair_rejection(row: int, symbol: Any) -> CandleRejection:
+    if symbol is None:
+        return CandleRejection(row, "pair", None, "is missing; expected a pair like EUR_USD")
+    return CandleRejection(
+        row, "pair", symbol, "is not a known pair; add it to the pairs table first"
+    )
+
+
+def _timeframe_rejection(row: int, granularity: Any, symbol: str) -> CandleRejection:
+    return CandleRejection(
+        row,
+        "timeframe",
+        granularity,
+        f"is not supported; expected one of {', '.join(TIMEFRAME_SECONDS)}",
+        pair=symbol,
+    )
+
+
+def _time_rejection(
+    row: int, raw_time: Any, time: datetime, granularity: str, now: datetime, symbol: str
+) -> CandleRejection:
+    seconds = TIMEFRAME_SECONDS[granularity]
     if time.microsecond or (time.hour * 3600 + time.minute * 60 + time.second) % seconds:
         return CandleRejection(
             row,
@@ -145,55 +193,61 @@ def parse_candle(
             f"is not aligned to {granularity}; expected a multiple of {seconds} s since the epoch",
             pair=symbol,
         )
-    if time > now:
-        return CandleRejection(
-            row, "time", raw_time, f"is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ})", symbol
-        )
-    complete = get("complete", True)
+    return CandleRejection(
+        row, "time", raw_time, f"is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ})", symbol
+    )
+
+
+def _complete_rejection(
+    row: int, complete: Any, granularity: str, symbol: str, time: datetime
+) -> CandleRejection:
     if complete is not True and complete is not False:
         return CandleRejection(
             row, "complete", complete, "is not true or false", symbol, _stamp(time)
         )
-    if complete and time + _DURATIONS[granularity] > now:
-        return CandleRejection(
-            row,
-            "complete",
-            complete,
-            f"cannot be true before the {granularity} period ends",
-            symbol,
-            _stamp(time),
-        )
-    prices = []
-    for name in _PRICE_FIELDS:
-        value = get(name)
-        try:
-            price = parse_decimal(value)
-        except NonAsciiNumberError:
-            return CandleRejection(row, name, value, f"is not {ASCII_NUMBER}", symbol, _stamp(time))
-        except (InvalidOperation, ValueError):
-            return CandleRejection(row, name, value, "is not a number", symbol, _stamp(time))
-        problem = _price_problem(price)
-        if problem is not None:
-            return CandleRejection(row, name, value, problem, symbol, _stamp(time))
-        prices.append(price)
-    open_, high, low, close = prices
+    return CandleRejection(
+        row,
+        "complete",
+        complete,
+        f"cannot be true before the {granularity} period ends",
+        symbol,
+        _stamp(time),
+    )
+
+
+def _number_rejection(
+    row: int, name: str, value: Any, error: Exception, symbol: str, time: datetime
+) -> CandleRejection:
+    if isinstance(error, NonAsciiNumberError):
+        return CandleRejection(row, name, value, f"is not {ASCII_NUMBER}", symbol, _stamp(time))
+    return CandleRejection(row, name, value, "is not a number", symbol, _stamp(time))
+
+
+def _range_rejection(
+    row: int,
+    open_: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    symbol: str,
+    time: datetime,
+) -> CandleRejection:
     if high < low:
         return CandleRejection(row, "high", str(high), f"is below low {low}", symbol, _stamp(time))
-    for name, price in (("open", open_), ("close", close)):
-        if not low <= price <= high:
-            return CandleRejection(
-                row, name, str(price), f"is outside [low {low}, high {high}]", symbol, _stamp(time)
-            )
-    volume = get("volume", 0)
+    name, price = ("open", open_) if not low <= open_ <= high else ("close", close)
+    return CandleRejection(
+        row, name, str(price), f"is outside [low {low}, high {high}]", symbol, _stamp(time)
+    )
+
+
+def _volume_rejection(row: int, volume: Any, symbol: str, time: datetime) -> CandleRejection:
     if type(volume) is not int or volume < 0:
         return CandleRejection(
             row, "volume", volume, "is not a non-negative integer", symbol, _stamp(time)
         )
-    if volume > MAX_VOLUME:
-        return CandleRejection(
-            row, "volume", volume, f"is too large (at most {MAX_VOLUME})", symbol, _stamp(time)
-        )
-    return CandleRow(symbol, granularity, time, open_, high, low, close, volume, complete)
+    return CandleRejection(
+        row, "volume", volume, f"is too large (at most {MAX_VOLUME})", symbol, _stamp(time)
+    )
 
 
 def oanda_candle_fields(candle: Mapping[str, Any], price: str = "mid") -> dict[str, Any]:
@@ -338,80 +392,35 @@ def validate_candle_columns(
         return None
     # Rows that are not objects are left to parse_candle; an empty mapping stands in for them.
     rows = candles if objects else [c if type(c) is dict else {} for c in candles]
+    # Which rows are proven valid so far; each step below narrows it.
     usable = np.ones(count, dtype=bool) if objects else np.array([type(c) is dict for c in candles])
-
-    if oanda_price is None:
-        symbols = [c.get("pair") or c.get("instrument") or pair for c in rows]
-        granularities = [c.get("timeframe") or c.get("granularity") or timeframe for c in rows]
-    else:  # a flattened OANDA candle names neither
-        symbols, granularities = [pair] * count, [timeframe] * count
-    symbol = pair if pair is not None else symbols[0]
-    if type(symbol) is not str or symbol not in known_pairs:
+    identity = _batch_identity(rows, usable, pair, timeframe, known_pairs, oanda_price)
+    if identity is None:
         return None
-    if symbols.count(symbol) != count:
-        usable &= np.array([value == symbol for value in symbols], dtype=bool)
-    granularity = timeframe if timeframe is not None else granularities[0]
-    if type(granularity) is not str or granularity not in TIMEFRAME_SECONDS:
-        return None
-    if granularities.count(granularity) != count:
-        usable &= np.array([value == granularity for value in granularities], dtype=bool)
-    step = TIMEFRAME_SECONDS[granularity]
-    price_rows: Sequence[Mapping[str, Any]] = rows
-    price_keys = dict(zip(_PRICE_FIELDS, _PRICE_FIELDS, strict=True))
-    if oanda_price is not None:
-        components = [c.get(oanda_price) for c in rows]
-        if set(map(type, components)) != {dict}:
-            # oanda_candle_fields gives such a candle no prices: the row path names them.
-            usable &= np.array([type(m) is dict for m in components], dtype=bool)
-            components = [m if type(m) is dict else {} for m in components]
-        price_rows = components
-        price_keys = {"open": "o", "high": "h", "low": "l", "close": "c"}
-
+    symbol, granularity = identity
     times = _time_column([c.get("time") for c in rows])
     if times is None:
         return None
     seconds, readable, time_texts = times
     usable &= readable
     completes = [c.get("complete", True) for c in rows]
-    if set(map(type, completes)) == {bool}:
-        complete = np.array(completes, dtype=bool)
-    else:
-        usable &= np.array([type(value) is bool for value in completes], dtype=bool)
-        complete = np.array([value is True for value in completes], dtype=bool)
-    now_micro = (now - _EPOCH) // _MICROSECOND
-    usable &= seconds >= 0
-    usable &= seconds % step == 0
-    usable &= seconds * 1_000_000 <= now_micro
-    usable &= ~complete | ((seconds + step) * 1_000_000 <= now_micro)
-
-    prices = []
-    for name in _PRICE_FIELDS:
-        key = price_keys[name]
-        texts, values, plain = _price_column([c.get(key) for c in price_rows])
-        usable &= plain & (values > 0) & (values < 1e9)
-        prices.append((texts, values))
-    (opens, open_), (highs, high), (lows, low), (closes, close) = prices
-    usable &= (low <= high) & (low <= open_) & (open_ <= high) & (low <= close) & (close <= high)
-
+    usable &= _period_column(seconds, completes, TIMEFRAME_SECONDS[granularity], now)
+    opens, highs, lows, closes = _price_columns(rows, usable, oanda_price)
     volumes = [c.get("volume", 0) for c in rows]
     usable &= _volume_column(volumes)
 
-    rejected: list[CandleRejection] = []
-    for index in np.flatnonzero(~usable).tolist():
-        parsed = parse_candle(
-            row_offset + index,
-            candles[index]
-            if oanda_price is None
-            else oanda_candle_fields(candles[index], oanda_price),
-            pair=pair,
-            timeframe=timeframe,
-            known_pairs=known_pairs,
-            now=now,
-        )
-        if not isinstance(parsed, CandleRejection):
-            return None
-        rejected.append(parsed)
-
+    rejected = _row_rejections(
+        candles,
+        usable,
+        row_offset=row_offset,
+        oanda_price=oanda_price,
+        pair=pair,
+        timeframe=timeframe,
+        known_pairs=known_pairs,
+        now=now,
+    )
+    if rejected is None:
+        return None
     if rejected:
         keep = usable.tolist()
         seconds = seconds[usable]
@@ -431,6 +440,116 @@ def validate_candle_columns(
         symbol, granularity, seconds, opens, highs, lows, closes, volumes, completes, time_texts
     )
     return columns, rejected
+
+
+def _batch_identity(
+    rows: Sequence[Mapping[str, Any]],
+    usable: np.ndarray[Any, np.dtype[np.bool_]],
+    pair: str | None,
+    timeframe: str | None,
+    known_pairs: Set[str],
+    oanda_price: str | None,
+) -> tuple[str, str] | None:
+    """The batch's pair and timeframe, None when they are not valid; rows that name another pair
+    or timeframe are taken out of ``usable`` (in place)."""
+    count = len(rows)
+    if oanda_price is None:
+        symbols = [c.get("pair") or c.get("instrument") or pair for c in rows]
+        granularities = [c.get("timeframe") or c.get("granularity") or timeframe for c in rows]
+    else:  # a flattened OANDA candle names neither
+        symbols, granularities = [pair] * count, [timeframe] * count
+    symbol = pair if pair is not None else symbols[0]
+    if type(symbol) is not str or symbol not in known_pairs:
+        return None
+    if symbols.count(symbol) != count:
+        usable &= np.array([value == symbol for value in symbols], dtype=bool)
+    granularity = timeframe if timeframe is not None else granularities[0]
+    if type(granularity) is not str or granularity not in TIMEFRAME_SECONDS:
+        return None
+    if granularities.count(granularity) != count:
+        usable &= np.array([value == granularity for value in granularities], dtype=bool)
+    return symbol, granularity
+
+
+def _period_column(
+    seconds: np.ndarray[Any, np.dtype[np.int64]],
+    completes: list[Any],
+    step: int,
+    now: datetime,
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which candles are aligned to ``step``, began by ``now``, say true or false for complete,
+    and (when complete) ended by ``now``."""
+    if set(map(type, completes)) == {bool}:
+        complete = np.array(completes, dtype=bool)
+        usable = seconds >= 0
+    else:
+        usable = np.array([type(value) is bool for value in completes], dtype=bool)
+        complete = np.array([value is True for value in completes], dtype=bool)
+        usable &= seconds >= 0
+    now_micro = (now - _EPOCH) // _MICROSECOND
+    usable &= seconds % step == 0
+    usable &= seconds * 1_000_000 <= now_micro
+    usable &= ~complete | ((seconds + step) * 1_000_000 <= now_micro)
+    return usable
+
+
+def _price_columns(
+    rows: Sequence[Mapping[str, Any]],
+    usable: np.ndarray[Any, np.dtype[np.bool_]],
+    oanda_price: str | None,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The texts of the open, high, low and close prices; rows whose prices are not plain, in
+    range and consistent with each other are taken out of ``usable`` (in place)."""
+    price_rows: Sequence[Mapping[str, Any]] = rows
+    price_keys = dict(zip(_PRICE_FIELDS, _PRICE_FIELDS, strict=True))
+    if oanda_price is not None:
+        components: list[Any] = [c.get(oanda_price) for c in rows]
+        if set(map(type, components)) != {dict}:
+            # oanda_candle_fields gives such a candle no prices: the row path names them.
+            usable &= np.array([type(m) is dict for m in components], dtype=bool)
+            components = [m if type(m) is dict else {} for m in components]
+        price_rows = components
+        price_keys = {"open": "o", "high": "h", "low": "l", "close": "c"}
+    prices = []
+    for name in _PRICE_FIELDS:
+        key = price_keys[name]
+        texts, values, plain = _price_column([c.get(key) for c in price_rows])
+        usable &= plain & (values > 0) & (values < 1e9)
+        prices.append((texts, values))
+    (opens, open_), (highs, high), (lows, low), (closes, close) = prices
+    usable &= (low <= high) & (low <= open_) & (open_ <= high) & (low <= close) & (close <= high)
+    return opens, highs, lows, closes
+
+
+def _row_rejections(
+    candles: Sequence[Any],
+    usable: np.ndarray[Any, np.dtype[np.bool_]],
+    *,
+    row_offset: int,
+    oanda_price: str | None,
+    pair: str | None,
+    timeframe: str | None,
+    known_pairs: Set[str],
+    now: datetime,
+) -> list[CandleRejection] | None:
+    """``parse_candle``'s rejections of the rows not proven valid, in row order; None when one of
+    them is valid after all (in a form the columns do not read)."""
+    rejected: list[CandleRejection] = []
+    for index in np.flatnonzero(~usable).tolist():
+        parsed = parse_candle(
+            row_offset + index,
+            candles[index]
+            if oanda_price is None
+            else oanda_candle_fields(candles[index], oanda_price),
+            pair=pair,
+            timeframe=timeframe,
+            known_pairs=known_pairs,
+            now=now,
+        )
+        if not isinstance(parsed, CandleRejection):
+            return None
+        rejected.append(parsed)
+    return rejected
 
 
 def _time_column(

@@ -249,3 +249,14 @@ def pair_exists(symbol: str) -> bool:
     return (
         bool(re.match(PAIR_SYMBOL_PATTERN, symbol)) and Pair.objects.filter(symbol=symbol).exists()
     )
+
+
+def candle_newest_complete_time(pair: str, timeframe: str) -> datetime | None:
+    """The start of the newest complete candle stored for ``pair`` and ``timeframe``."""
+    newest: datetime | None = (
+        Candle.objects.filter(pair_id=pair, timeframe=timeframe, complete=True)
+        .order_by("-time")
+        .values_list("time", flat=True)
+        .first()
+    )
+    return newest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,8 +22,9 @@ from marketdata.candle_input import (
     parse_candle,
     validate_candle_columns,
 )
-from marketdata.models import Candle, Pair
+from marketdata.models import Pair
 from marketdata.oanda import instrument_candles
+from marketdata.selectors import candle_newest_complete_time
 from marketdata.timeframes import timeframe_duration
 
 logger = logging.getLogger(__name__)
@@ -438,77 +439,28 @@ def candles_backfill(
     step = timeframe_duration(timeframe)
     finish = end or datetime.now(UTC)
     if resume:
-        newest = (
-            Candle.objects.filter(pair_id=pair, timeframe=timeframe, complete=True)
-            .order_by("-time")
-            .values_list("time", flat=True)
-            .first()
-        )
-        if newest is not None and (start is None or newest + step > start):
-            start = newest + step
+        start = _resume_start(start, candle_newest_complete_time(pair, timeframe), step)
     if start is None:
         raise ValueError(f"no candles of {pair} {timeframe} are stored yet: give a start time")
     result = BackfillResult(pair, timeframe, start, finish)
-    finish_micros = (finish - _EPOCH) // timedelta(microseconds=1)
-
-    def fetch(cursor: datetime) -> dict[str, Any]:
-        endpoint = instrument_candles(
-            pair,
-            {
-                "granularity": timeframe,
-                "price": price,
-                "from": cursor.strftime("%Y-%m-%dT%H:%M:%S.000000000Z"),
-                "count": OANDA_MAX_CANDLES,
-                "includeFirst": "true",
-            },
-        )
-        page: dict[str, Any] = client.request(endpoint)
-        return page
-
+    fetch = functools.partial(_backfill_fetch, client, pair, timeframe, price)
     # Three stages overlap: a helper thread fetches the next page (the broker's or the
     # simulator's work and the JSON), another validates the page before it, and this thread
     # stores the one before that (mostly the database's work). The client is used by one thread.
     failure: list[Exception] = []
-
-    def pages() -> Iterator[tuple[int, list[Any]]]:
-        cursor = start
-        offset = 0
-        upcoming = fetcher.submit(fetch, cursor) if cursor < finish else None
-        while upcoming is not None:
-            try:
-                page = upcoming.result()
-            except Exception as error:
-                # Raised once the pages already fetched are stored, as a loop page by page would.
-                failure.append(error)
-                return
-            upcoming = None
-            result.requests += 1
-            # OANDA's candles as they came: ingestion reads their price component.
-            rows = page.get("candles", [])
-            micros, readable = broker_time_micros([row.get("time") for row in rows])
-            # A candle with an unreadable time goes on to ingestion, which rejects it by name.
-            keep = ~readable | (micros < finish_micros)
-            wanted = rows if keep.all() else list(itertools.compress(rows, keep.tolist()))
-            # OANDA counts only candles that exist (no weekend gaps), so a short page, or one
-            # ending in the forming candle, means the broker has nothing newer.
-            reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
-                r.get("complete", True) for r in rows if isinstance(r.get(component), Mapping)
-            )
-            newest = (
-                _EPOCH + timedelta(microseconds=int(micros[readable].max()))
-                if readable.any()
-                else None
-            )
-            if not (reached_present or newest is None or newest + step <= cursor):
-                cursor = newest + step
-                if cursor < finish:
-                    upcoming = fetcher.submit(fetch, cursor)
-            yield offset, wanted
-            offset += len(wanted)
-
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch") as fetcher:
+        pages = _backfill_pages(
+            fetcher,
+            fetch,
+            result,
+            start=start,
+            finish=finish,
+            step=step,
+            component=component,
+            failure=failure,
+        )
         for stored in candles_ingest_batches(
-            batches=pages(), pair=pair, timeframe=timeframe, oanda_price=component
+            batches=pages, pair=pair, timeframe=timeframe, oanda_price=component
         ):
             result.ingest.merge(stored)
             if on_page is not None:
@@ -517,6 +469,94 @@ def candles_backfill(
         raise failure[0]
     logger.info("event=backfill_done %s", result.summary())
     return result
+
+
+def _resume_start(
+    start: datetime | None, newest: datetime | None, step: timedelta
+) -> datetime | None:
+    """Where a resumed backfill starts: after ``newest`` (the newest complete candle stored)
+    when that is later than ``start``."""
+    if newest is not None and (start is None or newest + step > start):
+        return newest + step
+    return start
+
+
+def _backfill_fetch(
+    client: Any, pair: str, timeframe: str, price: str, cursor: datetime
+) -> dict[str, Any]:
+    """One page of OANDA's candles from ``cursor`` on (included)."""
+    endpoint = instrument_candles(
+        pair,
+        {
+            "granularity": timeframe,
+            "price": price,
+            "from": cursor.strftime("%Y-%m-%dT%H:%M:%S.000000000Z"),
+            "count": OANDA_MAX_CANDLES,
+            "includeFirst": "true",
+        },
+    )
+    page: dict[str, Any] = client.request(endpoint)
+    return page
+
+
+def _backfill_pages(
+    fetcher: ThreadPoolExecutor,
+    fetch: Callable[[datetime], dict[str, Any]],
+    result: BackfillResult,
+    *,
+    start: datetime,
+    finish: datetime,
+    step: timedelta,
+    component: str,
+    failure: list[Exception],
+) -> Iterator[tuple[int, list[Any]]]:
+    """(offset, candles) of each page, fetching the next on ``fetcher`` while this one is stored.
+
+    Counts the requests in ``result``; a failed fetch goes to ``failure`` and ends the pages.
+    """
+    finish_micros = (finish - _EPOCH) // timedelta(microseconds=1)
+    cursor = start
+    offset = 0
+    upcoming = fetcher.submit(fetch, cursor) if cursor < finish else None
+    while upcoming is not None:
+        try:
+            page = upcoming.result()
+        except Exception as error:
+            # Raised once the pages already fetched are stored, as a loop page by page would.
+            failure.append(error)
+            return
+        upcoming = None
+        result.requests += 1
+        wanted, newest, reached_present = _backfill_page_candles(
+            page.get("candles", []), component, finish_micros
+        )
+        if not (reached_present or newest is None or newest + step <= cursor):
+            cursor = newest + step
+            if cursor < finish:
+                upcoming = fetcher.submit(fetch, cursor)
+        yield offset, wanted
+        offset += len(wanted)
+
+
+def _backfill_page_candles(
+    rows: list[Any], component: str, finish_micros: int
+) -> tuple[list[Any], datetime | None, bool]:
+    """A page's candles before the finish, its newest candle time, and whether the broker has
+    nothing newer."""
+    # OANDA's candles as they came: ingestion reads their price component.
+    micros, readable = broker_time_micros([row.get("time") for row in rows])
+    # A candle with an unreadable time goes on to ingestion, which rejects it by name.
+    keep = ~readable | (micros < finish_micros)
+    wanted = rows if keep.all() else list(itertools.compress(rows, keep.tolist()))
+    # OANDA counts only candles that exist (no weekend gaps), so a short page, or one ending in
+    # the forming candle, means the broker has nothing newer.
+    reached_present = len(rows) < OANDA_MAX_CANDLES or not all(
+        r.get("complete", True) for r in rows if isinstance(r.get(component), Mapping)
+    )
+    newest = (
+        _EPOCH + timedelta(microseconds=int(micros[readable].max())) if readable.any() else None
+    )
+    return wanted, newest, reached_present
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

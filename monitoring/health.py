@@ -336,22 +336,34 @@ def check_stream(now: datetime) -> list[ComponentHealth]:
             ComponentHealth(name, "down", reason, None, timer.ms, known=name == "streamer")
             for name in ("streamer", "price_stream", "transaction_stream")
         ]
+    streamer = _streamer_health(now, state, stale)
+    streamer_alive = streamer.status == "ok"
+    return [
+        streamer,
+        *_stream_health(now, state, stale, streamer_alive=streamer_alive),
+        *_pair_price_health(now, state, pairs, stale_price, streamer_alive=streamer_alive),
+    ]
+
+
+def _streamer_health(now: datetime, state: dict[str, Any], stale: timedelta) -> ComponentHealth:
+    """The streamer itself: alive while it publishes its state."""
     updated = _parse(state.get("updated"))
+    if updated is not None and now - updated <= stale:
+        return ComponentHealth("streamer", "ok", f"state published {_age(now, updated)}", updated)
+    return ComponentHealth(
+        "streamer",
+        "down",
+        f"the streamer stopped publishing: last state {_age(now, updated)}",
+        updated,
+    )
+
+
+def _stream_health(
+    now: datetime, state: dict[str, Any], stale: timedelta, *, streamer_alive: bool
+) -> list[ComponentHealth]:
+    """The price and transaction streams from OANDA: alive while messages (heartbeats
+    included) arrive."""
     results = []
-    streamer_alive = updated is not None and now - updated <= stale
-    if streamer_alive:
-        results.append(
-            ComponentHealth("streamer", "ok", f"state published {_age(now, updated)}", updated)
-        )
-    else:
-        results.append(
-            ComponentHealth(
-                "streamer",
-                "down",
-                f"the streamer stopped publishing: last state {_age(now, updated)}",
-                updated,
-            )
-        )
     for name, key, what in (
         ("price_stream", "prices_alive_at", "price"),
         ("transaction_stream", "transactions_alive_at", "transaction"),
@@ -375,8 +387,21 @@ def check_stream(now: datetime) -> list[ComponentHealth]:
                     known=streamer_alive,
                 )
             )
+    return results
+
+
+def _pair_price_health(
+    now: datetime,
+    state: dict[str, Any],
+    pairs: list[str],
+    stale_price: timedelta,
+    *,
+    streamer_alive: bool,
+) -> list[ComponentHealth]:
+    """Each enabled pair's prices: recent enough while the market is open."""
     open_market = market_is_open(now)
     per_pair = state.get("pairs") or {}
+    results = []
     for pair in pairs:
         received = _parse((per_pair.get(pair) or {}).get("last_price_received"))
         name = f"prices:{pair}"

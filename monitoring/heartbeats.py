@@ -8,10 +8,12 @@ tasks, and a stopped beat is seen while every worker is idle. Connected from sep
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import signals
@@ -35,34 +37,74 @@ def django_setup_once() -> None:
         django.setup()
 
 
-def _publish_forever(components: list[str], interval: float, stop: threading.Event) -> None:
-    django_setup_once()
+def start_heartbeat_thread(
+    beat: Callable[[], object],
+    *,
+    interval: float,
+    thread_name: str,
+    on_error: Callable[[Exception], None],
+    setup: Callable[[], None] | None = None,
+) -> threading.Event:
+    """A daemon thread that calls ``beat`` every ``interval`` seconds until the event it returns
+    is set: the one heartbeat loop of workers, beat and nodes.
+
+    The thread runs ``setup`` first (once), and gives every beat a usable database connection
+    (a connection closed by the server, or past its age, is replaced). A beat that raises is
+    handed to ``on_error`` (to log it), its connection is closed, and the thread beats again on
+    time: a database that is down for a while does not stop the heartbeats for good.
+    """
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_beat_forever,
+        args=(beat, interval, stop, on_error, setup),
+        name=thread_name,
+        daemon=True,
+    )
+    thread.start()
+    return stop
+
+
+def _beat_forever(
+    beat: Callable[[], object],
+    interval: float,
+    stop: threading.Event,
+    on_error: Callable[[Exception], None],
+    setup: Callable[[], None] | None,
+) -> None:
+    if setup is not None:
+        setup()
     from django.db import close_old_connections, connection
 
-    from monitoring.services import heartbeats_record
-
-    details = {"hostname": socket.gethostname(), "pid": os.getpid()}
     while not stop.is_set():
         try:
             close_old_connections()
-            heartbeats_record(components=components, details=details)
+            beat()
         except Exception as error:
-            logger.warning("event=heartbeat_failed components=%s error=%r", components, error)
+            on_error(error)
             connection.close()
         stop.wait(interval)
+
+
+def _publish(components: list[str], details: dict[str, Any]) -> None:
+    from monitoring.services import heartbeats_record
+
+    heartbeats_record(components=components, details=details)
 
 
 def start_publisher(components: list[str]) -> threading.Event:
     from django.conf import settings
 
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=_publish_forever,
-        args=(components, float(settings.MONITORING_HEARTBEAT_SECONDS), stop),
-        name="monitoring-heartbeat",
-        daemon=True,
+    def failed(error: Exception) -> None:
+        logger.warning("event=heartbeat_failed components=%s error=%r", components, error)
+
+    details = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    stop = start_heartbeat_thread(
+        functools.partial(_publish, components, details),
+        interval=float(settings.MONITORING_HEARTBEAT_SECONDS),
+        thread_name="monitoring-heartbeat",
+        on_error=failed,
+        setup=django_setup_once,
     )
-    thread.start()
     logger.info("event=heartbeat_started components=%s", ",".join(components))
     return stop
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from monitoring.health import NEW_YORK, ComponentHealth, config_value, run_check
 from monitoring.models import Alert, DailySummary, Heartbeat, Notification, Severity
 from monitoring.rules import RULES, Context, Unknown, owned_by
 from monitoring.selectors import alert_as_dict
+from septrader.locks import advisory_lock
 from septrader.models import AuditLog
 from trading.models import AccountSnapshot, Trade
 from trading.schedule import trading_day_bounds
@@ -290,23 +290,6 @@ class Evaluation:
     skipped: bool = False
 
 
-@contextmanager
-def _single_flight(key: int) -> Iterator[bool]:
-    """A PostgreSQL advisory lock for the block (always granted on other databases)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        granted = bool(cursor.fetchone()[0])
-    try:
-        yield granted
-    finally:
-        if granted:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
 def alerts_evaluate(*, now: datetime | None = None) -> Evaluation:
     """Check every component, run every rule, raise and resolve alerts, deliver what is due.
 
@@ -321,7 +304,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation:
         logger.error("event=alerts_not_evaluated reason=%r", health["database"].reason)
         evaluation.skipped = True
         return evaluation
-    with _single_flight(EVALUATION_LOCK) as granted:
+    with advisory_lock(EVALUATION_LOCK) as granted:
         if not granted:
             evaluation.skipped = True
             return evaluation

@@ -19,6 +19,7 @@ draining node must not keep any.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from marketdata.models import Pair
+from monitoring.heartbeats import start_heartbeat_thread
 from monitoring.services import alert_raise, alert_resolve
 from septrader.models import Node
 from septrader.selectors import config_get
@@ -110,31 +112,20 @@ def node_heartbeat(*, name: str, now: datetime | None = None) -> Node:
     return node
 
 
-def _heartbeat_forever(name: str, interval: float, stop: threading.Event) -> None:
-    from django.db import close_old_connections, connection
-
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            node_heartbeat(name=name)
-        except Exception as error:
-            logger.warning("event=node_heartbeat_failed node=%s error=%r", name, error)
-            connection.close()
-        stop.wait(interval)
+def _heartbeat_failed(name: str, error: Exception) -> None:
+    logger.warning("event=node_heartbeat_failed node=%s error=%r", name, error)
 
 
 def start_node_heartbeat(name: str) -> threading.Event:
     """A daemon thread that calls ``node_heartbeat`` every CLUSTER_HEARTBEAT_SECONDS."""
     from django.conf import settings
 
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=_heartbeat_forever,
-        args=(name, float(settings.CLUSTER_HEARTBEAT_SECONDS), stop),
-        name="node-heartbeat",
-        daemon=True,
+    stop = start_heartbeat_thread(
+        functools.partial(node_heartbeat, name=name),
+        interval=float(settings.CLUSTER_HEARTBEAT_SECONDS),
+        thread_name="node-heartbeat",
+        on_error=functools.partial(_heartbeat_failed, name),
     )
-    thread.start()
     logger.info("event=node_heartbeat_started node=%s", name)
     return stop
 

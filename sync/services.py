@@ -748,33 +748,15 @@ def sync_import(
                 address=address,
                 config_allowed=config_allowed,
             )
-            if record is None:
-                SyncImport.objects.create(
-                    bundle_id=bundle_id,
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    file_name=path.name,
-                    source_node=source.source_node,
-                    created_at=_moment(source.created_at),
-                    counts=counts,
-                    config_refused=refused,
-                )
-            else:
-                SyncImport.objects.filter(pk=record.pk).update(config_refused=refused)
-            audit_record(
+            _record_import(
+                record,
+                data=data,
+                source=source,
+                counts=counts,
+                config=(changed, conflicts, refused),
                 actor=actor,
-                action="sync.import",
-                target=path.name,
-                details={
-                    **source.details(),
-                    "counts": counts,
-                    "config_changed": changed,
-                    "config_conflicts": conflicts,
-                    "config_refused": refused,
-                },
                 address=address,
             )
-            if changed:
-                transaction.on_commit(config_generation_bump)
     except (DatabaseError, ValueError, TypeError) as error:
         # The transaction is rolled back: the bundle is applied whole or not at all.
         raise _reject(path, f"applying it failed ({type(error).__name__}: {error})") from error
@@ -797,6 +779,48 @@ def sync_import(
         conflicts,
         refused,
     )
+
+
+def _record_import(
+    record: SyncImport | None,
+    *,
+    data: bytes,
+    source: _Source,
+    counts: dict[str, int],
+    config: tuple[list[str], list[dict[str, Any]], list[str]],
+    actor: str,
+    address: str | None,
+) -> None:
+    """Record the import (``record``: the earlier import of the same bundle, if any) and audit it;
+    in the import's transaction. ``config`` is what ``_apply_config`` returned."""
+    changed, conflicts, refused = config
+    if record is None:
+        SyncImport.objects.create(
+            bundle_id=source.bundle_id,
+            sha256=hashlib.sha256(data).hexdigest(),
+            file_name=source.file,
+            source_node=source.source_node,
+            created_at=_moment(source.created_at),
+            counts=counts,
+            config_refused=refused,
+        )
+    else:
+        SyncImport.objects.filter(pk=record.pk).update(config_refused=refused)
+    audit_record(
+        actor=actor,
+        action="sync.import",
+        target=source.file,
+        details={
+            **source.details(),
+            "counts": counts,
+            "config_changed": changed,
+            "config_conflicts": conflicts,
+            "config_refused": refused,
+        },
+        address=address,
+    )
+    if changed:
+        transaction.on_commit(config_generation_bump)
 
 
 def inbox_files(inbox: Path) -> list[Path]:

@@ -13,12 +13,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from qfh import rules
+from qfh.evaluation.candles import Candles
 from qfh.evaluation.evaluate import evaluate_rule
 from qfh.evaluation.outcomes import Costs, pips_to_account
 from qfh.evaluation.selectors import candle_arrays
 from qfh.evaluation.training import (
     PromotionGates,
     SearchSpace,
+    TrainingResult,
     check_gates,
     inputs_hash,
     walk_forward,
@@ -166,15 +168,7 @@ def pair_model_train(
     except ValueError as error:
         raise EvaluationError(f"{pair} {timeframe}: {error}") from error
     gates = promotion_gates()
-    oos = result.out_of_sample.as_dict()
-    money, currency = pips_to_account(
-        oos["pnl_pips"],
-        pair=pair,
-        price=float(candles.close[-1]),
-        units=cost.units,
-        account_currency=cost.account_currency,
-    )
-    oos.update(pnl_account=float(money), account_currency=currency)
+    oos = _out_of_sample(result, candles, pair=pair, cost=cost)
     failed = check_gates(oos, gates)
     model = PairModel.objects.create(
         pair_id=pair,
@@ -196,14 +190,7 @@ def pair_model_train(
         },
         folds=result.folds,
         out_of_sample=oos,
-        oos_trades=oos["trades"],
-        oos_hit_rate=oos["hit_rate"],
-        oos_hit_low=oos["hit_low"],
-        oos_hit_high=oos["hit_high"],
-        oos_expectancy_pips=oos["expectancy_pips"],
-        oos_pnl_pips=oos["pnl_pips"],
-        oos_max_drawdown_pips=oos["max_drawdown_pips"],
-        oos_sharpe=oos["sharpe"],
+        **_oos_columns(oos),
         gates=gates.as_dict(),
         failed_gates=failed,
         passed_gates=not failed,
@@ -220,6 +207,37 @@ def pair_model_train(
         not failed,
     )
     return model
+
+
+def _out_of_sample(
+    result: TrainingResult, candles: Candles, *, pair: str, cost: Costs
+) -> dict[str, Any]:
+    """The out-of-sample figures of a training, with its P&L in the account's currency."""
+    oos = result.out_of_sample.as_dict()
+    money, currency = pips_to_account(
+        oos["pnl_pips"],
+        pair=pair,
+        price=float(candles.close[-1]),
+        units=cost.units,
+        account_currency=cost.account_currency,
+    )
+    oos.update(pnl_account=float(money), account_currency=currency)
+    return oos
+
+
+def _oos_columns(oos: Mapping[str, Any]) -> dict[str, Any]:
+    """The out-of-sample figures a PairModel keeps in columns of their own (for the console's
+    lists and ordering)."""
+    return {
+        "oos_trades": oos["trades"],
+        "oos_hit_rate": oos["hit_rate"],
+        "oos_hit_low": oos["hit_low"],
+        "oos_hit_high": oos["hit_high"],
+        "oos_expectancy_pips": oos["expectancy_pips"],
+        "oos_pnl_pips": oos["pnl_pips"],
+        "oos_max_drawdown_pips": oos["max_drawdown_pips"],
+        "oos_sharpe": oos["sharpe"],
+    }
 
 
 def pair_model_promote(
