@@ -16,7 +16,7 @@ from monitoring.health import overall_status, run_checks
 from monitoring.models import Alert
 from septrader.selectors import config_generation
 from trading.market import market_status_at
-from trading.overview import counts, trading_state_current
+from trading.selectors import counts, trading_state_current
 
 # The public endpoint may be polled by anyone: its report is reused for this long, so polling
 # cannot turn it into a flood of calls to OANDA.

@@ -28,7 +28,8 @@ from septrader.api.client import actor_of, client_address
 from septrader.api.errors import ApiError, invalid, not_found
 from septrader.api.fields import query
 from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role
-from trading import overview, serializers, services
+from trading import selectors as overview
+from trading import serializers, services
 from trading.models import Order, Trade, TradingSignal, TradingState
 from trading.performance import daily_performance
 from trading.schedule import trading_day
@@ -41,6 +42,7 @@ from trading.selectors import (
 
 if TYPE_CHECKING:
     from trading.models import AccountSnapshot
+
 
 def _body(serializer_class: type[BaseSerializer[Any]], request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.data)

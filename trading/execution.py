@@ -21,11 +21,10 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from io import BufferedRandom
 from typing import Any, Literal, NotRequired, TypedDict
 from uuid import UUID
 
@@ -38,6 +37,7 @@ from marketdata import oanda
 from marketdata.broker_time import parse_broker_time
 from marketdata.models import Pair
 from marketdata.timeframes import timeframe_duration
+from septrader.locks import advisory_lock
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading import risk
@@ -102,45 +102,34 @@ ENTRY_DRAIN_SECONDS = 30.0
 _lock_state = threading.local()
 
 
-def _lock_acquire(timeout: float | None) -> Literal[True] | BufferedRandom | None:
-    """Take the entry lock; returns what ``_lock_release`` needs, or None after ``timeout``."""
+@contextmanager
+def _file_lock(timeout: float | None) -> Iterator[bool]:
+    """SQLite (the demo) serialises single writes, not a whole entry with its broker calls: an
+    exclusive lock on a file beside the database does that for every process of the install.
+    The kernel releases it when a killed process's descriptor closes. Yields whether it was
+    taken within ``timeout`` seconds (None: waits as long as it takes)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            if deadline is None:
-                cursor.execute("SELECT pg_advisory_lock(%s)", [ENTRY_LOCK_KEY])
-                return True
-            while True:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [ENTRY_LOCK_KEY])
-                if cursor.fetchone()[0]:
-                    return True
-                if time.monotonic() >= deadline:
-                    return None
-                time.sleep(0.05)
-    # SQLite (the demo) serialises single writes, not a whole entry with its broker calls: an
-    # exclusive lock on a file beside the database does that for every process of the install.
-    # The kernel releases it when a killed process's descriptor closes.
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-    handle = open(settings.DATA_DIR / "entry.lock", "a+b")  # noqa: SIM115 (closed on release)
-    while True:
+    with open(settings.DATA_DIR / "entry.lock", "a+b") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
-            return handle
-        except BlockingIOError:
-            if deadline is not None and time.monotonic() >= deadline:
-                handle.close()
-                return None
-            time.sleep(0.05)
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _lock_release(held: Literal[True] | BufferedRandom) -> None:
+def _process_lock(timeout: float | None) -> AbstractContextManager[bool]:
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [ENTRY_LOCK_KEY])
-        return
-    assert held is not True  # on SQLite, _lock_acquire returned the lock file
-    fcntl.flock(held, fcntl.LOCK_UN)
-    held.close()
+        return advisory_lock(ENTRY_LOCK_KEY, wait=True if timeout is None else timeout)
+    return _file_lock(timeout)
 
 
 @contextmanager
@@ -162,16 +151,15 @@ def entry_lock(*, timeout: float | None = None) -> Iterator[bool]:
         finally:
             _lock_state.depth = depth
         return
-    held = _lock_acquire(timeout)
-    if held is None:
-        yield False
-        return
-    _lock_state.depth = 1
-    try:
-        yield True
-    finally:
-        _lock_state.depth = 0
-        _lock_release(held)
+    with _process_lock(timeout) as taken:
+        if not taken:
+            yield False
+            return
+        _lock_state.depth = 1
+        try:
+            yield True
+        finally:
+            _lock_state.depth = 0
 
 
 # ----- inputs ------------------------------------------------------------------------------------
@@ -376,6 +364,16 @@ def signal_execute(
         return _enter(signal, pair, client, now, values)
 
 
+@dataclass(frozen=True)
+class _Quoted:
+    """What an entry learnt from the broker before its risk checks."""
+
+    quote: risk.Quote
+    quoted_at: float  # time.monotonic() when the price came back
+    now: datetime
+    snapshot: AccountSnapshot
+
+
 def _enter(
     signal: TradingSignal,
     pair: Pair,
@@ -385,6 +383,62 @@ def _enter(
 ) -> Outcome:
     state = trading_state()
     stop_pips, take_pips = stop_distances(signal, values)
+    quoted = _entry_quote(signal, pair, client, now, values)
+    if isinstance(quoted, Outcome):
+        return quoted
+    now = quoted.now
+    context = _entry_context(signal, pair, client, quoted, stop_pips, state.mode)
+    decision = risk.check_entry(context, limits_for(pair, values))
+    if decision.trip and state.mode == TradingState.Mode.TRADING:
+        trading_mode_trip(reason=decision.trip, now=now)
+    if not decision.allowed:
+        return _finish(
+            signal, TradingSignal.Status.REJECTED, decision.reason, risk=decision.figures
+        )
+    price = risk.entry_price(quoted.quote, signal.direction)
+    stop_price, take_price = risk.stop_prices(
+        direction=signal.direction,
+        price=price,
+        stop_loss_pips=stop_pips,
+        take_profit_pips=take_pips,
+        pip_location=pair.pip_location,
+        display_precision=pair.display_precision,
+    )
+    stopped = _stopped_since_quote(pair, quoted)
+    if stopped is not None:
+        return _finish(
+            signal,
+            TradingSignal.Status.REJECTED,
+            f"{stopped} (checked again just before sending the order)",
+        )
+    order = Order.objects.create(
+        client_id=client_order_id(signal.pk),
+        account_id=client.account_id,
+        signal=signal,
+        pair=pair,
+        units=decision.units,
+        requested_price=signal.price if signal.price is not None else price,
+        stop_loss_price=stop_price,
+        take_profit_price=take_price,
+        sent_at=timezone.now(),
+    )
+    order = order_send(
+        order, client=client, stop_loss_pips=stop_pips, pip_location=pair.pip_location
+    )
+    if order.late_fill_reason:
+        _entry_close_after_stop(signal, pair, order, client)
+    return signal_settle(signal, order)
+
+
+def _entry_quote(
+    signal: TradingSignal,
+    pair: Pair,
+    client: oanda.OandaClient,
+    now: datetime | None,
+    values: dict[str, Any],
+) -> _Quoted | Outcome:
+    """The price, the broker's time and the account, or the signal's outcome when it is too old,
+    the market is closed or the broker cannot be reached."""
     try:
         quote, broker_now = fetch_quote(client, pair.symbol)
         quoted_at = time.monotonic()
@@ -409,6 +463,19 @@ def _enter(
         return _finish(
             signal, TradingSignal.Status.REJECTED, f"broker unavailable before the entry: {error}"
         )
+    return _Quoted(quote, quoted_at, now, snapshot)
+
+
+def _entry_context(
+    signal: TradingSignal,
+    pair: Pair,
+    client: oanda.OandaClient,
+    quoted: _Quoted,
+    stop_pips: Decimal,
+    mode: str,
+) -> risk.EntryContext:
+    """Everything the risk rules judge an entry by: the account, its open and pending exposure,
+    the recent orders and losses."""
     trades = Trade.objects.filter(account_id=client.account_id, state=Trade.State.OPEN).aggregate(
         count=Count("id"), pair_units=Sum(_on_pair(pair, "current_units"))
     )
@@ -416,8 +483,8 @@ def _enter(
         account_id=client.account_id, status=Order.Status.PENDING, kind=Order.Kind.ENTRY
     ).aggregate(count=Count("id"), pair_units=Sum(_on_pair(pair, "units")))
     pair_units = (trades["pair_units"] or Decimal(0)) + (pending["pair_units"] or Decimal(0))
-    streak, last_loss_at = loss_streak(now)
-    context = risk.EntryContext(
+    streak, last_loss_at = loss_streak(quoted.now)
+    return risk.EntryContext(
         pair=pair.symbol,
         direction=signal.direction,
         pip_location=pair.pip_location,
@@ -425,10 +492,10 @@ def _enter(
         minimum_trade_size=pair.minimum_trade_size,
         trade_units_precision=pair.trade_units_precision,
         stop_loss_pips=stop_pips,
-        quote=quote,
-        account=account_figures(snapshot, now),
-        now=now,
-        mode=state.mode,
+        quote=quoted.quote,
+        account=account_figures(quoted.snapshot, quoted.now),
+        now=quoted.now,
+        mode=mode,
         open_trades=trades["count"] + pending["count"],
         pair_open_units=pair_units,
         orders_last_minute=Order.objects.filter(
@@ -437,64 +504,39 @@ def _enter(
         consecutive_losses=streak,
         last_loss_at=last_loss_at,
     )
-    decision = risk.check_entry(context, limits_for(pair, values))
-    if decision.trip and state.mode == TradingState.Mode.TRADING:
-        trading_mode_trip(reason=decision.trip, now=now)
-    if not decision.allowed:
-        return _finish(
-            signal, TradingSignal.Status.REJECTED, decision.reason, risk=decision.figures
-        )
-    price = risk.entry_price(quote, signal.direction)
-    stop_price, take_price = risk.stop_prices(
-        direction=signal.direction,
-        price=price,
-        stop_loss_pips=stop_pips,
-        take_profit_pips=take_pips,
-        pip_location=pair.pip_location,
-        display_precision=pair.display_precision,
-    )
-    # The broker calls above take time (seconds when the broker is slow): a kill switch, a
-    # disabled pair or the weekend close may have come in the meantime. Look again immediately
-    # before the order leaves. The stops take the entry lock this entry holds once their change
-    # is committed, so a stop committed after this check waits for the order's answer below.
+
+
+def _stopped_since_quote(pair: Pair, quoted: _Quoted) -> str | None:
+    """Why entries are stopped now, or None: the last look before the order leaves.
+
+    The broker calls take time (seconds when the broker is slow): a kill switch, a disabled pair
+    or the weekend close may have come in the meantime. The stops take the entry lock this entry
+    holds once their change is committed, so a stop committed after this check waits for the
+    order's answer.
+    """
     stopped = entries_stopped(pair.symbol)
     if stopped is None:
         is_open, why = market_open(
-            pair.symbol, now + timedelta(seconds=time.monotonic() - quoted_at)
+            pair.symbol, quoted.now + timedelta(seconds=time.monotonic() - quoted.quoted_at)
         )
         stopped = None if is_open else f"market closed: {why}"
-    if stopped is not None:
-        return _finish(
-            signal,
-            TradingSignal.Status.REJECTED,
-            f"{stopped} (checked again just before sending the order)",
-        )
-    order = Order.objects.create(
-        client_id=client_order_id(signal.pk),
-        account_id=client.account_id,
-        signal=signal,
-        pair=pair,
-        units=decision.units,
-        requested_price=signal.price if signal.price is not None else price,
-        stop_loss_price=stop_price,
-        take_profit_price=take_price,
-        sent_at=timezone.now(),
+    return stopped
+
+
+def _entry_close_after_stop(
+    signal: TradingSignal, pair: Pair, order: Order, client: oanda.OandaClient
+) -> None:
+    """A stop was committed while the order was in flight: the ledger marked the fill; close it
+    and note it on the signal."""
+    closed = late_fills_close(client=client)
+    signal.result = {**signal.result, "closed_after_stop": order.late_fill_reason}
+    logger.warning(
+        "event=entry_closed_after_stop signal=%s pair=%s client_id=%s closed=%s",
+        signal.pk,
+        pair.symbol,
+        order.client_id,
+        closed,
     )
-    order = order_send(
-        order, client=client, stop_loss_pips=stop_pips, pip_location=pair.pip_location
-    )
-    if order.late_fill_reason:
-        # A stop was committed while the order was in flight: the ledger marked the fill.
-        closed = late_fills_close(client=client)
-        signal.result = {**signal.result, "closed_after_stop": order.late_fill_reason}
-        logger.warning(
-            "event=entry_closed_after_stop signal=%s pair=%s client_id=%s closed=%s",
-            signal.pk,
-            pair.symbol,
-            order.client_id,
-            closed,
-        )
-    return signal_settle(signal, order)
 
 
 class OrderResult(TypedDict):

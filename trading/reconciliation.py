@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from marketdata import oanda
 from marketdata.broker_time import parse_broker_time
+from septrader.locks import advisory_lock
 from septrader.selectors import config_values
 from septrader.services import audit_record
 from trading.execution import (
@@ -83,30 +83,14 @@ def _difference(report: ReconcileReport, target: str, details: dict[str, Any]) -
     )
 
 
-def _try_lock() -> bool:
-    if connection.vendor != "postgresql":
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RECONCILE_LOCK_KEY])
-        return bool(cursor.fetchone()[0])
-
-
-def _unlock() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [RECONCILE_LOCK_KEY])
-
-
 def account_reconcile(
     *, client: oanda.OandaClient | None = None, now: datetime | None = None
 ) -> ReconcileReport | None:
     """One reconciliation pass; ``None`` when another process is reconciling right now."""
-    if not _try_lock():
-        return None
-    try:
+    with advisory_lock(RECONCILE_LOCK_KEY) as taken:
+        if not taken:
+            return None
         return _reconcile(client or broker_client(), now or timezone.now())
-    finally:
-        _unlock()
 
 
 def _reconcile(client: oanda.OandaClient, now: datetime) -> ReconcileReport:

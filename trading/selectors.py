@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypedDict
+from uuid import UUID
 
-from django.db.models import Exists, Max, Min, OuterRef, QuerySet
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
 
+from marketdata.cache_keys import latest_price_key
 from marketdata.models import Pair
 from septrader.selectors import rows_narrowed
 from trading.models import (
@@ -16,6 +24,7 @@ from trading.models import (
     TradingSignal,
     TradingState,
 )
+from trading.performance import daily_loss
 
 # How many of the newest transaction ids are searched for a gap (an anti-join on the primary key:
 # a few milliseconds). A transaction missed longer ago than this is reconciliation's business.
@@ -137,3 +146,222 @@ def trades_listed(
     return rows_narrowed(
         rows, time_field="opened_at", start=start, end=end, pair_id=pair, state=state
     )
+
+
+# ----- the status endpoints (/api/status, /api/trading/status, /api/pairs/status): a few queries
+# over every pair, however many there are.
+
+
+def trading_state_current() -> TradingState:
+    """The single TradingState row (its defaults until something has written it)."""
+    state = TradingState.objects.filter(pk=1).first()
+    return state if state is not None else TradingState(pk=1)
+
+
+def _age_seconds(text: str | None, now: datetime) -> float | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round((now - moment).total_seconds(), 3)
+
+
+_SIGNAL_FIELDS = ("id", "pair_id", "time", "timeframe", "direction", "confidence", "status")
+
+
+class SignalValues(TypedDict):
+    """A TradingSignal row as ``values(*_SIGNAL_FIELDS)`` reads it."""
+
+    id: UUID
+    pair_id: str
+    time: datetime
+    timeframe: str
+    direction: str
+    confidence: float
+    status: str
+
+
+class OpenPosition(TypedDict):
+    trades: int
+    units: Decimal
+    unrealized_pl: Decimal
+
+
+class LastPrice(TypedDict):
+    """The streamer's cached price of a pair (marketdata/streaming.py), as it wrote it."""
+
+    bid: str | None
+    ask: str | None
+    time: str | None
+    tradeable: bool | None
+
+
+class LastSignal(TypedDict):
+    id: str
+    time: datetime
+    timeframe: str
+    direction: str
+    confidence: float
+    status: str
+
+
+class PairStatusRow(TypedDict):
+    """One row of ``pairs_status`` (the shape of serializers.PairStatusSerializer)."""
+
+    pair: str
+    state: str
+    state_reason: str
+    enabled: bool
+    forced_without_model: bool
+    node: str | None
+    risk_overrides: dict[str, Any]
+    open_position: OpenPosition | None
+    last_price: LastPrice | None
+    last_price_age_seconds: float | None
+    last_signal: LastSignal | None
+
+
+def _last_signals(symbols: list[str]) -> dict[str, SignalValues]:
+    # Plain rows rather than model instances: this read serves the most polled endpoint.
+    signals = TradingSignal.objects.values(*_SIGNAL_FIELDS)
+    if connection.vendor == "postgresql":
+        # One query: the newest signal of each pair (DISTINCT ON keeps the first row per pair).
+        newest = (
+            signals.filter(pair_id__in=symbols).order_by("pair_id", "-time").distinct("pair_id")
+        )
+        return {str(signal["pair_id"]): signal for signal in newest}
+    found: dict[str, SignalValues] = {}
+    for symbol in symbols:
+        signal = signals.filter(pair_id=symbol).order_by("-time").first()
+        if signal is not None:
+            found[symbol] = signal
+    return found
+
+
+def pairs_status(
+    *, active_only: bool = False, symbol: str | None = None, now: datetime | None = None
+) -> list[PairStatusRow]:
+    """Every pair (the enabled ones, or one): lifecycle state, node, open position, the age of
+    the last price from the streamer, and the last signal."""
+    now = now or timezone.now()
+    pairs = Pair.objects.values(
+        "symbol",
+        "state",
+        "state_reason",
+        "enabled",
+        "forced_without_model",
+        "risk_overrides",
+        "node__name",
+    ).order_by("symbol")
+    if active_only:
+        pairs = pairs.filter(enabled=True)
+    if symbol is not None:
+        pairs = pairs.filter(symbol=symbol)
+    pair_list = list(pairs)
+    symbols = [pair["symbol"] for pair in pair_list]
+    positions = {
+        row["pair_id"]: row
+        for row in Trade.objects.filter(state=Trade.State.OPEN, pair_id__in=symbols)
+        .values("pair_id")
+        .annotate(
+            trades=Count("id"), units=Sum("current_units"), unrealized_pl=Sum("unrealized_pl")
+        )
+    }
+    prices = cache.get_many([latest_price_key(symbol) for symbol in symbols])
+    signals = _last_signals(symbols)
+    rows: list[PairStatusRow] = []
+    for pair in pair_list:
+        symbol = pair["symbol"]
+        position = positions.get(symbol)
+        price = prices.get(latest_price_key(symbol))
+        signal = signals.get(symbol)
+        rows.append(
+            {
+                "pair": symbol,
+                "state": pair["state"],
+                "state_reason": pair["state_reason"],
+                "enabled": pair["enabled"],
+                "forced_without_model": pair["forced_without_model"],
+                "node": pair["node__name"],
+                "risk_overrides": pair["risk_overrides"],
+                "open_position": {
+                    "trades": position["trades"],
+                    "units": position["units"],
+                    "unrealized_pl": position["unrealized_pl"],
+                }
+                if position
+                else None,
+                "last_price": {
+                    "bid": price.get("bid"),
+                    "ask": price.get("ask"),
+                    "time": price.get("time"),
+                    "tradeable": price.get("tradeable"),
+                }
+                if price
+                else None,
+                "last_price_age_seconds": _age_seconds(price.get("time"), now) if price else None,
+                "last_signal": {
+                    "id": str(signal["id"]),
+                    "time": signal["time"],
+                    "timeframe": signal["timeframe"],
+                    "direction": signal["direction"],
+                    "confidence": signal["confidence"],
+                    "status": signal["status"],
+                }
+                if signal
+                else None,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Counts:
+    pairs: int
+    pairs_enabled: int
+    open_trades: int
+    pending_orders: int
+    signals_new: int
+
+
+def counts() -> Counts:
+    pairs = Pair.objects.aggregate(total=Count("id"), enabled=Count("id", filter=Q(enabled=True)))
+    return Counts(
+        pairs=pairs["total"],
+        pairs_enabled=pairs["enabled"],
+        open_trades=Trade.objects.filter(state=Trade.State.OPEN).count(),
+        pending_orders=Order.objects.filter(status=Order.Status.PENDING).count(),
+        signals_new=TradingSignal.objects.filter(status=TradingSignal.Status.NEW).count(),
+    )
+
+
+def account_latest() -> AccountSnapshot | None:
+    return account_snapshot_latest()
+
+
+def open_trades_unrealized() -> Decimal:
+    total = Trade.objects.filter(state=Trade.State.OPEN).aggregate(total=Sum("unrealized_pl"))
+    return total["total"] or Decimal(0)
+
+
+class TodayPl(TypedDict):
+    day: date
+    pl: Decimal
+    realized_pl: Decimal
+    loss_percent: Decimal | None
+
+
+def today_pl(now: datetime | None = None) -> TodayPl:
+    """The P&L of the current 17:00 New York trading day: realised on trades closed in it, and
+    the change in unrealised P&L since it started (``trading.performance.daily_loss``)."""
+    loss = daily_loss(now=now or timezone.now())
+    return {
+        "day": loss.day,
+        "pl": loss.pl,
+        "realized_pl": loss.realized_pl,
+        "loss_percent": loss.loss_percent,
+    }
