@@ -86,6 +86,7 @@ def _beat_forever(
 
 
 def _publish(components: list[str], details: dict[str, Any]) -> None:
+    # Function-local: this module is imported with the Celery app, before Django is set up.
     from monitoring.services import heartbeats_record
 
     heartbeats_record(components=components, details=details)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -30,7 +30,7 @@ from septrader.api.fields import query
 from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role
 from trading import selectors as overview
 from trading import serializers, services
-from trading.models import Order, Trade, TradingSignal, TradingState
+from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
 from trading.performance import daily_performance
 from trading.schedule import trading_day
 from trading.selectors import (
@@ -39,9 +39,6 @@ from trading.selectors import (
     signals_listed,
     trades_listed,
 )
-
-if TYPE_CHECKING:
-    from trading.models import AccountSnapshot
 
 
 def _body(serializer_class: type[BaseSerializer[Any]], request: Request) -> dict[str, Any]:

@@ -25,7 +25,12 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
+from marketdata.models import Pair
+from marketdata.oanda import OandaClient
+from marketdata.services import candles_backfill
+from oandasim.client import SimulatorProcess
 from septrader.supervisor import Program, Supervisor
+from trading.services import pair_enable
 
 DEMO_PAIRS = ("EUR_USD", "GBP_USD", "USD_JPY")
 DEMO_TOKEN = "demo-token"
@@ -63,7 +68,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION:
             raise CommandError("demo refuses to run in production settings.")
-        from oandasim.client import SimulatorProcess
 
         if options["fresh"]:
             self._wipe_embedded()
@@ -96,10 +100,6 @@ class Command(BaseCommand):
             raise CommandError("a demo process stopped unexpectedly; see its lines above")
 
     def _prepare(self, history_hours: int) -> None:
-        from marketdata.models import Pair
-        from marketdata.oanda import OandaClient
-        from marketdata.services import candles_backfill
-        from trading.services import pair_enable
 
         start = parse_datetime(DEMO_START)
         assert start is not None
