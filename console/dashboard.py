@@ -19,7 +19,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from marketdata.models import Pair
-from marketdata.selectors import Bar, candles_between, candles_last, stream_state
+from marketdata.selectors import Bar, broker_now, candles_between, candles_last, stream_state
 from marketdata.timeframes import Timeframe, timeframe_duration
 from monitoring.models import Alert
 from monitoring.models import Heartbeat as MonitoringHeartbeat
@@ -117,7 +117,7 @@ class Dashboard:
 def _market(now: datetime) -> MarketPanel:
 
     try:
-        status = market_status_at(now)
+        status = market_status_at(broker_now(now))
     except ScheduleError as error:
         # A broken maintenance window must not take the console down with it.
         return MarketPanel(open=False, reason="unknown", next_change=None, error=str(error))

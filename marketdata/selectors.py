@@ -237,6 +237,45 @@ def stream_state() -> dict[str, Any] | None:
     return state
 
 
+# How recent the streamer's published state must be for its broker clock to be trusted; older
+# (no streamer for a while, or a state left in the cache by another run), the local clock serves.
+BROKER_CLOCK_MAX_AGE = timedelta(minutes=15)
+
+
+def broker_now(at: datetime | None = None) -> datetime:
+    """The broker's clock at the local moment ``at`` (default now): the time of the newest
+    message the streamer received, moved on by the local time since it arrived.
+
+    Live, it is the local clock within a second. Against a replayed or sped-up market (the demo,
+    the simulator's clock) it is the market's own time, so the schedule's verdict (open, closed,
+    the weekend flatten) follows the market being traded rather than the wall clock. Without a
+    recent streamer state, the local clock.
+    """
+    now = at or datetime.now(UTC)
+    try:
+        state = stream_state() or {}
+    except Exception:  # the cache is away: the local clock is the best answer
+        return now
+    broker_time = _parsed_time(state.get("broker_time"))
+    received = _parsed_time(state.get("broker_time_received"))
+    updated = _parsed_time(state.get("updated"))
+    if broker_time is None or received is None or updated is None:
+        return now
+    if abs(now - updated) > BROKER_CLOCK_MAX_AGE:
+        return now
+    return broker_time + (now - received)
+
+
+def _parsed_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def latest_price(pair: str) -> dict[str, Any] | None:
     """The newest price the streamer saw for ``pair``: bid, ask, time, tradeable, received."""
     price: dict[str, Any] | None = cache.get(latest_price_key(pair))

@@ -105,6 +105,9 @@ class StreamState:
     price_backoff: float = 0.0
     transaction_backoff: float = 0.0
     broker_time: str | None = None
+    # When (UTC, this machine's clock) the message carrying ``broker_time`` arrived: the broker's
+    # clock is estimated from the two (marketdata.selectors.broker_now).
+    broker_time_received: str | None = None
     last_transaction_id: str | None = None
     updated: str | None = None
     # For monitoring (monitoring/health.py): when each stream last proved alive (any message,
@@ -602,8 +605,16 @@ class Streamer:
 
     def _publish_state(self) -> None:
         with self.lock:
+            wall = datetime.now(UTC)
             self.state.broker_time = self.broker_time.isoformat() if self.broker_time else None
-            self.state.updated = datetime.now(UTC).isoformat()
+            self.state.broker_time_received = (
+                (
+                    wall - timedelta(seconds=max(0.0, time.monotonic() - self.broker_time_seen_at))
+                ).isoformat()
+                if self.broker_time
+                else None
+            )
+            self.state.updated = wall.isoformat()
             snapshot = asdict(self.state)
         cache.set(STATE_KEY, snapshot, timeout=None)
 

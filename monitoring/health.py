@@ -27,7 +27,7 @@ from django.db import DatabaseError, connection
 
 from marketdata.models import Pair
 from marketdata.oanda import AccountSummary, OandaClient, OandaConfig
-from marketdata.selectors import stream_state
+from marketdata.selectors import broker_now, stream_state
 from monitoring.models import Heartbeat
 from septrader.config import CONFIG_KEYS
 from septrader.selectors import config_get
@@ -127,7 +127,10 @@ def weekly_market_open(moment: datetime) -> bool:
 
 def market_is_open(now: datetime) -> bool:
     """The trading schedule's recent verdict (TradingState, refreshed each minute by beat), else
-    the schedule itself (trading/market.py), else the plain week."""
+    the schedule itself (trading/market.py), else the plain week; on the broker's clock at the
+    local moment ``now``, like the verdict."""
+
+    now = broker_now(now)
 
     try:
         state = TradingState.objects.filter(pk=1).first()

@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from marketdata.selectors import broker_now
 from monitoring.health import overall_status, run_checks
 from monitoring.models import Alert
 from septrader.selectors import config_generation
@@ -73,7 +74,7 @@ def system_status() -> dict[str, Any]:
     """The version, the time, the trading mode, the market, the config generation and the
     counts of pairs, trades, orders and new signals (``GET /api/status`` adds the caller)."""
     state = trading_state_current()
-    market = market_status_at()
+    market = market_status_at(broker_now())
     return {
         "version": _version(),
         "time": timezone.now(),

@@ -16,10 +16,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from marketdata import oanda
 from marketdata.models import Pair
+from marketdata.selectors import broker_now
 from qfh.models import PairModel
 from septrader.config import CONFIG_KEYS, ConfigValueError, validate_config_value
 from septrader.decimals import parse_decimal
@@ -679,9 +679,10 @@ def market_state_refresh(*, now: datetime | None = None) -> MarketRefresh:
     each move between open and closed once, and flatten before the weekend when configured.
 
     Safe to run from several processes: the move is a conditional update that changes the row
-    only for the first of them, so the audit entry is written once.
+    only for the first of them, so the audit entry is written once. ``now`` defaults to the
+    broker's clock (the replayed market's time in the demo and the simulator).
     """
-    now = now or timezone.now()
+    now = now or broker_now()
     status = market_status_at(now)
     summary = status.summary()[: TradingState._meta.get_field("market_reason").max_length]
     with transaction.atomic():

@@ -56,7 +56,7 @@ def test_the_loop_beats_after_setup_survives_a_failed_beat_and_stops() -> None:
     assert [str(error) for error in errors] == ["the database is away"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_publisher_records_its_components(caplog: pytest.LogCaptureFixture) -> None:
     with override_settings(MONITORING_HEARTBEAT_SECONDS=1):
         stop = start_publisher(["worker:test", "beat"])
@@ -74,7 +74,7 @@ def test_the_publisher_records_its_components(caplog: pytest.LogCaptureFixture) 
         thread.join(5)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_node_heartbeat_records_the_node() -> None:
     with override_settings(CLUSTER_HEARTBEAT_SECONDS=1):
         stop = start_node_heartbeat("beattest")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
+from marketdata.cache_keys import STATE_KEY
+from marketdata.selectors import broker_now
+from monitoring.rules import Context, market_closed
+from monitoring.selectors import system_status
 from septrader.config import ConfigValueError
 from septrader.models import AuditLog
 from septrader.services import config_set
@@ -214,3 +219,70 @@ def test_the_beat_task_records_the_market_state_through_a_real_worker(
     state = TradingState.objects.get(pk=1)
     assert answer["open"] == state.market_open
     assert state.market_checked_at is not None
+
+
+# The broker's clock ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_clock() -> Any:
+    """Publish a streamer state whose newest broker message carried ``moment`` (a replayed or
+    sped-up market), received and published just now on the local clock."""
+
+    def publish(moment: datetime, *, published_minutes_ago: float = 0.0) -> None:
+        wall = datetime.now(UTC) - timedelta(minutes=published_minutes_ago)
+        cache.set(
+            STATE_KEY,
+            {
+                "broker_time": moment.isoformat(),
+                "broker_time_received": wall.isoformat(),
+                "updated": wall.isoformat(),
+            },
+            timeout=None,
+        )
+
+    yield publish
+    cache.delete(STATE_KEY)
+
+
+def test_the_recorded_market_state_follows_the_brokers_clock_not_the_wall_clock(
+    broker_clock: Any,
+) -> None:
+    # A replayed Wednesday is open and a replayed Saturday closed, whatever day the wall shows.
+    TradingState.objects.all().delete()
+    broker_clock(WEDNESDAY_NOON)
+    market_state_refresh()
+    state = TradingState.objects.get(pk=1)
+    assert state.market_open
+    assert abs(state.market_checked_at - WEDNESDAY_NOON) < timedelta(minutes=1)
+
+    broker_clock(SATURDAY_NOON)
+    assert market_state_refresh().changed
+    state.refresh_from_db()
+    assert not state.market_open
+    assert state.market_reason.startswith("closed (weekend")
+
+
+def test_the_market_closed_alert_and_the_status_follow_the_brokers_clock(
+    broker_clock: Any,
+) -> None:
+    TradingState.objects.all().delete()
+    broker_clock(WEDNESDAY_NOON)
+    market_state_refresh()
+    assert market_closed(Context(now=datetime.now(UTC), health={})) == []
+    assert system_status()["market"]["open"] is True
+
+    broker_clock(SATURDAY_NOON)
+    market_state_refresh()
+    [firing] = market_closed(Context(now=datetime.now(UTC), health={}))
+    assert firing.condition == "market.closed"
+    assert "weekend" in firing.message
+    assert system_status()["market"]["open"] is False
+
+
+def test_without_a_recent_streamer_state_the_local_clock_serves(broker_clock: Any) -> None:
+    # A state left by a replay long gone (the streamer stopped 20 minutes ago) is not believed.
+    broker_clock(SATURDAY_NOON, published_minutes_ago=20)
+    assert abs(broker_now() - datetime.now(UTC)) < timedelta(seconds=5)
+    broker_clock(SATURDAY_NOON, published_minutes_ago=1)
+    assert abs(broker_now() - (SATURDAY_NOON + timedelta(minutes=1))) < timedelta(seconds=5)
