@@ -254,6 +254,7 @@ def test_the_recorded_market_state_follows_the_brokers_clock_not_the_wall_clock(
     market_state_refresh()
     state = TradingState.objects.get(pk=1)
     assert state.market_open
+    assert state.market_checked_at is not None
     assert abs(state.market_checked_at - WEDNESDAY_NOON) < timedelta(minutes=1)
 
     broker_clock(SATURDAY_NOON)
