@@ -197,37 +197,45 @@ def _remember_bound(key: tuple[str, int], rows: list[tuple[Any, ...]]) -> None:
     _last_m1_oldest[key] = rows[-1][0] - timedelta(minutes=key[1] // 2)
 
 
-def _last_m1_rows(pair: str, count: int, until: datetime | None) -> list[tuple[Any, ...]]:
-    key = (pair, count)
-    since = _last_m1_oldest.get(key)
-    if since is not None and (until is None or since < until):
-        # Not prepared: an unnamed statement is planned with the bound's value, which is what
-        # excludes the older chunks (a generic plan would keep them all).
-        rows = _fetch(_M1_LAST_SQL[until is not None, True], pair, until, since, count, False)
-        if len(rows) == count:
-            _remember_bound(key, rows)
-            return rows
-    rows = _fetch(_M1_LAST_SQL[until is not None, False], pair, until, None, count, True)
-    if len(rows) == count:
-        _remember_bound(key, rows)
-    return rows
+def _m1_bound(pair: str, count: int, until: datetime | None) -> datetime | None:
+    since = _last_m1_oldest.get((pair, count))
+    return since if since is not None and (until is None or since < until) else None
 
 
-def _fetch(
-    sql: str,
-    pair: str,
-    until: datetime | None,
-    since: datetime | None,
-    count: int,
-    prepare: bool,
-) -> list[tuple[Any, ...]]:
+def _m1_statement(
+    pair: str, count: int, until: datetime | None, since: datetime | None
+) -> tuple[str, list[Any]]:
     params: list[Any] = [pair]
     if until is not None:
         params.append(until)
     if since is not None:
         params.append(since)
     params.append(count)
-    return _fetchall(sql, params, prepare=prepare)
+    return _M1_LAST_SQL[until is not None, since is not None], params
+
+
+def last_m1_statement(
+    *, pair: str, count: int, until: datetime | None = None
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters the next ``candles_last`` M1 read of ``pair`` and ``count`` sends
+    first on PostgreSQL (bounded where an earlier read left a bound): for the benchmarks."""
+    return _m1_statement(pair, count, until, _m1_bound(pair, count, until))
+
+
+def _last_m1_rows(pair: str, count: int, until: datetime | None) -> list[tuple[Any, ...]]:
+    key = (pair, count)
+    since = _m1_bound(pair, count, until)
+    if since is not None:
+        # Not prepared: an unnamed statement is planned with the bound's value, which is what
+        # excludes the older chunks (a generic plan would keep them all).
+        rows = _fetchall(*_m1_statement(pair, count, until, since), prepare=False)
+        if len(rows) == count:
+            _remember_bound(key, rows)
+            return rows
+    rows = _fetchall(*_m1_statement(pair, count, until, None), prepare=True)
+    if len(rows) == count:
+        _remember_bound(key, rows)
+    return rows
 
 
 def stream_state() -> dict[str, Any] | None:
@@ -290,12 +298,51 @@ def pair_exists(symbol: str) -> bool:
     )
 
 
+# The newest complete candle of a pair, read by the streamer before and after each closed minute
+# and by the backfill. Unbounded, the planner considers every chunk (milliseconds on a table of
+# years); so, like the last-N read above, each read remembers the newest time it found and the
+# next one looks only from a day before it. Whatever was written or deleted since, the newest
+# row at or after the bound is the newest row of all; when none is there, the read is repeated
+# without the bound.
+_NEWEST_COMPLETE = (
+    "SELECT time FROM market_candles WHERE pair = %s AND timeframe = %s AND complete{since} "
+    "ORDER BY time DESC LIMIT 1"
+)
+_NEWEST_COMPLETE_SQL = {
+    bounded: _NEWEST_COMPLETE.format(since=" AND time >= %s" if bounded else "")
+    for bounded in (False, True)
+}
+_NEWEST_COMPLETE_MARGIN = timedelta(days=1)
+_newest_complete_seen: dict[tuple[str, str], datetime] = {}
+
+
+def newest_complete_statement(*, pair: str, timeframe: str) -> tuple[str, list[Any]]:
+    """The SQL and parameters the next ``candle_newest_complete_time`` read sends first on
+    PostgreSQL: for the benchmarks."""
+    seen = _newest_complete_seen.get((pair, timeframe))
+    if seen is None:
+        return _NEWEST_COMPLETE_SQL[False], [pair, timeframe]
+    return _NEWEST_COMPLETE_SQL[True], [pair, timeframe, seen - _NEWEST_COMPLETE_MARGIN]
+
+
 def candle_newest_complete_time(pair: str, timeframe: str) -> datetime | None:
     """The start of the newest complete candle stored for ``pair`` and ``timeframe``."""
-    newest: datetime | None = (
-        Candle.objects.filter(pair_id=pair, timeframe=timeframe, complete=True)
-        .order_by("-time")
-        .values_list("time", flat=True)
-        .first()
-    )
-    return newest
+    if connection.vendor != "postgresql":
+        newest: datetime | None = (
+            Candle.objects.filter(pair_id=pair, timeframe=timeframe, complete=True)
+            .order_by("-time")
+            .values_list("time", flat=True)
+            .first()
+        )
+        return newest
+    key = (pair, timeframe)
+    sql, params = newest_complete_statement(pair=pair, timeframe=timeframe)
+    rows = _fetchall(sql, params, prepare=False)
+    if not rows and key in _newest_complete_seen:
+        rows = _fetchall(_NEWEST_COMPLETE_SQL[False], [pair, timeframe], prepare=True)
+    if not rows:
+        _newest_complete_seen.pop(key, None)
+        return None
+    found: datetime = rows[0][0]
+    _newest_complete_seen[key] = found
+    return found

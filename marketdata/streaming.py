@@ -49,7 +49,7 @@ from redis.exceptions import RedisError
 from marketdata import hooks
 from marketdata.broker_time import CandleTimeError, parse_broker_time
 from marketdata.cache_keys import STATE_KEY, latest_price_key
-from marketdata.models import Candle, Pair
+from marketdata.models import Pair
 from marketdata.oanda import (
     AccountSummary,
     BadLine,
@@ -59,7 +59,9 @@ from marketdata.oanda import (
     TransactionsSinceID,
     TransactionsStream,
 )
+from marketdata.selectors import candle_newest_complete_time
 from marketdata.services import candles_backfill, candles_ingest
+from marketdata.timeframes import Timeframe
 
 logger = logging.getLogger(__name__)
 
@@ -331,7 +333,7 @@ class Streamer:
             if now - last_try < RETRY_SECONDS:
                 continue
             self.attempts[pair] = (current, first_try, now)
-            newest_before = _newest_complete(pair)
+            newest_before = candle_newest_complete_time(pair, Timeframe.M1)
             start = None if newest_before is not None else current - self.bootstrap
             try:
                 result = candles_backfill(
@@ -340,7 +342,7 @@ class Streamer:
             except OandaError as error:
                 logger.warning("event=candle_catch_up_failed pair=%s error=%s", pair, error)
                 continue
-            newest_after = _newest_complete(pair)
+            newest_after = candle_newest_complete_time(pair, Timeframe.M1)
             with self.lock:
                 self.state.candles_written += result.ingest.stored
                 self.state.pairs.setdefault(pair, PairState()).last_candle_time = (
@@ -617,16 +619,6 @@ class Streamer:
             self.state.updated = wall.isoformat()
             snapshot = asdict(self.state)
         cache.set(STATE_KEY, snapshot, timeout=None)
-
-
-def _newest_complete(pair: str) -> datetime | None:
-    newest: datetime | None = (
-        Candle.objects.filter(pair_id=pair, timeframe="M1", complete=True)
-        .order_by("-time")
-        .values_list("time", flat=True)
-        .first()
-    )
-    return newest
 
 
 def enqueue_analysis(pairs: list[str], time: datetime) -> Any:

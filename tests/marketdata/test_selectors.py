@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from marketdata.models import Candle
-from marketdata.selectors import Bar, candles_last
+from marketdata.selectors import Bar, candle_newest_complete_time, candles_last
 from marketdata.services import candles_ingest
 from tests.marketdata.test_ingestion import NOW, minute_candles
 
@@ -80,3 +80,43 @@ def test_a_pair_with_fewer_candles_than_asked_returns_all_of_them(timescaledb: N
     for _ in range(2):
         assert candles_last(pair="EUR_USD", timeframe="M1", count=10) == newest_by_the_orm(10)
     assert candles_last(pair="GBP_USD", timeframe="M1", count=10) == []
+
+
+def newest_complete_by_the_orm() -> datetime | None:
+    newest: datetime | None = (
+        Candle.objects.filter(pair_id="EUR_USD", timeframe="M1", complete=True)
+        .order_by("-time")
+        .values_list("time", flat=True)
+        .first()
+    )
+    return newest
+
+
+@pytest.mark.django_db
+def test_the_newest_complete_candle_follows_new_minutes_deletions_and_forming_candles(
+    timescaledb: None,
+) -> None:
+    # Given three days of minutes, read once (the read remembers where the newest was)
+    candles_ingest(candles=minute_candles(4320), pair="EUR_USD", timeframe="M1", now=NOW)
+    assert candle_newest_complete_time("EUR_USD", "M1") == START + timedelta(minutes=4319)
+
+    # When a new minute arrives, and then a forming (incomplete) one after it
+    candles_ingest(candles=[minute_candles(4321)[-1]], pair="EUR_USD", timeframe="M1", now=NOW)
+    newer = candle_newest_complete_time("EUR_USD", "M1")
+    candles_ingest(
+        candles=[dict(minute_candles(4322)[-1], complete=False)],
+        pair="EUR_USD",
+        timeframe="M1",
+        now=NOW,
+    )
+    # Then the newest complete one is the new minute, not the forming one
+    assert newer == START + timedelta(minutes=4320)
+    assert candle_newest_complete_time("EUR_USD", "M1") == newer == newest_complete_by_the_orm()
+
+    # And when the last two days disappear (nothing left after the remembered point), the read
+    # finds the newest that remains; with nothing left at all, None
+    Candle.objects.filter(pair_id="EUR_USD", time__gte=START + timedelta(minutes=1440)).delete()
+    assert candle_newest_complete_time("EUR_USD", "M1") == START + timedelta(minutes=1439)
+    Candle.objects.filter(pair_id="EUR_USD").delete()
+    assert candle_newest_complete_time("EUR_USD", "M1") is None
+    assert candle_newest_complete_time("GBP_USD", "M1") is None
