@@ -24,7 +24,7 @@ from django.utils.html import format_html
 from console import charts
 from console.dashboard import (
     CHART_TIMEFRAMES,
-    ChartRequestError,
+    PageRequestError,
     chart_window,
     operator_time_zone,
     pair_chart_data,
@@ -234,7 +234,7 @@ class PairAdmin(admin.ModelAdmin):
                 hours=request.GET.get("hours"),
                 end=request.GET.get("end"),
             )
-        except ChartRequestError as problem:
+        except PageRequestError as problem:
             error = str(problem)
             window = chart_window(pair=pair.symbol, timeframe=None, hours=None, end=None)
         data = pair_chart_data(pair=pair.symbol, window=window)

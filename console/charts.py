@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from septrader.formatting import price, signed_money, significant
+
 WIDTH = 960
 PRICE_HEIGHT = 380
 METRICS_HEIGHT = 200
@@ -200,8 +202,8 @@ def _candle_marks(
         bottom = scale.y(float(min(bar.open, bar.close)))
         parts.append(
             f'<g class="candle {"up" if rising else "down"}">'
-            f"<title>{_label(bar.time)} O {bar.open:.{digits}f} H {bar.high:.{digits}f} "
-            f"L {bar.low:.{digits}f} C {bar.close:.{digits}f}</title>"
+            f"<title>{_label(bar.time)} O {price(bar.open, digits)} H {price(bar.high, digits)} "
+            f"L {price(bar.low, digits)} C {price(bar.close, digits)}</title>"
             f'<line x1="{centre:.1f}" x2="{centre:.1f}" y1="{scale.y(float(bar.high)):.1f}" '
             f'y2="{scale.y(float(bar.low)):.1f}" stroke="{colour}"/>'
             f'<rect x="{centre - body / 2:.1f}" y="{top:.1f}" width="{body:.1f}" '
@@ -235,7 +237,7 @@ def _signal_marks(
             f'<polygon class="signal {"buy" if buy else "sell"}" points="{points}" '
             f'fill="{UP if buy else DOWN}" stroke="#000" stroke-width="0.5">'
             f"<title>{escape(signal.direction)} signal {_label(signal.time)} confidence "
-            f"{signal.confidence:.3f} ({escape(signal.status)})</title></polygon>"
+            f"{significant(signal.confidence)} ({escape(signal.status)})</title></polygon>"
         )
     return parts
 
@@ -250,7 +252,7 @@ def _trade_marks(trades: Sequence[TradeLike], scale: _Scale, digits: int) -> lis
             f'<circle class="trade-entry {side}" cx="{x_open:.1f}" cy="{y_open:.1f}" r="5" '
             f'fill="none" stroke="#1f5fa8" stroke-width="2"><title>trade '
             f"{escape(trade.broker_trade_id)} {side} {trade.units} opened {_label(trade.opened_at)}"
-            f" at {trade.open_price:.{digits}f}</title></circle>"
+            f" at {price(trade.open_price, digits)}</title></circle>"
         )
         if trade.closed_at is not None and trade.close_price is not None:
             x_close, y_close = scale.x(trade.closed_at), scale.y(float(trade.close_price))
@@ -261,7 +263,8 @@ def _trade_marks(trades: Sequence[TradeLike], scale: _Scale, digits: int) -> lis
                 f'<rect class="trade-exit" x="{x_close - 4:.1f}" y="{y_close - 4:.1f}" '
                 'width="8" height="8" fill="#1f5fa8"><title>trade '
                 f"{escape(trade.broker_trade_id)} closed {_label(trade.closed_at)} at "
-                f"{trade.close_price:.{digits}f}, P&amp;L {trade.realized_pl}</title></rect>"
+                f"{price(trade.close_price, digits)}, P&amp;L {signed_money(trade.realized_pl)}"
+                "</title></rect>"
             )
     return parts
 
@@ -304,7 +307,7 @@ def metrics_chart_svg(
             f'points="{line}"/>'
             # The legend sits on the time axis line, between the start and end labels.
             f'<text x="{width / 2 - 165 + offset * 120:.0f}" y="{height - 8}" font-size="11" '
-            f'fill="{colour}">{name} {float(values[-1]):.3f}</text>'
+            f'fill="{colour}">{name} {significant(values[-1])}</text>'
         )
     parts.append(_time_axis(scale, start, end, height))
     parts.append("</svg>")

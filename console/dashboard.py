@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,13 +29,23 @@ from septrader.models import AuditLog, Node
 from septrader.selectors import config_values
 from trading.market import market_status_at
 from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
-from trading.performance import DailyLoss, Drawdown, daily_loss, drawdown_from_peak
+from trading.performance import (
+    DailyLoss,
+    DayPerformance,
+    Drawdown,
+    daily_loss,
+    daily_performance,
+    drawdown_from_peak,
+)
 from trading.schedule import ScheduleError, trading_day_bounds
-from trading.selectors import account_snapshot_latest
+from trading.selectors import account_snapshot_latest, performance_today
 
 logger = logging.getLogger(__name__)
 
 RECENT_ROWS = 10
+# Live the broker's clock is the wall clock within a second (plus the streamer's publishing
+# interval); a minute apart is a market being replayed.
+REPLAYED_AFTER = timedelta(minutes=1)
 OPEN_TRADES_SHOWN = 50
 
 
@@ -97,7 +107,10 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class Dashboard:
+    # The local clock (heartbeats are local processes) and the broker's clock (the market's lag,
+    # the schedule and "today"): the same within a second live, apart on a replayed market.
     now: datetime
+    broker_now: datetime
     time_zone: str
     trading: TradingState
     market: MarketPanel
@@ -113,19 +126,26 @@ class Dashboard:
     alerts_unresolved: int
     recent_actions: list[AuditLog] = field(default_factory=list)
 
+    @property
+    def replayed(self) -> bool:
+        """Whether the broker's clock is away from the wall clock: a replayed or sped-up market
+        (the demo, the simulator). Live the two agree within a second."""
+        return abs(self.now - self.broker_now) > REPLAYED_AFTER
 
-def _market(now: datetime) -> MarketPanel:
 
+def _market(broker_time: datetime) -> MarketPanel:
     try:
-        status = market_status_at(broker_now(now))
+        status = market_status_at(broker_time)
     except ScheduleError as error:
         # A broken maintenance window must not take the console down with it.
         return MarketPanel(open=False, reason="unknown", next_change=None, error=str(error))
     return MarketPanel(open=status.open, reason=status.reason, next_change=status.next_change)
 
 
-def _account(now: datetime) -> AccountPanel:
-    today = daily_loss(now=now)
+def _account(broker_time: datetime) -> AccountPanel:
+    """The account at the broker's clock: its "today" is the broker's trading day, which on a
+    replayed market (the demo) is the replayed day, not the wall clock's."""
+    today = daily_loss(now=broker_time)
     day_start = trading_day_bounds(today.day)[0]
     return AccountPanel(
         snapshot=account_snapshot_latest(),
@@ -139,12 +159,15 @@ def _account(now: datetime) -> AccountPanel:
 
 
 def _stream(
-    now: datetime, market_open: bool, stale_after: int
+    now: datetime, broker_time: datetime, market_open: bool, stale_after: int
 ) -> tuple[datetime | None, list[PairLag]]:
     """Per pair: how old the newest price and the newest closed candle are.
 
     The streamer's published state is the live source; pairs it does not mention (or every pair,
     when no streamer has run) fall back to the newest stored M1 candle, one indexed read each.
+    A price's age runs from when this machine received it, on the local clock; a candle's lag
+    runs from its close, on the broker's clock, since its time is the market's: on a replayed
+    market the wall clock would put every candle years behind.
     """
     try:
         state = stream_state() or {}
@@ -173,7 +196,7 @@ def _stream(
                 last_price_received=received,
                 price_age_seconds=price_age,
                 last_candle_time=candle_time,
-                candle_age_seconds=_age_seconds(now, closed_at),
+                candle_age_seconds=_age_seconds(broker_time, closed_at),
                 source=source,
                 # On a closed market no prices is what should happen.
                 stale=market_open and (price_age is None or price_age > stale_after),
@@ -218,22 +241,25 @@ def _alerts() -> tuple[list[Alert], int]:
 def dashboard_summary(now: datetime | None = None) -> Dashboard:
     """Everything the console's front page shows, in a fixed number of queries."""
     now = now or timezone.now()
+    broker_time = broker_now(now)
     trading, _ = TradingState.objects.get_or_create(pk=1)
     open_trades = Trade.objects.filter(state=Trade.State.OPEN).order_by("-opened_at")
     totals = open_trades.aggregate(count=Count("id"), unrealized=Sum("unrealized_pl"))
-    market = _market(now)
+    market = _market(broker_time)
     thresholds = config_values("monitoring.")
     streamer_updated, stream = _stream(
-        now, market.open, thresholds["monitoring.stale_price_seconds"]
+        now, broker_time, market.open, thresholds["monitoring.stale_price_seconds"]
     )
     alerts, unresolved_count = _alerts()
     return Dashboard(
         now=now,
+        broker_now=broker_time,
         time_zone=settings.OPERATOR_TIME_ZONE,
         trading=trading,
         market=market,
-        account=_account(now),
-        open_trades=list(open_trades[:OPEN_TRADES_SHOWN]),
+        account=_account(broker_time),
+        # The pair's display precision formats the prices.
+        open_trades=list(open_trades.select_related("pair")[:OPEN_TRADES_SHOWN]),
         open_trade_count=totals["count"],
         unrealized_total=totals["unrealized"] or Decimal(0),
         pairs_by_state=dict(
@@ -245,6 +271,62 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
         alerts=alerts,
         alerts_unresolved=unresolved_count,
         recent_actions=list(AuditLog.objects.order_by("-time", "-id")[:RECENT_ROWS]),
+    )
+
+
+class PageRequestError(ValueError):
+    """A page parameter that cannot be used; the message names it and what was expected."""
+
+
+# ----- daily performance -------------------------------------------------------------------------
+
+DAILY_DAYS_DEFAULT = 7
+DAILY_DAYS_MOST = 92
+TRADES_OF_THE_DAY_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class DailyPerformancePage:
+    today: date
+    # Newest day first.
+    days: list[DayPerformance]
+    # The trades closed on ``today``, newest first, with their pair (for its display precision).
+    trades_today: list[Trade]
+    currency: str
+
+
+def daily_days(value: str | None) -> int:
+    """How many trading days the daily performance page asks for (``?days=``)."""
+    if value in (None, ""):
+        return DAILY_DAYS_DEFAULT
+    try:
+        days = int(str(value))
+    except ValueError:
+        days = 0
+    if not 1 <= days <= DAILY_DAYS_MOST:
+        raise PageRequestError(
+            f"days={value!r} is not valid; expected a whole number from 1 to {DAILY_DAYS_MOST}."
+        )
+    return days
+
+
+def daily_performance_summary(days: int = DAILY_DAYS_DEFAULT) -> DailyPerformancePage:
+    """The console's daily performance page: the ``days`` trading days up to today, today being
+    the broker's (``trading.selectors.performance_today``, as the API's), so on a replayed market
+    the replayed day's trades are today's."""
+    today = performance_today()
+    start, end = trading_day_bounds(today)
+    snapshot = account_snapshot_latest()
+    trades_today = (
+        Trade.objects.filter(state=Trade.State.CLOSED, closed_at__gte=start, closed_at__lt=end)
+        .select_related("pair")
+        .order_by("-closed_at")
+    )
+    return DailyPerformancePage(
+        today=today,
+        days=daily_performance(today - timedelta(days=days - 1), today)[::-1],
+        trades_today=list(trades_today[:TRADES_OF_THE_DAY_SHOWN]),
+        currency=snapshot.currency if snapshot else "",
     )
 
 
@@ -260,10 +342,6 @@ DEFAULT_HOURS: dict[str, int] = {
 }
 # More candles than this no longer fit the chart's width as anything but a smear.
 MAX_CANDLES = 2000
-
-
-class ChartRequestError(ValueError):
-    """A chart parameter that cannot be used; the message names it and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -319,11 +397,12 @@ def chart_window(
     """The window a chart request asks for; by default the last hours before the newest candle.
 
     Anchoring on the newest stored candle (one indexed read) rather than on the clock keeps the
-    chart useful over a weekend or on a replayed history.
+    chart useful over a weekend or on a replayed history; a pair without candles ends at the
+    broker's clock.
     """
     timeframe = timeframe or Timeframe.M1
     if timeframe not in CHART_TIMEFRAMES:
-        raise ChartRequestError(
+        raise PageRequestError(
             f"timeframe={timeframe!r} is not valid; expected one of {', '.join(CHART_TIMEFRAMES)}."
         )
     period = timeframe_duration(timeframe)
@@ -336,17 +415,17 @@ def chart_window(
             span = 0
         most = int(MAX_CANDLES * period.total_seconds() // 3600)
         if not 1 <= span <= most:
-            raise ChartRequestError(
+            raise PageRequestError(
                 f"hours={hours!r} is not valid; expected a whole number from 1 to {most} "
                 f"(at most {MAX_CANDLES} {timeframe} candles)."
             )
     if end in (None, ""):
         newest = candles_last(pair=pair, timeframe=Timeframe.M1, count=1)
-        finish = newest[0].time + timedelta(minutes=1) if newest else timezone.now()
+        finish = newest[0].time + timedelta(minutes=1) if newest else broker_now()
     else:
         parsed = _parse_time(end)
         if parsed is None:
-            raise ChartRequestError(
+            raise PageRequestError(
                 f"end={end!r} is not valid; expected an ISO 8601 time such as 2025-07-25T21:00Z."
             )
         finish = parsed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from marketdata.models import Candle
-from septrader.admin_tools import EstimatedCountPaginator, ReadOnlyAdmin
+from septrader.admin_tools import EstimatedCountPaginator, ReadOnlyAdmin, price_column
 
 
 @admin.register(Candle)
@@ -16,10 +16,10 @@ class CandleAdmin(ReadOnlyAdmin):
         "time",
         "pair",
         "timeframe",
-        "open",
-        "high",
-        "low",
-        "close",
+        price_column("open"),
+        price_column("high"),
+        price_column("low"),
+        price_column("close"),
         "volume",
         "complete",
     )

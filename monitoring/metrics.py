@@ -21,7 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from marketdata.selectors import stream_state
+from marketdata.selectors import broker_now, stream_state
 from monitoring.health import STATUS_RANK, _parse, queue_depths, run_checks
 from monitoring.models import Alert, Severity
 from trading.models import Order, Trade, TradingSignal
@@ -107,7 +107,8 @@ class TradingCollector(Collector):
         yield _gauge(
             "septrader_margin_used", "Margin in use.", snapshot.margin_used if snapshot else None
         )
-        start, _ = trading_day_bounds(trading_day(now))
+        # The trading day of the broker's clock, which stamps the account snapshots.
+        start, _ = trading_day_bounds(trading_day(broker_now(now)))
         opening = account_snapshot_opening(start)
         daily = snapshot.nav - opening.nav if snapshot and opening else None
         yield _gauge(

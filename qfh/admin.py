@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from qfh import reports
 from qfh.evaluation.services import PromotionRefusedError, pair_model_promote
 from qfh.models import CandleMetrics, PairModel, RuleEvaluation
-from septrader.admin_tools import EstimatedCountPaginator, operator
+from septrader.admin_tools import EstimatedCountPaginator, operator, significant_column
 
 
 def _pretty(value: Any) -> str:
@@ -42,10 +42,10 @@ class PairModelAdmin(ReadOnlyAdmin):
         "rule_type",
         "horizon",
         "oos_trades",
-        "oos_hit_rate",
-        "oos_hit_low",
-        "oos_expectancy_pips",
-        "oos_max_drawdown_pips",
+        significant_column("oos_hit_rate"),
+        significant_column("oos_hit_low"),
+        significant_column("oos_expectancy_pips"),
+        significant_column("oos_max_drawdown_pips"),
         "passed_gates",
         "promoted",
         "created_at",
@@ -122,10 +122,10 @@ class RuleEvaluationAdmin(ReadOnlyAdmin):
         "horizon",
         "leaky",
         "trades",
-        "hit_rate",
-        "hit_low",
-        "hit_high",
-        "pnl_pips",
+        significant_column("hit_rate"),
+        significant_column("hit_low"),
+        significant_column("hit_high"),
+        significant_column("pnl_pips"),
         "created_at",
     )
     list_filter = ("pair", "leaky", "rule_type", "timeframe", "horizon")
@@ -199,11 +199,11 @@ class CandleMetricsAdmin(ReadOnlyAdmin):
         "pair",
         "timeframe",
         "params_version",
-        "coherence",
-        "rupture_ratio",
-        "entropy",
+        significant_column("coherence"),
+        significant_column("rupture_ratio"),
+        significant_column("entropy"),
         "collapse",
-        "trajectory_confidence",
+        significant_column("trajectory_confidence"),
     )
     list_filter = ("pair", "timeframe")
     # The natural key's index order, read backwards (see CandleAdmin: no index on time alone).

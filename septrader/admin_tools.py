@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -10,6 +11,8 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+
+from septrader import formatting
 
 
 class EstimatedCountPaginator(Paginator):
@@ -71,3 +74,44 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+# Columns of the admin lists, written by ``septrader.formatting`` as the console's pages write
+# them. Each returns a function for ``list_display`` that keeps the column sortable by its field.
+
+
+def significant_column(field: str, description: str = "") -> Callable[[Any], str]:
+    """A confidence or a metric to four significant digits."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj: Any) -> str:
+        return formatting.significant(getattr(obj, field))
+
+    return column
+
+
+def price_column(field: str, description: str = "") -> Callable[[Any], str]:
+    """A price to the display precision of the row's pair (``obj.pair``, which the admin joins
+    when ``pair`` is a column of the list)."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj: Any) -> str:
+        return formatting.price(getattr(obj, field), obj.pair.display_precision)
+
+    return column
+
+
+def money_column(
+    field: str, description: str = "", *, signed: bool = False, currency_field: str = ""
+) -> Callable[[Any], str]:
+    """An amount with two decimals (with its sign for a P&L), in the row's currency when the
+    row has one."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj: Any) -> str:
+        value = getattr(obj, field)
+        if signed:
+            return formatting.signed_money(value)
+        return formatting.money(value, getattr(obj, currency_field) if currency_field else "")
+
+    return column

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,37 @@ def timescaledb(db: Any) -> None:
         cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
         installed = cursor.fetchone() is not None
     require(installed, "the timescaledb extension is not installed in the test database")
+
+
+@pytest.fixture
+def broker_clock() -> Iterator[Any]:
+    """Publish a streamer state whose newest broker message carried ``moment`` (a replayed or
+    sped-up market), received and published just now on the local clock; ``pairs`` is the
+    streamer's per-pair state (``marketdata.streaming.PairState`` as a dict)."""
+    from django.core.cache import cache
+
+    from marketdata.cache_keys import STATE_KEY
+
+    def publish(
+        moment: datetime,
+        *,
+        published_minutes_ago: float = 0.0,
+        pairs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        wall = datetime.now(UTC) - timedelta(minutes=published_minutes_ago)
+        cache.set(
+            STATE_KEY,
+            {
+                "broker_time": moment.isoformat(),
+                "broker_time_received": wall.isoformat(),
+                "updated": wall.isoformat(),
+                "pairs": pairs or {},
+            },
+            timeout=None,
+        )
+
+    yield publish
+    cache.delete(STATE_KEY)
 
 
 @pytest.fixture(scope="session")

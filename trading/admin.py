@@ -20,7 +20,14 @@ from django.utils.html import format_html
 
 from marketdata.models import Pair
 from marketdata.oanda import OandaError
-from septrader.admin_tools import EstimatedCountPaginator, ReadOnlyAdmin, operator
+from septrader.admin_tools import (
+    EstimatedCountPaginator,
+    ReadOnlyAdmin,
+    money_column,
+    operator,
+    price_column,
+    significant_column,
+)
 from trading.models import (
     AccountSnapshot,
     BrokerTransaction,
@@ -59,7 +66,7 @@ class TradingSignalAdmin(ReadOnlyAdmin):
         "pair",
         "timeframe",
         "direction",
-        "confidence",
+        significant_column("confidence"),
         "status",
         "status_reason",
         "executed",
@@ -79,7 +86,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "kind",
         "units",
         "status",
-        "fill_price",
+        price_column("fill_price"),
         "broker_order_id",
         "client_id",
         "reason",
@@ -98,11 +105,11 @@ class TradeAdmin(ReadOnlyAdmin):
         "pair",
         "broker_trade_id",
         "current_units",
-        "open_price",
+        price_column("open_price"),
         "state",
-        "unrealized_pl",
-        "realized_pl",
-        "close_price",
+        money_column("unrealized_pl", signed=True),
+        money_column("realized_pl", signed=True),
+        price_column("close_price"),
         "closed_at",
         "close_reason",
     )
@@ -146,11 +153,11 @@ class AccountSnapshotAdmin(ReadOnlyAdmin):
     list_display = (
         "time",
         "account_id",
-        "nav",
-        "balance",
-        "unrealized_pl",
-        "margin_used",
-        "margin_available",
+        money_column("nav", "NAV", currency_field="currency"),
+        money_column("balance", currency_field="currency"),
+        money_column("unrealized_pl", signed=True),
+        money_column("margin_used"),
+        money_column("margin_available"),
         "open_trade_count",
     )
     list_filter = ("account_id",)

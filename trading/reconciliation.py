@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from marketdata import oanda
 from marketdata.broker_time import parse_broker_time
+from marketdata.selectors import broker_now
 from septrader.locks import advisory_lock
 from septrader.selectors import config_values
 from septrader.services import audit_record
@@ -109,7 +110,9 @@ def _reconcile(client: oanda.OandaClient, now: datetime) -> ReconcileReport:
         report.trades_closed += 1
         _difference(report, f"trade {trade_id}", {"closed": "its entry filled after a stop"})
     _settle_signals(now, report)
-    account_snapshot_take(client, now=now)
+    # Stamped with the broker's clock, as the snapshots taken at entries are: on a replayed
+    # market (the demo) the wall clock would put them years after the trades they follow.
+    account_snapshot_take(client, now=broker_now(now))
     logger.info("event=reconciled %s", report.summary())
     return report
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from marketdata.cache_keys import latest_price_key
 from marketdata.models import Pair
+from marketdata.selectors import broker_now
 from septrader.selectors import rows_narrowed
 from trading.models import (
     AccountSnapshot,
@@ -25,6 +26,7 @@ from trading.models import (
     TradingState,
 )
 from trading.performance import daily_loss
+from trading.schedule import trading_day
 
 # How many of the newest transaction ids are searched for a gap (an anti-join on the primary key:
 # a few milliseconds). A transaction missed longer ago than this is reconciliation's business.
@@ -66,6 +68,18 @@ def account_snapshot_latest(account_id: str | None = None) -> AccountSnapshot | 
     if account_id is not None:
         snapshots = snapshots.filter(account_id=account_id)
     return snapshots.order_by("-time").first()
+
+
+def performance_today() -> date:
+    """The trading day the performance pages call today: that of the newest account snapshot,
+    whose time is the broker's clock (reconciliation takes one every pass), or of the broker's
+    clock before the first snapshot.
+
+    Live, that is the current day. On a replayed market (the demo) it is the replayed day, so
+    the demo's trades are on its "today", and they stay there after the demo has stopped.
+    """
+    latest = account_snapshot_latest()
+    return trading_day(latest.time if latest is not None else broker_now())
 
 
 def account_snapshot_opening(
@@ -357,8 +371,9 @@ class TodayPl(TypedDict):
 
 def today_pl(now: datetime | None = None) -> TodayPl:
     """The P&L of the current 17:00 New York trading day: realised on trades closed in it, and
-    the change in unrealised P&L since it started (``trading.performance.daily_loss``)."""
-    loss = daily_loss(now=now or timezone.now())
+    the change in unrealised P&L since it started (``trading.performance.daily_loss``), at the
+    broker's clock: on a replayed market its day is the replayed one."""
+    loss = daily_loss(now=now or broker_now())
     return {
         "day": loss.day,
         "pl": loss.pl,

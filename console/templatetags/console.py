@@ -1,4 +1,5 @@
-"""Template filters of the operator console."""
+"""Template filters of the operator console. Numbers are written by ``septrader.formatting``, which
+the admin pages of the apps below the console use too: one way to write each kind of number."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django import template
+
+from septrader import formatting
 
 register = template.Library()
 
@@ -37,9 +40,26 @@ def utc_and_local(moment: datetime | None, zone: str) -> str:
 @register.filter
 def signed(value: Decimal | float | None) -> str:
     """Money with its sign, two decimals: +12.50, -3.10."""
-    if value is None:
-        return "-"
-    return f"{Decimal(value):+,.2f}"
+    return formatting.signed_money(value)
+
+
+@register.filter
+def money(value: Decimal | float | None, currency: str = "") -> str:
+    """Money with two decimals, in ``currency`` when given: ``{{ s.nav|money:s.currency }}``."""
+    return formatting.money(value, currency)
+
+
+@register.filter
+def price(value: Decimal | float | None, precision: int = 5) -> str:
+    """A price to the pair's display precision:
+    ``{{ t.open_price|price:t.pair.display_precision }}``."""
+    return formatting.price(value, precision)
+
+
+@register.filter
+def significant(value: Decimal | float | None, digits: int = formatting.SIGNIFICANT_DIGITS) -> str:
+    """A confidence or a metric to four significant digits (or ``digits``): 0.6657."""
+    return formatting.significant(value, int(digits))
 
 
 @register.filter

@@ -201,10 +201,12 @@ def test_the_dashboard_shows_state_market_account_open_trades_and_stream_lag(
     assert re.search(r'id="market-state">(open|closed)<', html)
     assert "operator time zone Europe/London" in html
     assert re.search(r"\((Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d:\d\d (GMT|BST)\)", html)
-    assert "100012.5" in html  # NAV
+    # Money in the account currency with two decimals, prices to the pair's display precision
+    assert 'id="account-nav">100,012.50 USD<' in html
     assert "Open trades (1, unrealised" in html and "+12.50" in html
+    assert "<td>1.17000</td>" in html  # the open trade's price
     assert re.search(r'id="today-pl" class="loss">-40.00', html)
-    assert "-40.00 on 1 closed trades" in html
+    assert "-40.00 USD on 1 closed trades" in html
     assert 'class="stream-row"><td>EUR_USD</td>' in html
     assert "2025-07-25 20:59Z" in html  # the newest stored candle, for the lag
 

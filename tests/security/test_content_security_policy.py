@@ -40,6 +40,7 @@ def console_pages() -> list[str]:
         "/admin/marketdata/pair/",
         f"/admin/marketdata/pair/{pair.pk}/change/",
         f"/admin/marketdata/pair/{pair.pk}/chart/",
+        "/admin/performance/daily/",
         "/admin/septrader/systemconfig/add/",
         "/admin/trading/trade/",
         "/api/docs/",

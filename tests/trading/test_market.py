@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 
-from marketdata.cache_keys import STATE_KEY
 from marketdata.selectors import broker_now
 from monitoring.rules import Context, market_closed
 from monitoring.selectors import system_status
@@ -222,27 +220,6 @@ def test_the_beat_task_records_the_market_state_through_a_real_worker(
 
 
 # The broker's clock ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def broker_clock() -> Any:
-    """Publish a streamer state whose newest broker message carried ``moment`` (a replayed or
-    sped-up market), received and published just now on the local clock."""
-
-    def publish(moment: datetime, *, published_minutes_ago: float = 0.0) -> None:
-        wall = datetime.now(UTC) - timedelta(minutes=published_minutes_ago)
-        cache.set(
-            STATE_KEY,
-            {
-                "broker_time": moment.isoformat(),
-                "broker_time_received": wall.isoformat(),
-                "updated": wall.isoformat(),
-            },
-            timeout=None,
-        )
-
-    yield publish
-    cache.delete(STATE_KEY)
 
 
 def test_the_recorded_market_state_follows_the_brokers_clock_not_the_wall_clock(
