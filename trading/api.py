@@ -14,7 +14,6 @@ from typing import Any, TypedDict
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.renderers import JSONRenderer
@@ -32,9 +31,7 @@ from trading import selectors as overview
 from trading import serializers, services
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
 from trading.performance import daily_performance
-from trading.schedule import trading_day
 from trading.selectors import (
-    account_snapshot_latest,
     orders_listed,
     signals_listed,
     trades_listed,
@@ -451,11 +448,7 @@ class DailyPerformanceView(APIView):
     )
     def get(self, request: Request) -> Response:
         params = query(serializers.DailyPerformanceQuerySerializer, request)
-        # "Today" is the day the account was last seen at the broker's clock (a snapshot every
-        # reconciliation, so the current day in production; the replayed day in the demo).
-        latest = account_snapshot_latest()
-        today = trading_day(latest.time if latest is not None else timezone.now())
-        end = params.get("end") or today
+        end = params.get("end") or overview.performance_today()
         start = params.get("start") or end - timedelta(days=params.get("days", 7) - 1)
         if start > end:
             raise invalid("start", start.isoformat(), "a day on or before end")

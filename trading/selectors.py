@@ -25,6 +25,7 @@ from trading.models import (
     TradingState,
 )
 from trading.performance import daily_loss
+from trading.schedule import trading_day
 
 # How many of the newest transaction ids are searched for a gap (an anti-join on the primary key:
 # a few milliseconds). A transaction missed longer ago than this is reconciliation's business.
@@ -66,6 +67,14 @@ def account_snapshot_latest(account_id: str | None = None) -> AccountSnapshot | 
     if account_id is not None:
         snapshots = snapshots.filter(account_id=account_id)
     return snapshots.order_by("-time").first()
+
+
+def performance_today() -> date:
+    """The trading day the performance figures call today: the day the account was last seen at
+    the broker's clock (a snapshot every reconciliation, so the current day in production; the
+    replayed day in the demo)."""
+    latest = account_snapshot_latest()
+    return trading_day(latest.time if latest is not None else timezone.now())
 
 
 def account_snapshot_opening(

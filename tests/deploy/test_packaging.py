@@ -44,6 +44,7 @@ PROJECT_SOURCES = [
         "nodes",
         "sync",
         "backups",
+        "telegrambot",
         "console",
         "oandasim",
     )
