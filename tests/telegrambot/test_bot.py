@@ -400,8 +400,10 @@ def test_the_bot_command_refuses_to_start_without_a_token(
     transactional_db: Any, settings: Any
 ) -> None:
     settings.TELEGRAM_BOT_TOKEN = None
-    with pytest.raises(CommandError, match="TELEGRAM_BOT_TOKEN is not set"):
+    with pytest.raises(CommandError, match="TELEGRAM_BOT_TOKEN is not set") as refused:
         call_command("telegram_bot")
+    # EX_CONFIG, which the systemd unit does not restart (RestartPreventExitStatus=78)
+    assert refused.value.returncode == 78
 
 
 def test_numbers_are_written_as_an_operator_reads_them() -> None:

@@ -17,6 +17,9 @@ from telegrambot.bot import ALLOWED_UPDATES, build_application
 
 logger = logging.getLogger(__name__)
 
+# EX_CONFIG (sysexits.h): the unit file does not restart the bot for it (RestartPreventExitStatus).
+EXIT_NOT_CONFIGURED = 78
+
 
 class Command(BaseCommand):
     help = "Answer the commands of linked Telegram users (README, 'Telegram control')."
@@ -26,7 +29,8 @@ class Command(BaseCommand):
         if not token:
             raise CommandError(
                 "TELEGRAM_BOT_TOKEN is not set (or TELEGRAM_BOT_TOKEN_FILE); expected the token "
-                "@BotFather gave the bot."
+                "@BotFather gave the bot.",
+                returncode=EXIT_NOT_CONFIGURED,
             )
         application = build_application(
             token=token,
