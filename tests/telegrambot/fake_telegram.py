@@ -8,6 +8,7 @@ messages and button presses as updates, and reads what the bot called.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -71,10 +72,9 @@ class FakeTelegram:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                try:
+                # The bot may have stopped while its long poll was waiting.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the bot stopped while its long poll was waiting
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
