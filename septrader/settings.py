@@ -587,6 +587,9 @@ LOGGING = {
         # django-axes narrates each login at INFO with the username and address masked; what it
         # decided is in the AuditLog (septrader/lockout.py), so its warnings are enough here.
         "axes": {"level": "WARNING"},
+        # httpx, python-telegram-bot's HTTP client, logs every request's URL at INFO, and a Bot
+        # API URL holds the bot's token (tests/telegrambot: the token never reaches the logs).
+        "httpx": {"level": "WARNING"},
     },
 }
 

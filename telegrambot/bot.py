@@ -126,6 +126,10 @@ class ControlBot:
             chat_type=chat.type,
         )
         if actor is None:
+            # Logged up to the rate limit a minute per stranger too, so a flood cannot fill
+            # the disk with log lines.
+            if not self.limiter.check(user.id).allowed:
+                return None
             message = update.effective_message
             logger.warning(
                 "event=telegram_ignored telegram_id=%s username=%r chat_id=%s chat_type=%s text=%r",
@@ -170,6 +174,9 @@ class ControlBot:
         reply: Reply = await in_django(guarded_command)(actor, name.lower(), words[1:])
         markup = None
         if reply.confirm is not None:
+            now = self.clock()
+            for stale in [key for key, value in self.pending.items() if value.expires < now]:
+                del self.pending[stale]
             nonce = secrets.token_urlsafe(9)
             self.pending[nonce] = Pending(
                 reply.confirm.action, actor.telegram_id, self.clock() + CONFIRM_SECONDS

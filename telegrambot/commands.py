@@ -215,7 +215,8 @@ def profit(actor: Actor, args: list[str]) -> Reply:
         closed, "closed trade"
     )
     if closed:
-        realized_line += f" ({wins} won, {losses} lost, win rate {significant(wins / closed)})"
+        win_rate = significant(100 * wins / closed)
+        realized_line += f" ({wins} won, {losses} lost, win rate {win_rate}%)"
     lines = [
         f"Profit {start:%Y-%m-%d} to {end:%Y-%m-%d} ({_count(days, 'day')}):",
         realized_line,

@@ -29,6 +29,7 @@ from tests.telegrambot.conftest import (
     OPERATOR_ID,
     ROLELESS_ID,
     STRANGER_ID,
+    TOKEN,
     VIEWER_ID,
 )
 from tests.telegrambot.fake_telegram import Call, FakeTelegram
@@ -141,7 +142,7 @@ def test_a_viewer_reads_status_pairs_trades_profit_and_daily_with_readable_numbe
 
     profit = said(telegram, VIEWER_ID, "/profit 3")
     assert "(3 days)" in profit
-    assert "Realized +12.35 USD on 1 closed trade (1 won, 0 lost, win rate 1)" in profit
+    assert "Realized +12.35 USD on 1 closed trade (1 won, 0 lost, win rate 100%)" in profit
     assert "Unrealized +8.15 USD" in profit
 
     daily = said(telegram, VIEWER_ID, "/daily")
@@ -332,6 +333,15 @@ def test_an_unknown_user_or_chat_gets_no_answer_and_is_logged(
     assert f"telegram_id={STRANGER_ID} username='mallory'" in ignored[0]
     assert "chat_id=-42" in ignored[2]
     assert not audit("trading.kill_switch")
+
+
+def test_the_bot_token_never_reaches_the_logs(
+    telegram: FakeTelegram, accounts: dict[str, User], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert said(telegram, VIEWER_ID, "/status").startswith("Trading:")
+    assert caplog.records
+    assert TOKEN not in caplog.text
 
 
 def test_an_unlinked_or_deactivated_user_is_a_stranger(
