@@ -63,6 +63,9 @@ class RunningBot:
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         async with self.application:
+            # What run_polling does after initialising: the bot's command menu.
+            assert self.application.post_init is not None
+            await self.application.post_init(self.application)
             await self.application.start()
             assert self.application.updater is not None
             await self.application.updater.start_polling(
@@ -90,6 +93,8 @@ class RunningBot:
 class Harness:
     telegram: FakeTelegram
     clock: Clock
+    # The command menu the bot gave Telegram at start.
+    menu: list[dict[str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +116,8 @@ def harness(simulator: SimulatorProcess) -> Iterator[Harness]:  # noqa: F811
             clock=clock,
         )
         with RunningBot(application):
-            yield Harness(telegram, clock)
+            [menu] = telegram.calls_of("setMyCommands")
+            yield Harness(telegram, clock, menu.params["commands"])
 
 
 @pytest.fixture

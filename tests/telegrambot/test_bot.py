@@ -335,6 +335,12 @@ def test_an_unknown_user_or_chat_gets_no_answer_and_is_logged(
     assert not audit("trading.kill_switch")
 
 
+def test_the_bot_gives_telegram_its_command_menu(harness: Any) -> None:
+    names = [command["command"] for command in harness.menu]
+    assert names[:2] == ["help", "status"]
+    assert {"kill", "flatten", "ack", "reload", "profit", "daily"} <= set(names)
+
+
 def test_the_bot_token_never_reaches_the_logs(
     telegram: FakeTelegram, accounts: dict[str, User], caplog: pytest.LogCaptureFixture
 ) -> None:
