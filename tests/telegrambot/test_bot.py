@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from marketdata.models import Pair
 from monitoring.models import Alert
@@ -22,6 +28,7 @@ from septrader.models import AuditLog
 from septrader.services import config_set
 from telegrambot.models import TelegramAccount
 from telegrambot.ratelimit import RateLimiter
+from tests.conftest import REPO
 from tests.telegrambot.conftest import (
     ADMIN_ID,
     ALERTS_CHAT,
@@ -410,6 +417,41 @@ def test_the_telegram_user_command_links_lists_and_unlinks_audited(
         "telegram.link",
         "telegram.unlink",
     ]
+
+
+def test_the_bot_command_answers_from_its_own_process_and_stops_cleanly_on_sigterm(
+    accounts: dict[str, User],
+) -> None:
+    """The process the supervisor, compose and systemd start: run_polling and its signals."""
+    token = "654321:PROCESS-token"
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    with FakeTelegram(token) as telegram:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "septrader.settings",
+            "DATABASE_URL": urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"])),
+            "TELEGRAM_BOT_TOKEN": token,
+            "TELEGRAM_API_URL": telegram.url,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "telegram_bot"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            telegram.wait_for("setMyCommands", timeout=60)
+            assert said(telegram, VIEWER_ID, "/status").startswith("Trading:")
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert "event=telegram_bot_started" in out + err
+    assert token not in out + err
 
 
 def test_the_bot_command_refuses_to_start_without_a_token(
