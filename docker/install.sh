@@ -114,9 +114,9 @@ install_config() {
 install_units() {
   local units=()
   case "$ROLE" in
-    droplet) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream septrader-monitor) ;;
+    droplet) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream septrader-monitor septrader-telegram) ;;
     local) units=(septrader-worker-qfh) ;;
-    all) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream septrader-monitor septrader-worker-qfh) ;;
+    all) units=(septrader-web septrader-worker-execution septrader-beat septrader-stream septrader-monitor septrader-telegram septrader-worker-qfh) ;;
   esac
   install -m 0644 "$SOURCE/docker/systemd/septrader.target" /etc/systemd/system/
   for unit in "${units[@]}"; do

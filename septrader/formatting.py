@@ -62,18 +62,16 @@ def price(value: Any, precision: int = 5) -> str:
     return _fixed(number, int(precision))
 
 
-def money(value: Any, currency: str = "") -> str:
-    """An amount with two decimals and thousands separators, then its currency if given."""
+def money(value: Any, currency: str = "", *, signed: bool = False) -> str:
+    """An amount with two decimals and thousands separators, then its currency if given;
+    ``signed`` writes the sign of a P&L (+12.50, -3.10; zero reads +0.00)."""
     number = _decimal(value)
     if number is None:
         return MISSING
-    text = _fixed(number, 2, grouped=True)
+    text = _fixed(number, 2, grouped=True, sign="+" if signed else "")
     return f"{text} {currency}" if currency else text
 
 
 def signed_money(value: Any) -> str:
     """A P&L: money with its sign, +12.50 or -3.10 (zero reads +0.00)."""
-    number = _decimal(value)
-    if number is None:
-        return MISSING
-    return _fixed(number, 2, grouped=True, sign="+")
+    return money(value, signed=True)

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "nodes",
     "sync",
     "backups",
+    "telegrambot",
     "console",
 ]
 
@@ -364,6 +365,11 @@ METRICS_TOKEN = env_optional("METRICS_TOKEN")
 ALERT_WEBHOOK_URL = env_optional("ALERT_WEBHOOK_URL")
 TELEGRAM_BOT_TOKEN = env_optional("TELEGRAM_BOT_TOKEN")
 TELEGRAM_API_URL = env_str("TELEGRAM_API_URL", "https://api.telegram.org")
+# Control from a phone (telegrambot/, README "Telegram control"): the same bot answers commands
+# from the Telegram accounts linked to project users. Each account may send this many commands and
+# button presses a minute; more are refused, so a stuck phone or a leaked account cannot hammer
+# the broker through the kill switch, closes or flattens.
+TELEGRAM_COMMANDS_PER_MINUTE = env_int("TELEGRAM_COMMANDS_PER_MINUTE", 20, minimum=1)
 ALERT_DELIVERY_TIMEOUT = float(env_int("ALERT_DELIVERY_TIMEOUT", 10, minimum=1))
 
 # E-mail for alerts and the daily summary.
@@ -581,6 +587,9 @@ LOGGING = {
         # django-axes narrates each login at INFO with the username and address masked; what it
         # decided is in the AuditLog (septrader/lockout.py), so its warnings are enough here.
         "axes": {"level": "WARNING"},
+        # httpx, python-telegram-bot's HTTP client, logs every request's URL at INFO, and a Bot
+        # API URL holds the bot's token (tests/telegrambot: the token never reaches the logs).
+        "httpx": {"level": "WARNING"},
     },
 }
 

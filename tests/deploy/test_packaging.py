@@ -44,6 +44,7 @@ PROJECT_SOURCES = [
         "nodes",
         "sync",
         "backups",
+        "telegrambot",
         "console",
         "oandasim",
     )
@@ -231,8 +232,12 @@ def test_nginx_serves_tls_redirects_http_and_keeps_metrics_and_the_simulator_pri
 def test_the_droplet_runs_each_process_of_its_role_once_and_the_gpu_node_the_qfh_worker() -> None:
     droplet = services("droplet")
     assert set(droplet) == {
-        *("db", "redis", "web", "worker-execution", "beat", "stream", "monitor", "nginx")
+        *("db", "redis", "web", "worker-execution", "beat", "stream", "monitor", "nginx"),
+        "telegram",
     }
+    # The Telegram bot needs a token, so it starts only with its profile.
+    assert droplet["telegram"]["profiles"] == ["telegram"]
+    assert [name for name, service in droplet.items() if "profiles" in service] == ["telegram"]
     assert droplet["db"]["image"].startswith("timescale/timescaledb:") and droplet["db"][
         "image"
     ].endswith("-pg17")
@@ -260,6 +265,7 @@ def test_the_systemd_units_run_the_same_real_commands_as_the_septrader_user() ->
         "septrader-beat",
         "septrader-stream",
         "septrader-monitor",
+        "septrader-telegram",
         "septrader-worker-qfh",
     }
     for path in UNITS:

@@ -168,6 +168,9 @@ class Command(BaseCommand):
             ),
             Program("web", [python, manage, "runserver", f"127.0.0.1:{port}", "--noreload"]),
         ]
+        # Control from a phone (README, "Telegram control") once the bot has a token.
+        if settings.TELEGRAM_BOT_TOKEN:
+            programs.append(Program("telegram", [python, manage, "telegram_bot"]))
         # A process that dies (a crash, the OOM killer, an operator's kill -9) is started again,
         # as in production; only Ctrl-C or SIGTERM stops the demo.
         for program in programs:

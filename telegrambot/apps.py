@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TelegramBotConfig(AppConfig):
+    name = "telegrambot"
+    verbose_name = "Telegram control"
