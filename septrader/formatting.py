@@ -35,7 +35,11 @@ def _rounded(number: Decimal, places: int) -> Decimal:
 
 
 def _fixed(number: Decimal, places: int, grouped: bool = False, sign: str = "") -> str:
-    return f"{_rounded(number, places):{sign}{',' if grouped else ''}.{places}f}"
+    rounded = _rounded(number, places)
+    # A value that rounds to zero reads 0.00 (or +0.00), never -0.00.
+    if rounded.is_zero():
+        rounded = abs(rounded)
+    return f"{rounded:{sign}{',' if grouped else ''}.{places}f}"
 
 
 def significant(value: Any, digits: int = SIGNIFICANT_DIGITS) -> str:

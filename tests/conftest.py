@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -34,6 +35,20 @@ def timescaledb(db: Any) -> None:
         cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
         installed = cursor.fetchone() is not None
     require(installed, "the timescaledb extension is not installed in the test database")
+
+
+@pytest.fixture(autouse=True)
+def no_streamer_state_left() -> None:
+    """Each test starts without a streamer state in the cache: one left by an earlier test's
+    streamer (its broker clock on a replayed day) would move every later test's market, "today"
+    and lag onto that day (marketdata.selectors.broker_now)."""
+    from django.core.cache import cache
+
+    from marketdata.cache_keys import STATE_KEY
+
+    # A test without a reachable cache has no state to leave either.
+    with contextlib.suppress(Exception):
+        cache.delete(STATE_KEY)
 
 
 @pytest.fixture

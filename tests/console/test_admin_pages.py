@@ -293,8 +293,8 @@ def a_month_of_candles(db: Any, timescaledb: None) -> int:
 def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
     operator_client: Client, a_month_of_candles: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The M1 candle reads bypass Django's cursor (marketdata.selectors._rows and _fetch), so
-    # record the SQL they send as well as Django's own queries.
+    # The M1 candle reads bypass Django's cursor (marketdata.selectors._rows and _last_m1_rows),
+    # so record the reads they make as well as Django's own queries.
     from marketdata import selectors
 
     candle_reads: list[tuple[str, Any]] = []
@@ -305,15 +305,15 @@ def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
         candle_reads.append((str(queryset.query), len(rows)))
         return rows
 
-    fetch = selectors._fetch
+    last_m1 = selectors._last_m1_rows
 
-    def recording_fetch(sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        rows = fetch(sql, *args)
-        candle_reads.append((sql.replace("LIMIT %s", f"LIMIT {args[-2]}"), len(rows)))
+    def recording_last(pair: str, count: int, until: Any) -> list[tuple[Any, ...]]:
+        rows = last_m1(pair, count, until)
+        candle_reads.append((f"last M1 of {pair} LIMIT {count}", len(rows)))
         return rows
 
     monkeypatch.setattr(selectors, "_rows", recording)
-    monkeypatch.setattr(selectors, "_fetch", recording_fetch)
+    monkeypatch.setattr(selectors, "_last_m1_rows", recording_last)
     eur_usd = Pair.objects.get(symbol="EUR_USD")
 
     with CaptureQueriesContext(connection) as queries:

@@ -149,7 +149,7 @@ def test_a_viewer_reads_status_pairs_trades_profit_and_daily_with_readable_numbe
 
     profit = said(telegram, VIEWER_ID, "/profit 3")
     assert "(3 days)" in profit
-    assert "Realized +12.35 USD on 1 closed trade (1 won, 0 lost, win rate 100%)" in profit
+    assert "Realized +12.35 USD on 1 closed trade (1 won, 0 lost, win rate 100.0%)" in profit
     assert "Unrealized +8.15 USD" in profit
 
     daily = said(telegram, VIEWER_ID, "/daily")
@@ -466,15 +466,16 @@ def test_the_bot_command_refuses_to_start_without_a_token(
 
 def test_numbers_are_written_as_an_operator_reads_them() -> None:
     assert significant(0.6656631189195747) == "0.6657"
-    assert significant(12345.678) == "12350"
+    assert significant(12345.678) == "12346"
     assert significant(0.000123456) == "0.0001235"
-    assert significant(0.5) == "0.5"
+    assert significant(0.5) == "0.5000"
     assert significant(None) == "-"
     assert price(Decimal("1.171234"), 5) == "1.17123"
     assert price("157.1", 3) == "157.100"
     assert money(Decimal("-1234.5678"), "USD") == "-1,234.57 USD"
     assert money(Decimal("12.3456"), "USD", signed=True) == "+12.35 USD"
-    assert money(Decimal("-0.001"), "USD", signed=True) == "0.00 USD"
+    assert money(Decimal("-0.001"), "USD", signed=True) == "+0.00 USD"
+    assert money(Decimal("-0.001"), "USD") == "0.00 USD"
 
 
 def test_the_rate_limiter_counts_a_sliding_minute_per_user() -> None:
