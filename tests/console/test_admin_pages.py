@@ -293,7 +293,7 @@ def a_month_of_candles(db: Any, timescaledb: None) -> int:
 def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
     operator_client: Client, a_month_of_candles: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The M1 candle reads bypass Django's cursor (marketdata.selectors._rows and _last_m1_rows),
+    # The M1 candle reads bypass Django's cursor (marketdata.selectors._rows and _last_m1_bars),
     # so record the reads they make as well as Django's own queries.
     from marketdata import selectors
 
@@ -305,7 +305,7 @@ def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
         candle_reads.append((str(queryset.query), len(rows)))
         return rows
 
-    last_m1 = selectors._last_m1_rows
+    last_m1 = selectors._last_m1_bars
 
     def recording_last(pair: str, count: int, until: Any) -> list[tuple[Any, ...]]:
         rows = last_m1(pair, count, until)
@@ -313,7 +313,7 @@ def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
         return rows
 
     monkeypatch.setattr(selectors, "_rows", recording)
-    monkeypatch.setattr(selectors, "_last_m1_rows", recording_last)
+    monkeypatch.setattr(selectors, "_last_m1_bars", recording_last)
     eur_usd = Pair.objects.get(symbol="EUR_USD")
 
     with CaptureQueriesContext(connection) as queries:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -120,3 +121,23 @@ def test_the_newest_complete_candle_follows_new_minutes_deletions_and_forming_ca
     Candle.objects.filter(pair_id="EUR_USD").delete()
     assert candle_newest_complete_time("EUR_USD", "M1") is None
     assert candle_newest_complete_time("GBP_USD", "M1") is None
+
+
+@pytest.mark.django_db
+def test_a_corrected_candle_is_read_with_its_new_prices(timescaledb: None) -> None:
+    # Given minutes read once (each row decoded, and remembered by its text)
+    candles = minute_candles(200)
+    candles_ingest(candles=candles, pair="EUR_USD", timeframe="M1", now=NOW)
+    before = candles_last(pair="EUR_USD", timeframe="M1", count=50)
+
+    # When the broker corrects the newest minute's close and high
+    corrected = dict(candles[-1], close="1.20000", high="1.20010")
+    candles_ingest(candles=[corrected], pair="EUR_USD", timeframe="M1", now=NOW)
+    after = candles_last(pair="EUR_USD", timeframe="M1", count=50)
+
+    # Then the read has the new prices, as Decimals, and the rest unchanged
+    assert after == newest_by_the_orm(50)
+    assert after[-1].close == Decimal("1.20000") and isinstance(after[-1].close, Decimal)
+    assert after[-1].high == Decimal("1.20010")
+    assert before[-1].close != after[-1].close and after[:-1] == before[:-1]
+    assert after[-1].time.tzinfo is not None and after[-1].time.utcoffset() == timedelta(0)
