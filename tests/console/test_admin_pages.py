@@ -307,7 +307,7 @@ def test_the_chart_reads_only_its_window_with_a_month_of_minutes_stored(
 
     last_m1 = selectors._last_m1_bars
 
-    def recording_last(pair: str, count: int, until: Any) -> list[tuple[Any, ...]]:
+    def recording_last(pair: str, count: int, until: Any) -> list[Any]:
         rows = last_m1(pair, count, until)
         candle_reads.append((f"last M1 of {pair} LIMIT {count}", len(rows)))
         return rows
