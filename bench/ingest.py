@@ -279,7 +279,15 @@ def table_fill(args: argparse.Namespace, start: datetime) -> list[str]:
         missing = args.table_rows - have
         cursor.execute("SELECT symbol FROM trading_pairs WHERE symbol <> 'EUR_USD' ORDER BY symbol")
         others = [row[0] for row in cursor.fetchall()][:19]
-        if missing > 0:
+        if missing <= 0:
+            # Already filled by an earlier run: the pairs that have candles.
+            cursor.execute(
+                "SELECT symbol FROM unnest(%s::text[]) AS symbol WHERE EXISTS "
+                "(SELECT 1 FROM market_candles WHERE pair = symbol AND timeframe = 'M1')",
+                [others],
+            )
+            others = [row[0] for row in cursor.fetchall()]
+        else:
             per_pair = missing // len(others) + 1
             began = time.perf_counter()
             for symbol in others:
