@@ -75,6 +75,41 @@ class FinancingRates:
     def rate(self, *, long: bool) -> float:
         return self.long_rate if long else self.short_rate
 
+    def cost_fields(self) -> dict[str, Any]:
+        """These rates as ``outcomes.Costs`` fields (``Costs(**rates.cost_fields())``)."""
+        return {
+            "financing_long_rate": self.long_rate,
+            "financing_short_rate": self.short_rate,
+            "financing_days_by_weekday": self.days_by_weekday,
+        }
+
+
+def financing_rates(text: str) -> FinancingRates:
+    """``LONG:SHORT`` annual rates as OANDA publishes them (``-0.0300:0.0100``), validated."""
+    long_rate, separator, short_rate = text.partition(":")
+    try:
+        if not separator:
+            raise ValueError(text)
+        long_value, short_value = float(long_rate), float(short_rate)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is invalid; expected LONG:SHORT annual rates, e.g. -0.0300:0.0100"
+        ) from None
+    return FinancingRates(long_rate=long_value, short_rate=short_value)
+
+
+def financing_costs(text: str | None) -> dict[str, Any]:
+    """The ``Costs`` fields of a ``--financing LONG:SHORT`` option; none when it is not given.
+
+    Raises ``ValueError`` naming the option and what was expected.
+    """
+    if not text:
+        return {}
+    try:
+        return financing_rates(text).cost_fields()
+    except ValueError as error:
+        raise ValueError(f"--financing: {error}") from None
+
 
 def financing_amount(
     *, units: Decimal, price: Decimal, conversion: Decimal, rate: Decimal, days: int
