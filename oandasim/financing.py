@@ -13,9 +13,11 @@ themselves. `days charged` comes from `financingDaysOfWeek` for the rollover's N
 three on Wednesday, one on the other weekdays.
 
 The charges are posted as one `DAILY_FINANCING` transaction per rollover (accountFinancingMode
-DAILY) with the position and per-trade amounts, added to the balance and to the account's, the
-positions' and the trades' `financing`. A rollover at which every amount is zero (the default:
-rates are 0 unless configured) posts nothing, so an account without rates sees no transaction.
+DAILY, as the research notes record; OANDA's spec sets `openTradeFinancings[].financingRate` only
+in the *_INSTRUMENT modes, so it is left out) with the position and per-trade amounts, added to
+the balance and to the account's, the positions' and the trades' `financing`. A rollover at which
+every amount is zero (the default: rates are 0 unless configured) posts nothing, so an account
+without rates sees no transaction.
 """
 
 from __future__ import annotations
@@ -87,35 +89,31 @@ class Financing:
         if not days or not trades:
             return []
         account.begin(rollover)
-        per_instrument: dict[str, list[tuple[int, Decimal, Decimal]]] = {}
+        per_instrument: dict[str, list[tuple[int, Decimal]]] = {}
         for trade in sorted(trades, key=lambda t: t.id):
             rate = self.rates_for(trade.instrument).rate(long=trade.is_long)
             instrument = INSTRUMENTS[trade.instrument]
             value = self.valuation.position_value(instrument, trade.current_units)
             amount = financing_amount(value, rate, days)
-            per_instrument.setdefault(trade.instrument, []).append((trade.id, amount, rate))
-        total = sum((amount for items in per_instrument.values() for _, amount, _ in items), ZERO)
-        if all(amount == 0 for items in per_instrument.values() for _, amount, _ in items):
+            per_instrument.setdefault(trade.instrument, []).append((trade.id, amount))
+        total = sum((amount for items in per_instrument.values() for _, amount in items), ZERO)
+        if all(amount == 0 for items in per_instrument.values() for _, amount in items):
             account.end()
             return []
         positions: list[Body] = []
         for name, items in per_instrument.items():
             sides = account.position_financing.setdefault(name, {"long": ZERO, "short": ZERO})
-            for trade_id, amount, _ in items:
+            for trade_id, amount in items:
                 trade = account.trades[trade_id]
                 trade.financing += amount
                 sides["long" if trade.is_long else "short"] += amount
             positions.append(
                 {
                     "instrument": name,
-                    "financing": money(sum((amount for _, amount, _ in items), ZERO)),
+                    "financing": money(sum((amount for _, amount in items), ZERO)),
                     "openTradeFinancings": [
-                        {
-                            "tradeID": str(trade_id),
-                            "financing": money(amount),
-                            "financingRate": str(rate),
-                        }
-                        for trade_id, amount, rate in items
+                        {"tradeID": str(trade_id), "financing": money(amount)}
+                        for trade_id, amount in items
                     ],
                 }
             )

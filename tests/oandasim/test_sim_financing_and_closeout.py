@@ -70,9 +70,7 @@ def test_a_long_eur_usd_held_over_one_rollover_pays_the_documented_amount(start_
         {
             "instrument": "EUR_USD",
             "financing": "-0.9041",
-            "openTradeFinancings": [
-                {"tradeID": trade_id, "financing": "-0.9041", "financingRate": "-0.0300"}
-            ],
+            "openTradeFinancings": [{"tradeID": trade_id, "financing": "-0.9041"}],
         }
     ]
     trade = sim.api.request(trades.TradeDetails(sim.account, trade_id))["trade"]
