@@ -15,7 +15,11 @@ import oandapyV20.endpoints.positions as positions
 import oandapyV20.endpoints.trades as trades
 import oandapyV20.endpoints.transactions as transactions
 
+from oandasim.broker import Broker
+from oandasim.clock import SimClock
 from oandasim.financing import days_charged, rollovers
+from oandasim.instruments import INSTRUMENTS, FinancingRates
+from oandasim.market import Market, Series
 from oandasim.timeutil import parse_time
 from tests.oandasim.sim_schemas import check_position, check_trade, check_transaction
 
@@ -221,3 +225,49 @@ def test_a_price_move_that_leaves_margin_keeps_the_trades_open(start_sim, candle
     # NAV 1,500 > half of 2,180 margin used: a margin call, not a closeout.
     account = sim.api.request(accounts.AccountSummary(sim.account))["account"]
     assert account["openTradeCount"] == 1 and account["NAV"] == "1500.0000"
+
+
+def test_a_week_of_rollovers_adds_up_and_survives_a_restart():
+    # Given an in-process broker with rates on EUR_USD, holding a long from Monday to Monday
+    def broker_at(moment: str) -> Broker:
+        series = {
+            name: Series(instrument, instrument.default_spread_pips, None, seed=1)
+            for name, instrument in INSTRUMENTS.items()
+        }
+        return Broker(
+            market=Market(series),
+            clock=SimClock(parse_time(moment), paused=True),
+            account_id="A",
+            financing={"EUR_USD": FinancingRates(Decimal("-0.05"), Decimal("0.01"))},
+        )
+
+    broker = broker_at("2025-07-21T12:00:00Z")
+    status, _ = broker.create_order(
+        {"order": {"type": "MARKET", "instrument": "EUR_USD", "units": "10000"}}
+    )
+    assert status == 201
+
+    # When the clock moves a week in uneven steps
+    for hours in (5, 30, 17, 40, 60, 16):
+        broker.clock.jump_to(broker.clock.now() + hours * 3600)
+        broker.sync()
+
+    # Then the five weekday rollovers charged 1+1+3+1+1 = 7 days, each at the rollover's price
+    charges = [t for t in broker.transactions if t["type"] == "DAILY_FINANCING"]
+    assert len(charges) == 5
+    assert [t["time"][:10] for t in charges] == [
+        "2025-07-21", "2025-07-22", "2025-07-23", "2025-07-24", "2025-07-25",
+    ]  # fmt: skip
+    (trade,) = broker.open_trades()
+    total = sum((Decimal(t["financing"]) for t in charges), Decimal(0))
+    assert trade.financing == total < 0
+    deposit_and_pl = Decimal(100000) + sum(
+        (Decimal(t["pl"]) for t in broker.transactions if t["type"] == "ORDER_FILL"), Decimal(0)
+    )
+    assert broker.balance == deposit_and_pl + total
+    # And a restarted simulator keeps every figure
+    again = broker_at("2025-07-28T12:00:00Z")
+    again.load_state(broker.to_state())
+    assert again.account_summary()["financing"] == broker.account_summary()["financing"]
+    assert again.trade_wire(again.open_trades()[0])["financing"] == str(total)
+    assert again.position("EUR_USD")["long"]["financing"] == str(total)
