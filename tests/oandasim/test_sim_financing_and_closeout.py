@@ -14,7 +14,9 @@ import oandapyV20.endpoints.accounts as accounts
 import oandapyV20.endpoints.positions as positions
 import oandapyV20.endpoints.trades as trades
 import oandapyV20.endpoints.transactions as transactions
+import pytest
 
+from oandasim.__main__ import financing_rates
 from oandasim.broker import Broker
 from oandasim.clock import SimClock
 from oandasim.financing import days_charged, rollovers
@@ -271,3 +273,12 @@ def test_a_week_of_rollovers_adds_up_and_survives_a_restart():
     assert again.account_summary()["financing"] == broker.account_summary()["financing"]
     assert again.trade_wire(again.open_trades()[0])["financing"] == str(total)
     assert again.position("EUR_USD")["long"]["financing"] == str(total)
+
+
+def test_the_financing_option_names_what_it_expects():
+    assert financing_rates(["USD_JPY=0.02:-0.04"]) == {
+        "USD_JPY": FinancingRates(Decimal("0.02"), Decimal("-0.04"))
+    }
+    for bad in ("EUR_USD=-0.03", "EUR_USD=x:0.01", "EUR_USD=nan:0", "XXX_YYY=0:0"):
+        with pytest.raises(SystemExit, match="--financing"):
+            financing_rates([bad])
