@@ -13,7 +13,7 @@ from pathlib import Path
 
 from oandasim.broker import Broker
 from oandasim.clock import SimClock
-from oandasim.instruments import INSTRUMENTS
+from oandasim.instruments import INSTRUMENTS, FinancingRates
 from oandasim.market import BUNDLED_DATA, SYNTHETIC_HISTORY_DAYS, Market, Series, load_candle_file
 from oandasim.server import Settings, SimServer
 from oandasim.timeutil import format_time, parse_time
@@ -27,6 +27,25 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
             raise SystemExit(f"{option} expects PAIR=VALUE with a known pair, got {value!r}")
         result[name] = setting
     return result
+
+
+def financing_rates(values: list[str]) -> dict[str, FinancingRates]:
+    """`--financing PAIR=LONG:SHORT` annual rates, signed as OANDA publishes them."""
+    rates: dict[str, FinancingRates] = {}
+    for name, setting in _pairs(values, "--financing").items():
+        long_rate, separator, short_rate = setting.partition(":")
+        try:
+            if not separator:
+                raise ValueError(setting)
+            rates[name] = FinancingRates(Decimal(long_rate), Decimal(short_rate))
+        except (ArithmeticError, ValueError):
+            raise SystemExit(
+                f"--financing expects PAIR=LONG:SHORT annual rates such as "
+                f"EUR_USD=-0.0300:0.0100, got {name}={setting!r}"
+            ) from None
+        if not (rates[name].long_rate.is_finite() and rates[name].short_rate.is_finite()):
+            raise SystemExit(f"--financing rates must be finite numbers, got {name}={setting!r}")
+    return rates
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="PAIR=N",
         help="full bid/ask spread in pips (x4 around the 17:00 New York roll)",
+    )
+    parser.add_argument(
+        "--financing",
+        action="append",
+        default=[],
+        metavar="PAIR=LONG:SHORT",
+        help="annual financing rates charged at the 17:00 New York rollover, signed as OANDA "
+        "publishes them (negative: the holder pays), e.g. EUR_USD=-0.0300:0.0100; default 0",
     )
     parser.add_argument("--heartbeat", type=float, default=5.0, help="stream heartbeat seconds")
     parser.add_argument(
@@ -141,6 +168,7 @@ async def serve(args: argparse.Namespace) -> None:
         currency=args.currency,
         balance=Decimal(args.balance),
         margin_rate=Decimal(args.margin_rate),
+        financing=financing_rates(args.financing),
     )
     if saved is not None:
         broker.load_state(saved)

@@ -7,18 +7,22 @@ no locks. `Broker` is the face the server sees; the work is done by its parts:
 - `state.Account`: the book (balance, orders, trades, client ids), the transaction log, persistence
 - `valuation.Valuation`: quotes, conversion to the home currency, margin and unrealized P&L
 - `wire`: the OANDA v20 JSON shapes and error bodies
-- `fills.Fills`: market and triggered fills, the trigger scan, closing trades and positions
+- `fills.Fills`: market and triggered fills, the trigger scan, closing trades and positions,
+  margin closeout
+- `financing.Financing`: the DAILY_FINANCING charged at the 17:00 New York rollover
 - `orders.OrderDesk`: creating, cancelling and replacing orders, and validating them
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from oandasim import wire
 from oandasim.clock import SimClock
 from oandasim.fills import Fills, Trigger
+from oandasim.financing import Financing
+from oandasim.instruments import INSTRUMENTS, FinancingRates
 from oandasim.market import Market, Quote
 from oandasim.models import Body, Order, Trade
 from oandasim.orders import OrderDesk
@@ -47,6 +51,7 @@ class Broker:
         currency: str = "USD",
         balance: Decimal = Decimal("100000"),
         margin_rate: Decimal = Decimal("0.02"),
+        financing: Mapping[str, FinancingRates] | None = None,
     ) -> None:
         self.market = market
         self.clock = clock
@@ -59,7 +64,8 @@ class Broker:
         )
         self.valuation = Valuation(market, self.account)
         self.wire = AccountWire(self.account, self.valuation)
-        self.fills = Fills(self.account, self.valuation, market, clock)
+        self.financing = Financing(self.account, self.valuation, financing)
+        self.fills = Fills(self.account, self.valuation, market, clock, self.financing)
         self.desk = OrderDesk(self.account, self.valuation, self.fills, market)
 
     # ===== the account's state, as the server reads it ==========================================
@@ -151,13 +157,17 @@ class Broker:
     def position(self, name: str) -> Body:
         return self.wire.position(name)
 
+    def instrument_wire(self, name: str) -> Body:
+        """The instrument as AccountInstruments lists it, with this account's financing rates."""
+        return INSTRUMENTS[name].to_wire(self.financing.rates_for(name))
+
     def price_wire(self, name: str, when: float) -> Body:
         return wire.price(self.market, name, when)
 
     # ===== requests that write ==================================================================
 
     def sync(self, now: float | None = None) -> list[Body]:
-        """Process every trigger and expiry on the price path up to `now`, in time order."""
+        """Process every trigger, expiry, rollover and closeout up to `now`, in time order."""
         return self.fills.sync(now)
 
     def create_order(self, body: Body, replaces: Order | None = None) -> Response:

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 
 from oandasim import wire
 from oandasim.clock import SimClock
+from oandasim.financing import Financing, rollovers
 from oandasim.instruments import INSTRUMENTS, Instrument
 from oandasim.market import Market, Quote
 from oandasim.models import DEPENDENTS, ZERO, Body, Dependent, Order, Trade, money
@@ -93,12 +94,18 @@ def closeout_units(requested: str, held: int) -> int:
 
 class Fills:
     def __init__(
-        self, account: Account, valuation: Valuation, market: Market, clock: SimClock
+        self,
+        account: Account,
+        valuation: Valuation,
+        market: Market,
+        clock: SimClock,
+        financing: Financing | None = None,
     ) -> None:
         self.account = account
         self.valuation = valuation
         self.market = market
         self.clock = clock
+        self.financing = financing or Financing(account, valuation)
 
     # ===== entry orders =========================================================================
 
@@ -532,38 +539,87 @@ class Fills:
         return now
 
     def sync(self, now: float | None = None) -> list[Body]:
-        """Process every trigger and expiry on the price path up to `now`, in time order."""
+        """Process the triggers, expiries, rollovers and margin closeouts up to `now`, in order."""
         account = self.account
         now = self.clock.now() if now is None else now
         produced: list[Body] = []
         if now < account.cursor:
             return produced
+        for rollover in rollovers(account.cursor, now):
+            produced.extend(self._triggers_until(rollover))
+            produced.extend(self.financing.charge(rollover))
+            produced.extend(self.margin_closeout(rollover))
+        produced.extend(self._triggers_until(now))
+        produced.extend(self.margin_closeout(now))
+        # Reads that follow (account, positions, prices) are valued at this moment.
+        account.now = now
+        return produced
+
+    def _triggers_until(self, end: float) -> list[Body]:
+        """Process the triggers and expiries on the price path from the cursor to `end`."""
+        account = self.account
+        produced: list[Body] = []
         if not account.pending_instruments:
-            account.cursor = account.now = now
+            account.cursor = account.now = end
             return produced
         while True:
             pending = account.pending_orders()
             if not pending:
                 account.pending_instruments.clear()
-                account.cursor = now
+                account.cursor = end
                 break
             earliest: Trigger | None = None
             for order in pending:
-                found = self._scan(order, account.cursor, now)
+                found = self._scan(order, account.cursor, end)
                 if found is not None and (earliest is None or found.time < earliest.time):
                     earliest = found
             if earliest is None:
-                self._commit_trailing(pending, now)
-                account.cursor = now
+                self._commit_trailing(pending, end)
+                account.cursor = end
                 break
             self._commit_trailing([o for o in pending if o is not earliest.order], earliest.time)
             account.cursor = earliest.time
             account.begin(earliest.time)
             self._process(earliest)
             produced.extend(account.end())
-        # Reads that follow (account, positions, prices) are valued at this moment.
-        account.now = now
+            produced.extend(self.margin_closeout(earliest.time))
+        account.now = end
         return produced
+
+    def margin_closeout(self, when: float) -> list[Body]:
+        """Close every open position at market when margin is exhausted; the batch written.
+
+        As OANDA does: one reduce-only MARKET_ORDER per position side with reason MARGIN_CLOSEOUT
+        and `marginCloseout.reason` MARGIN_CHECK_VIOLATION, filled with reason
+        MARKET_ORDER_MARGIN_CLOSEOUT. The check runs at every moment the account is brought up to
+        (each request, each server tick, each trigger and rollover), not continuously along the
+        price path, so a closeout fills at the price of that moment. A position whose market is
+        closed stays open until its market reopens and the check runs again.
+        """
+        account = self.account
+        account.now = when
+        if not self.valuation.margin_closeout_due():
+            return []
+        account.begin(when)
+        for name in sorted({t.instrument for t in account.open.values()}):
+            quote = self.valuation.quote(name)
+            if not quote.tradeable:
+                continue
+            for long in (True, False):
+                trades = sorted(account.side_trades(name, long), key=lambda t: t.id)
+                held = sum(abs(t.current_units) for t in trades)
+                if not held:
+                    continue
+                order, _ = self._market_close_order(
+                    name,
+                    -held if long else held,
+                    "MARGIN_CLOSEOUT",
+                    {"marginCloseout": {"reason": "MARGIN_CHECK_VIOLATION"}},
+                )
+                self._close_at_market(
+                    order, trades, quote, "MARKET_ORDER_MARGIN_CLOSEOUT", {}, "order"
+                )
+        return account.end()
 
     def _thresholds(self, order: Order) -> tuple[str, int, bool] | None:
         """Which side (bid or ask) an order watches, its level, and whether it fires at or above."""

@@ -10,6 +10,48 @@ import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
+# The days of interest each 17:00 New York rollover charges, by the New York weekday it falls on,
+# as OANDA's instruments list them in `financing.financingDaysOfWeek`. Wednesday's charges three:
+# FX settles two days after the trade, so the position rolled on Wednesday settles over the weekend
+# (research/oanda-v20.md section 4). The week adds up to seven days.
+FINANCING_DAYS_OF_WEEK: dict[str, int] = {
+    "MONDAY": 1,
+    "TUESDAY": 1,
+    "WEDNESDAY": 3,
+    "THURSDAY": 1,
+    "FRIDAY": 1,
+    "SATURDAY": 0,
+    "SUNDAY": 0,
+}
+WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
+@dataclass(frozen=True)
+class FinancingRates:
+    """An instrument's annual financing rates, signed as OANDA publishes them.
+
+    A negative rate is paid by the holder, a positive one received: `longRate` "-0.0300" costs a
+    long 3% a year of its value. OANDA's rates already include its admin charge.
+    """
+
+    long_rate: Decimal = Decimal(0)
+    short_rate: Decimal = Decimal(0)
+
+    def rate(self, *, long: bool) -> Decimal:
+        return self.long_rate if long else self.short_rate
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "longRate": str(self.long_rate),
+            "shortRate": str(self.short_rate),
+            "financingDaysOfWeek": [
+                {"dayOfWeek": day, "daysCharged": FINANCING_DAYS_OF_WEEK[day]} for day in WEEKDAYS
+            ],
+        }
+
+
+NO_FINANCING = FinancingRates()
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -55,7 +97,7 @@ class Instrument:
             pip * 10000
         ).quantize(Decimal(1).scaleb(-self.display_precision))
 
-    def to_wire(self) -> dict[str, object]:
+    def to_wire(self, financing: FinancingRates = NO_FINANCING) -> dict[str, object]:
         minimum_trailing, maximum_trailing = self.trailing_bounds()
         return {
             "name": self.name,
@@ -72,14 +114,7 @@ class Instrument:
             "marginRate": str(self.margin_rate),
             "guaranteedStopLossOrderMode": "DISABLED",
             "tags": [{"type": "ASSET_CLASS", "name": "CURRENCY"}],
-            "financing": {
-                "longRate": "0.0000",
-                "shortRate": "0.0000",
-                "financingDaysOfWeek": [
-                    {"dayOfWeek": day, "daysCharged": 3 if day == "WEDNESDAY" else 1}
-                    for day in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY")
-                ],
-            },
+            "financing": financing.to_wire(),
         }
 
 

@@ -152,6 +152,8 @@ class Trade:
     current_units: int
     initial_margin_required: Decimal
     realized_pl: Decimal = ZERO
+    # The daily financing charged (negative) or paid (positive) while the trade was open.
+    financing: Decimal = ZERO
     state: str = "OPEN"
     close_time: float | None = None
     closing_transaction_ids: list[int] = field(default_factory=list)
@@ -199,7 +201,7 @@ class Trade:
             "realizedPL": money(self.realized_pl),
             "unrealizedPL": money(unrealized_pl),
             "marginUsed": money(margin_used),
-            "financing": "0.0000",
+            "financing": money(self.financing),
             "dividendAdjustment": "0.0000",
         }
         if self.closed_units:
@@ -221,6 +223,7 @@ class Trade:
         data = dict(self.__dict__)
         data["initial_margin_required"] = str(self.initial_margin_required)
         data["realized_pl"] = str(self.realized_pl)
+        data["financing"] = str(self.financing)
         return data
 
     @classmethod
@@ -228,4 +231,6 @@ class Trade:
         data = dict(data)
         data["initial_margin_required"] = Decimal(data["initial_margin_required"])
         data["realized_pl"] = Decimal(data["realized_pl"])
+        # State saved before financing was charged has none.
+        data["financing"] = Decimal(data.get("financing", "0"))
         return cls(**data)

@@ -413,7 +413,7 @@ class SimServer:
             if unknown:
                 return 400, {"errorMessage": "Invalid value specified for 'instruments'"}
             names = wanted
-        return self._current("instruments", [INSTRUMENTS[name].to_wire() for name in names])
+        return self._current("instruments", [self.broker.instrument_wire(name) for name in names])
 
     # ----- market data -------------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class Account:
         self.pending_instruments: set[str] = set()
         self.client_ids: dict[str, tuple[str, int]] = {}
         self.position_pl: dict[str, dict[str, Decimal]] = {}
+        # Daily financing charged or paid over the account's life, and per position side.
+        self.financing = ZERO
+        self.position_financing: dict[str, dict[str, Decimal]] = {}
         self.created_time = created_time
         # How far along the price path triggers have been processed.
         self.cursor = created_time
@@ -220,6 +223,11 @@ class Account:
                 name: {side: str(v) for side, v in sides.items()}
                 for name, sides in self.position_pl.items()
             },
+            "financing": str(self.financing),
+            "position_financing": {
+                name: {side: str(v) for side, v in sides.items()}
+                for name, sides in self.position_financing.items()
+            },
         }
 
     def load_state(self, data: Body) -> None:
@@ -237,6 +245,12 @@ class Account:
         self.position_pl = {
             name: {side: Decimal(v) for side, v in sides.items()}
             for name, sides in data["position_pl"].items()
+        }
+        # State saved before financing was charged has none.
+        self.financing = Decimal(data.get("financing", "0"))
+        self.position_financing = {
+            name: {side: Decimal(v) for side, v in sides.items()}
+            for name, sides in data.get("position_financing", {}).items()
         }
         self.open = {t.id: t for t in self.trades.values() if t.state == "OPEN"}
         self.pending = {o.id: o for o in self.orders.values() if o.state == "PENDING"}

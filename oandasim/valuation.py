@@ -86,11 +86,28 @@ class Valuation:
     def trade_margin(self, trade: Trade) -> Decimal:
         return self.margin_required(INSTRUMENTS[trade.instrument], trade.current_units)
 
-    def available_margin(self) -> Decimal:
-        """NAV minus margin used, computed without building the whole summary."""
+    def nav_and_margin_used(self) -> tuple[Decimal, Decimal]:
+        """The account's NAV and margin used, computed without building the whole summary."""
         unrealized = ZERO
         margin_used = ZERO
         for trade in self.account.open.values():
             unrealized += self.unrealized(trade)
             margin_used += self.trade_margin(trade)
-        return self.account.balance + unrealized - margin_used
+        return self.account.balance + unrealized, margin_used
+
+    def available_margin(self) -> Decimal:
+        """NAV minus margin used."""
+        nav, margin_used = self.nav_and_margin_used()
+        return nav - margin_used
+
+    def margin_closeout_due(self) -> bool:
+        """Whether the margin closeout percent has reached 1: NAV at or below half margin used.
+
+        OANDA's `marginCloseoutPercent` is margin closeout margin used / margin closeout NAV / 2
+        and the account is closed out at 1 or more (research/oanda-v20.md section 2.2, checked
+        against OANDA's examples); a NAV at or below zero with trades open is past it too.
+        """
+        if not self.account.open:
+            return False
+        nav, margin_used = self.nav_and_margin_used()
+        return margin_used > 0 and nav * 2 <= margin_used

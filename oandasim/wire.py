@@ -68,7 +68,8 @@ REJECT_MESSAGES = {
 }
 
 NO_FEE = "0.0000"
-# The charges the simulator never makes, as the account and a position list them.
+# The charges the simulator never makes, as the account and a position list them (financing is
+# charged at the daily rollover, so those shapes override it with the amount charged).
 NO_FEES = {
     "financing": NO_FEE,
     "commission": NO_FEE,
@@ -248,6 +249,7 @@ class AccountWire:
             "resettablePL": money(account.pl),
             "resettablePLTime": "0",
             **NO_FEES,
+            "financing": money(account.financing),
             "marginRate": str(account.margin_rate),
             "openTradeCount": len(trades),
             "openPositionCount": len({t.instrument for t in trades}),
@@ -324,6 +326,7 @@ class AccountWire:
     def position(self, name: str) -> Body:
         instrument = INSTRUMENTS[name]
         realized = self.account.position_pl.get(name, {"long": ZERO, "short": ZERO})
+        financing = self.account.position_financing.get(name, {"long": ZERO, "short": ZERO})
         sides: dict[str, Body] = {}
         total_unrealized = ZERO
         total_margin = ZERO
@@ -332,7 +335,9 @@ class AccountWire:
             unrealized = sum((self.valuation.unrealized(t) for t in trades), ZERO)
             total_unrealized += unrealized
             total_margin += sum((self.valuation.trade_margin(t) for t in trades), ZERO)
-            sides[side] = _position_side(instrument, trades, realized[side], unrealized)
+            sides[side] = _position_side(
+                instrument, trades, realized[side], unrealized, financing[side]
+            )
         total_pl = realized["long"] + realized["short"]
         return {
             "instrument": name,
@@ -341,13 +346,18 @@ class AccountWire:
             "marginUsed": money(total_margin),
             "resettablePL": money(total_pl),
             **NO_FEES,
+            "financing": money(financing["long"] + financing["short"]),
             "long": sides["long"],
             "short": sides["short"],
         }
 
 
 def _position_side(
-    instrument: Instrument, trades: list[Trade], realized: Decimal, unrealized: Decimal
+    instrument: Instrument,
+    trades: list[Trade],
+    realized: Decimal,
+    unrealized: Decimal,
+    financing: Decimal,
 ) -> Body:
     units = sum(t.current_units for t in trades)
     wire: Body = {
@@ -355,7 +365,7 @@ def _position_side(
         "pl": money(realized),
         "unrealizedPL": money(unrealized),
         "resettablePL": money(realized),
-        "financing": NO_FEE,
+        "financing": money(financing),
         "dividendAdjustment": NO_FEE,
         "guaranteedExecutionFees": NO_FEE,
     }

@@ -211,6 +211,16 @@ def _on_fill(account_id: str, raw: dict[str, Any], time: datetime) -> None:
             order=order if order is not None and order.kind == Order.Kind.ENTRY else None,
         )
     reason = str(raw.get("reason", ""))
+    if reason == "MARKET_ORDER_MARGIN_CLOSEOUT":
+        # The broker closed positions because margin ran out: the trades record it as their
+        # close reason; the line says so loudly because no rule of ours made that close.
+        logger.error(
+            "event=margin_closeout pair=%s units=%s price=%s pl=%s",
+            raw.get("instrument"),
+            raw.get("units"),
+            raw.get("price"),
+            raw.get("pl"),
+        )
     for closed in raw.get("tradesClosed") or []:
         _reduce(account_id, closed, price, time, reason, closes=True)
     if raw.get("tradeReduced"):

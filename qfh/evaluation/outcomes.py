@@ -7,8 +7,12 @@ path open -> nearer extreme -> other extreme -> close (the simulator's path, oan
 * the bid/ask spread, once per round trip (prices are mid prices: half the spread on entry,
   half on exit), configured per pair in pips (``DEFAULT_SPREAD_PIPS``);
 * slippage in pips on each side;
-* financing in pips per position held through the 17:00 New York roll (zero by default: OANDA's
-  rates change daily and are small against a horizon of minutes; set them for long horizons).
+* financing for every 17:00 New York rollover the position is held through, with OANDA's formula
+  and rates (``qfh.evaluation.financing``): the entry price x the long or short annual rate / 365
+  x the days the rollover charges (3 on Wednesday), in pips. The rates are zero by default (they
+  change daily and are small against a horizon of minutes); set them from the instrument's
+  ``financing`` for long horizons. The amount is valued at the entry price rather than the price
+  at each rollover, a difference of a fraction of a percent of an already small amount.
 
 Stops and targets trigger on the mid path, which ignores the half spread on the trigger side;
 the spread is charged on every exit, so this is a small optimism only for trades that stop out.
@@ -26,6 +30,12 @@ import numpy as np
 
 from qfh.engine import pip_size
 from qfh.evaluation.candles import Candles
+from qfh.evaluation.financing import (
+    DAYS_CHARGED_BY_WEEKDAY,
+    FinancingRates,
+    days_charged,
+    financing_pips,
+)
 
 # Typical retail spreads in pips outside news (OANDA's published "from" spreads are lower; these
 # are a conservative round figure per pair). Anything unlisted pays ``FALLBACK_SPREAD_PIPS``.
@@ -49,8 +59,11 @@ ROLL_HOUR = 17
 class Costs:
     spread_pips: float = 1.0
     slippage_pips: float = 0.0
-    financing_long_pips: float = 0.0
-    financing_short_pips: float = 0.0
+    # Annual rates signed as OANDA publishes them (negative: the holder pays), and the days each
+    # rollover charges by New York weekday, Monday first (the instrument's financingDaysOfWeek).
+    financing_long_rate: float = 0.0
+    financing_short_rate: float = 0.0
+    financing_days_by_weekday: tuple[int, ...] = DAYS_CHARGED_BY_WEEKDAY
     stop_loss_pips: float | None = None
     take_profit_pips: float | None = None
     units: float = 10_000.0
@@ -65,6 +78,22 @@ class Costs:
             value = getattr(self, name)
             if value is not None and (not np.isfinite(value) or value <= 0):
                 raise ValueError(f"{name}={value!r} is invalid; expected a number > 0 or None")
+        for name in ("financing_long_rate", "financing_short_rate"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or abs(value) >= 1:
+                raise ValueError(
+                    f"{name}={value!r} is invalid; expected an annual rate as a fraction "
+                    "between -1 and 1, signed as OANDA publishes it (-0.03 pays 3% a year)"
+                )
+        _ = self.financing  # validates the days by weekday
+
+    @property
+    def financing(self) -> FinancingRates:
+        return FinancingRates(
+            long_rate=self.financing_long_rate,
+            short_rate=self.financing_short_rate,
+            days_by_weekday=tuple(self.financing_days_by_weekday),
+        )
 
     @property
     def round_trip_pips(self) -> float:
@@ -170,10 +199,18 @@ def trade_outcomes(candles: Candles, *, horizon: int, costs: Costs) -> Outcomes:
     long_gross = (exit_long - entry) / pip
     short_gross = (entry - exit_short) / pip
     close_times = candles.close_times
-    rolls_long = trading_day(close_times[exit_bar_long]) - trading_day(close_times)
-    rolls_short = trading_day(close_times[exit_bar_short]) - trading_day(close_times)
-    long_net = long_gross - costs.round_trip_pips - rolls_long * costs.financing_long_pips
-    short_net = short_gross - costs.round_trip_pips - rolls_short * costs.financing_short_pips
+    rates = costs.financing
+    entry_day = trading_day(close_times)
+    days_long = days_charged(
+        entry_day, trading_day(close_times[exit_bar_long]), rates.days_by_weekday
+    )
+    days_short = days_charged(
+        entry_day, trading_day(close_times[exit_bar_short]), rates.days_by_weekday
+    )
+    financing_long = financing_pips(entry, rates.long_rate, days_long, pip)
+    financing_short = financing_pips(entry, rates.short_rate, days_short, pip)
+    long_net = long_gross - costs.round_trip_pips + financing_long
+    short_net = short_gross - costs.round_trip_pips + financing_short
     return Outcomes(
         horizon=horizon,
         long_net=np.where(valid, long_net, 0.0),

@@ -54,7 +54,7 @@ MARKET_ORDER_TRANSACTION: Schema = {
     "positionFill": str, "reason": str, "priceBound?": str, "clientExtensions?": dict,
     "takeProfitOnFill?": dict, "stopLossOnFill?": dict, "trailingStopLossOnFill?": dict,
     "tradeClientExtensions?": dict, "tradeClose?": dict, "longPositionCloseout?": dict,
-    "shortPositionCloseout?": dict,
+    "shortPositionCloseout?": dict, "marginCloseout?": dict,
 }  # fmt: skip
 ENTRY_ORDER_TRANSACTION: Schema = {
     **TRANSACTION_BASE, "instrument": str, "units": str, "price": str, "timeInForce": str,
@@ -124,7 +124,11 @@ TRANSACTION_SCHEMAS: dict[str, Schema] = {
     "ORDER_CANCEL_REJECT": REJECT_TRANSACTION,
     "CREATE": TRANSACTION_BASE,
     "TRANSFER_FUNDS": {**TRANSACTION_BASE, "amount": str, "accountBalance": str},
-}
+    "DAILY_FINANCING": {
+        **TRANSACTION_BASE, "financing": str, "accountBalance": str,
+        "accountFinancingMode": str, "positionFinancings": list,
+    },
+}  # fmt: skip
 MONEY_KEYS = {"balance", "pl", "unrealizedPL", "NAV", "marginUsed", "realizedPL", "units",
               "price", "accountBalance", "halfSpreadCost", "financing"}  # fmt: skip
 

@@ -225,14 +225,15 @@ def test_financing_is_charged_per_new_york_roll_held_through() -> None:
     flat = np.full(3, 1.1)
     candles = Candles(times, flat, flat, flat, flat, np.ones(3))
 
-    costs = Costs(spread_pips=0.0, financing_long_pips=0.3, financing_short_pips=-0.1)
+    costs = Costs(spread_pips=0.0, financing_long_rate=-0.03, financing_short_rate=0.01)
     outcome = trade_outcomes(candles, horizon=2, costs=costs)
 
-    # Then the position opened at the 20:59 close and closed at 21:01 crossed one roll
+    # Then the position opened at the 20:59 close and closed at 21:01 crossed one roll, a
+    # Thursday's: 1.1 x rate / 365 x 1 day, in pips (0.0001)
     days = trading_day(np.array([base + 60, base + 180]))
     assert days[1] - days[0] == 1
-    assert outcome.long_net[0] == pytest.approx(-0.3)
-    assert outcome.short_net[0] == pytest.approx(0.1)
+    assert outcome.long_net[0] == pytest.approx(1.1 * -0.03 / 365 / 0.0001)
+    assert outcome.short_net[0] == pytest.approx(1.1 * 0.01 / 365 / 0.0001)
 
 
 def test_the_wilson_interval_matches_the_textbook_values() -> None:

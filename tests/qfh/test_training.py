@@ -249,6 +249,10 @@ def test_the_evaluate_command_prints_causal_and_labelled_leaky_figures_and_store
         call_command("evaluate", pair="EUR_USD", params='{"buy_threshold": 5}', stdout=out)
     with pytest.raises(CommandError, match="pair='XXX_YYY' is unknown"):
         call_command("evaluate", pair="XXX_YYY", stdout=out)
+    with pytest.raises(CommandError, match="--financing: '-3' is invalid; expected LONG:SHORT"):
+        call_command("evaluate", pair="EUR_USD", financing="-3", stdout=out)
+    with pytest.raises(CommandError, match=r"--financing: long_rate=-3\.0 is invalid"):
+        call_command("evaluate", pair="EUR_USD", financing="-3:0", stdout=out)
 
 
 @pytest.mark.django_db

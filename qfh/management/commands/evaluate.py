@@ -11,6 +11,7 @@ from marketdata.cli import parse_moment
 from marketdata.selectors import SERVED_TIMEFRAMES
 from qfh.arrays import command_array_module
 from qfh.evaluation.evaluate import LookAheadError
+from qfh.evaluation.financing import financing_costs
 from qfh.evaluation.selectors import UnknownPairError
 from qfh.evaluation.services import EvaluationError, rule_evaluation_run
 from qfh.rules import RULE_DEFAULTS, RuleError
@@ -36,6 +37,13 @@ class Command(BaseCommand):
         parser.add_argument("--horizon", type=int, default=1, help="candles (default 1)")
         parser.add_argument("--spread", type=float, help="pips; default per pair (EUR_USD 1.0)")
         parser.add_argument("--slippage", type=float, default=0.0, help="pips per side")
+        parser.add_argument(
+            "--financing",
+            metavar="LONG:SHORT",
+            help="annual financing rates charged per 17:00 New York rollover held through, "
+            "signed as OANDA lists them (the instrument's financing.longRate/shortRate), "
+            "e.g. -0.0300:0.0100; default none",
+        )
         parser.add_argument("--dead-band", type=float, default=0.5, help="pips (section 6.1)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
         parser.add_argument(
@@ -63,7 +71,15 @@ class Command(BaseCommand):
         if options["horizon"] < 1:
             raise CommandError(f"--horizon={options['horizon']} must be at least 1")
         runs = [False, True] if options["leaky"] else [False]
-        costs = {"spread_pips": options["spread"], "slippage_pips": options["slippage"]}
+        try:
+            financing = financing_costs(options["financing"])
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        costs = {
+            "spread_pips": options["spread"],
+            "slippage_pips": options["slippage"],
+            **financing,
+        }
         for leaky in tqdm(
             runs,
             desc=f"{options['pair']} evaluate",

@@ -9,6 +9,7 @@ from tqdm import tqdm
 from marketdata.cli import parse_moment
 from marketdata.selectors import SERVED_TIMEFRAMES
 from qfh.arrays import command_array_module
+from qfh.evaluation.financing import financing_costs
 from qfh.evaluation.selectors import UnknownPairError
 from qfh.evaluation.services import EvaluationError, pair_model_train
 
@@ -31,6 +32,13 @@ class Command(BaseCommand):
         parser.add_argument("--spread", type=float, help="pips; default per pair (EUR_USD 1.0)")
         parser.add_argument("--slippage", type=float, default=0.0, help="pips per side")
         parser.add_argument(
+            "--financing",
+            metavar="LONG:SHORT",
+            help="annual financing rates charged per 17:00 New York rollover held through, "
+            "signed as OANDA lists them (the instrument's financing.longRate/shortRate), "
+            "e.g. -0.0300:0.0100; default none",
+        )
+        parser.add_argument(
             "--backend",
             choices=["auto", "numpy", "cupy"],
             help="array module of this run (default: the QFH_BACKEND setting)",
@@ -41,6 +49,10 @@ class Command(BaseCommand):
         xp = command_array_module(options["backend"])
         if options["sets"] < 1 or options["folds"] < 1:
             raise CommandError("--sets and --folds must be at least 1")
+        try:
+            financing = financing_costs(options["financing"])
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         with tqdm(
             total=options["sets"],
             desc=f"{options['pair']} search",
@@ -57,7 +69,11 @@ class Command(BaseCommand):
                     folds=options["folds"],
                     sets=options["sets"],
                     seed=options["seed"],
-                    costs={"spread_pips": options["spread"], "slippage_pips": options["slippage"]},
+                    costs={
+                        "spread_pips": options["spread"],
+                        "slippage_pips": options["slippage"],
+                        **financing,
+                    },
                     min_train_trades=options["min_train_trades"],
                     xp=xp,
                     progress=bar.update,
