@@ -151,6 +151,24 @@ def bare_table_create(raw: Any) -> None:
         )
 
 
+def write_rows(copy: Any, candles: list[dict[str, Any]], pair: str) -> None:
+    """The candles into a COPY, row by row through psycopg's own adapters."""
+    for candle in candles:
+        copy.write_row(
+            (
+                pair,
+                "M1",
+                candle["time"],
+                candle["open"],
+                candle["high"],
+                candle["low"],
+                candle["close"],
+                candle["volume"],
+                True,
+            )
+        )
+
+
 def bare_copy(raw: Any, candles: list[dict[str, Any]], batch: int, pair: str) -> float:
     """The candles through COPY, one transaction a batch as ours; returns the seconds."""
     began = time.perf_counter()
@@ -160,20 +178,7 @@ def bare_copy(raw: Any, candles: list[dict[str, Any]], batch: int, pair: str) ->
             raw.cursor() as cursor,
             cursor.copy(f"COPY {BARE_TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy,
         ):
-            for candle in candles[offset : offset + batch]:
-                copy.write_row(
-                    (
-                        pair,
-                        "M1",
-                        candle["time"],
-                        candle["open"],
-                        candle["high"],
-                        candle["low"],
-                        candle["close"],
-                        candle["volume"],
-                        True,
-                    )
-                )
+            write_rows(copy, candles[offset : offset + batch], pair)
     return time.perf_counter() - began
 
 
@@ -189,20 +194,7 @@ def bare_insert_nothing(raw: Any, candles: list[dict[str, Any]], pair: str) -> f
             "ON COMMIT DELETE ROWS"
         )
         with cursor.copy(f"COPY bench_staging ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for candle in candles:
-                copy.write_row(
-                    (
-                        pair,
-                        "M1",
-                        candle["time"],
-                        candle["open"],
-                        candle["high"],
-                        candle["low"],
-                        candle["close"],
-                        candle["volume"],
-                        True,
-                    )
-                )
+            write_rows(copy, candles, pair)
         cursor.execute(
             f"INSERT INTO {BARE_TABLE} ({', '.join(COLUMNS)}) "
             f"SELECT {', '.join(COLUMNS)} FROM bench_staging ON CONFLICT DO NOTHING"
