@@ -452,13 +452,9 @@ def chart_window(
     )
 
 
-def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
-    """Candles, signals, trades and QFH metrics of one pair inside ``window``, oldest first."""
-
-    candles = candles_between(
-        pair=pair, timeframe=window.timeframe, start=window.start, end=window.end
-    )
-    signals = [
+def chart_signals(*, pair: str, window: ChartWindow) -> list[SignalMark]:
+    """The pair's signals inside ``window``, oldest first."""
+    return [
         SignalMark(time, direction, confidence, price, status)
         for time, direction, confidence, price, status in TradingSignal.objects.filter(
             pair_id=pair, time__gte=window.start, time__lt=window.end
@@ -466,7 +462,11 @@ def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
         .order_by("time")
         .values_list("time", "direction", "confidence", "price", "status")
     ]
-    trades = [
+
+
+def chart_trades(*, pair: str, window: ChartWindow) -> list[TradeMark]:
+    """The pair's trades open at any time inside ``window``, oldest first."""
+    return [
         TradeMark(*row)
         for row in Trade.objects.filter(pair_id=pair, opened_at__lt=window.end)
         .exclude(closed_at__lt=window.start)
@@ -484,6 +484,16 @@ def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
             "take_profit_price",
         )
     ]
+
+
+def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
+    """Candles, signals, trades and QFH metrics of one pair inside ``window``, oldest first."""
+
+    candles = candles_between(
+        pair=pair, timeframe=window.timeframe, start=window.start, end=window.end
+    )
+    signals = chart_signals(pair=pair, window=window)
+    trades = chart_trades(pair=pair, window=window)
     metrics_rows = CandleMetrics.objects.filter(
         pair_id=pair, timeframe=window.timeframe, time__gte=window.start, time__lt=window.end
     )

@@ -117,7 +117,8 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     ):
         options.add_argument(argument)
     # The browser's console log, where Chromium reports what the Content-Security-Policy blocked.
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # And its network events ("performance"), where every request the page makes is listed.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     # An explicit driver path: Selenium Manager would otherwise try to download one.
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)

@@ -8,6 +8,7 @@ screenshot of the dashboard and of the chart from the run.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -69,6 +70,16 @@ def keep_screenshot(browser: Any, name: str) -> None:
         browser.save_screenshot(str(Path(folder) / name))
 
 
+def requested(browser: Any) -> list[str]:
+    """The addresses of the requests the browser sent since the last look (its network log)."""
+    addresses = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            addresses.append(message["params"]["request"]["url"])
+    return addresses
+
+
 def log_in(browser: Any, url: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -124,7 +135,21 @@ def test_an_open_dashboard_and_chart_update_themselves_and_the_chart_zooms_and_r
     keep_screenshot(browser, "dashboard.png")
     violations = policy_violations(browser)
 
+    # When the browser loses its network, the dashboard says so; when it is back, it recovers
+    def live_status() -> str:
+        return str(browser.find_element(By.ID, "live-status").text)
+
+    browser.execute_cdp_cmd("Network.enable", {})
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    eventually(lambda: "Connection lost since" in live_status())
+    assert "live-lost" in browser.find_element(By.ID, "live-status").get_attribute("class")
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+    eventually(lambda: live_status().startswith("Live: updated"))
+    assert browser.execute_script("return window.stillTheSamePage") is True
+
     # When the operator opens the chart (the default window follows the newest candle)
+    requested(browser)
     browser.get(f"{live_server.url}/admin/marketdata/pair/{eur_usd.pk}/chart/")
     chart = "window.consoleChart"
     eventually(lambda: browser.execute_script(f"return {chart} && {chart}.updates >= 1"))
@@ -154,14 +179,16 @@ def test_an_open_dashboard_and_chart_update_themselves_and_the_chart_zooms_and_r
         close_price=Decimal("1.17450"),
     )
 
-    # Then the chart extends by the candle, marks the signal and the exit, and drops the
-    # closed trade's price lines, without a reload
+    # Then the chart extends by the candle, marks the signal and the exit, drops the closed
+    # trade's price lines, and lists the signal and the exit under it, without a reload
     last_time = int((NEXT_MINUTE + timedelta(minutes=1)).timestamp())
     eventually(
         lambda: browser.execute_script(f"return {chart}.candles.data().at(-1).time") == last_time
     )
     eventually(lambda: browser.execute_script(f"return {chart}.markers.markers().length") == 4)
     assert browser.execute_script(f"return {chart}.priceLines.length") == 0
+    eventually(lambda: "BUY" in browser.find_element(By.ID, "chart-signals").text)
+    eventually(lambda: "1.17450" in browser.find_element(By.ID, "chart-trades").text)
     assert browser.execute_script("return window.stillTheSamePage") is True
 
     # When the operator turns the wheel over the chart
@@ -184,11 +211,10 @@ def test_an_open_dashboard_and_chart_update_themselves_and_the_chart_zooms_and_r
     keep_screenshot(browser, "chart.png")
     violations += policy_violations(browser)
 
-    # And every request the page made went to the app itself, none elsewhere
-    requests = browser.execute_script(
-        "return [location.href, ...performance.getEntriesByType('resource').map(e => e.name)]"
-    )
+    # And every request the chart page made, in the browser's network log, went to the app itself
+    requests = requested(browser)
     assert any("/chart/data/" in address for address in requests), requests
+    assert any("lightweight-charts" in address for address in requests), requests
     outside = [address for address in requests if not address.startswith(live_server.url)]
     assert not outside, outside
     # And the Content-Security-Policy blocked nothing on either page

@@ -91,6 +91,22 @@ def test_the_chart_data_answers_a_bad_parameter_with_400_naming_it(
 
 
 @pytest.mark.django_db
+def test_the_lists_under_the_chart_are_served_alone_and_refuse_a_bad_window(
+    operator_client: Client, eur_usd_window: Pair
+) -> None:
+    lists = f"/admin/marketdata/pair/{eur_usd_window.pk}/chart/lists/"
+
+    fragment = operator_client.get(lists + "?timeframe=M1&hours=1", HTTP_HX_REQUEST="true")
+    bad = operator_client.get(lists + "?timeframe=D", HTTP_HX_REQUEST="true")
+
+    page = fragment.content.decode()
+    assert fragment.status_code == 200 and "<html" not in page
+    assert "Signals in the window (1)" in page and "Trades in the window (1)" in page
+    assert "1.10020" in page and "(open)" in page
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "timeframe"
+
+
+@pytest.mark.django_db
 def test_the_chart_data_of_an_unknown_pair_is_404(operator_client: Client) -> None:
     assert operator_client.get("/admin/marketdata/pair/NOPE_NOPE/chart/data/").status_code == 404
 
@@ -103,7 +119,8 @@ def test_the_polled_views_answer_a_signed_out_or_non_staff_poll_with_403(
     member = Client()
     member.force_login(User.objects.create_user("member", password="pw-member"))
     for client in (Client(), member):
-        for address in (data_url(eur_usd_window), "/admin/live/dashboard/"):
+        lists = f"/admin/marketdata/pair/{eur_usd_window.pk}/chart/lists/"
+        for address in (data_url(eur_usd_window), lists, "/admin/live/dashboard/"):
             # When it polls, it is refused, not redirected to the login form
             response = client.get(address, HTTP_HX_REQUEST="true")
             assert response.status_code == 403, address
@@ -169,9 +186,10 @@ def test_the_chart_page_points_its_interactive_chart_at_the_same_window(
     # A window without an end follows the newest candles; a fixed one does not poll
     assert f'data-url="{base}data/?timeframe=M5&amp;hours=2"' in following
     assert 'data-follow="true"' in following
+    assert f'hx-get="{base}lists/?timeframe=M5&amp;hours=2"' in following
     assert "lightweight-charts-5.3.0/lightweight-charts.standalone.production.js" in following
     fixed_page = fixed.content.decode()
-    assert 'data-follow=""' in fixed_page
+    assert 'data-follow=""' in fixed_page and 'hx-get="' + base not in fixed_page
     assert "end=" + end.isoformat().replace("+", "%2B").replace(":", "%3A") in fixed_page
     # And the server-drawn chart is in the page as the fallback
     assert 'id="chart-fallback"' in fixed_page and "<svg" in fixed_page
