@@ -51,13 +51,32 @@
       event.preventDefault();
     }
   });
-  // A signed-out session is redirected to the login form: never swap that into the page.
+  // What each live element last swapped in: an answer that has not changed is not swapped again.
+  const lastAnswer = new WeakMap();
+
   document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!live(event)) return;
     const xhr = event.detail.xhr;
-    if (live(event) && xhr && xhr.responseURL && xhr.responseURL.indexOf("/login/") !== -1) {
+    // A signed-out session is redirected to the login form: never swap that into the page.
+    if (xhr && xhr.responseURL && xhr.responseURL.indexOf("/login/") !== -1) {
       event.detail.shouldSwap = false;
       lost("signed out: sign in again");
+      return;
     }
+    if (lastAnswer.get(event.detail.elt) === event.detail.serverResponse) {
+      event.detail.shouldSwap = false;
+    }
+    lastAnswer.set(event.detail.elt, event.detail.serverResponse);
+  });
+  // A list's new rows get the admin's action handlers (select all, the selection counter), which
+  // Django's actions.js binds once when the page loads.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (!live(event) || typeof window.Actions !== "function") return;
+    const boxes = event.detail.elt.querySelectorAll("tr input.action-select");
+    // The counter's "of N" is the rows on the page, written when the page was drawn.
+    const counter = document.querySelector(".action-counter");
+    if (counter) counter.dataset.actionsIcnt = String(boxes.length);
+    if (boxes.length) window.Actions(boxes);
   });
   document.addEventListener("htmx:afterRequest", function (event) {
     if (!live(event)) return;
