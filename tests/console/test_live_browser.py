@@ -147,7 +147,8 @@ def test_an_open_dashboard_shows_a_new_candle_signal_and_trade_and_a_lost_connec
 
     # When the operator opens the dashboard
     log_in(browser, live_server.url)
-    assert "Live: updated" in shown(browser, By.ID, "live-status").text
+    shown(browser, By.ID, "live-status")
+    eventually(lambda: "Live: updated" in text(browser, "live-status"))
     browser.execute_script("window.stillTheSamePage = true")
     assert "No open trades." in text(browser, "panel-open-trades")
 

@@ -40,6 +40,14 @@
 
   window.consoleLive = { ok: ok, lost: lost };
 
+  // The status is hidden in the page as drawn: a browser without JavaScript refreshes nothing.
+  function reveal() {
+    const element = status();
+    if (element) element.hidden = false;
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", reveal);
+  else reveal();
+
   function live(event) {
     const element = event.detail && event.detail.elt;
     return element && element.classList && element.classList.contains("live");
