@@ -9,22 +9,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from console import charts
+from console.admin_site import live_view
 from console.dashboard import (
     CHART_TIMEFRAMES,
+    ChartWindow,
     PageRequestError,
+    chart_payload,
+    chart_signals,
+    chart_trades,
     chart_window,
     operator_time_zone,
     pair_chart_data,
@@ -217,27 +223,83 @@ class PairAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.chart_view),
             name="marketdata_pair_chart",
         )
+        data = path(
+            "<path:object_id>/chart/data/",
+            live_view(self.admin_site, self.chart_data_view),
+            name="marketdata_pair_chart_data",
+        )
+        lists = path(
+            "<path:object_id>/chart/lists/",
+            live_view(self.admin_site, self.chart_lists_view),
+            name="marketdata_pair_chart_lists",
+        )
         # Before the default patterns, whose "<path:object_id>/" would swallow ".../chart/".
-        return [chart, *super().get_urls()]
+        return [chart, data, lists, *super().get_urls()]
 
-    def chart_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def _chart_pair(self, request: HttpRequest, object_id: str) -> Pair:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        pair = get_object_or_404(Pair, pk=object_id) if object_id.isdigit() else None
-        if pair is None:
-            pair = get_object_or_404(Pair, symbol=object_id)
+        if object_id.isdigit():
+            return get_object_or_404(Pair, pk=object_id)
+        return get_object_or_404(Pair, symbol=object_id)
+
+    @staticmethod
+    def _requested_window(request: HttpRequest, pair: Pair) -> ChartWindow:
+        return chart_window(
+            pair=pair.symbol,
+            timeframe=request.GET.get("timeframe"),
+            hours=request.GET.get("hours"),
+            end=request.GET.get("end"),
+        )
+
+    @staticmethod
+    def _bad_parameter(problem: PageRequestError) -> JsonResponse:
+        error = {"code": "invalid", "message": str(problem), "field": problem.field}
+        return JsonResponse({"error": error}, status=400)
+
+    def chart_data_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The interactive chart's data (console/static/console/chart.js), for the window the
+        page asks for: the same parameters as the page, a bad one answered 400 naming it."""
+        pair = self._chart_pair(request, object_id)
+        try:
+            window = self._requested_window(request, pair)
+        except PageRequestError as problem:
+            return self._bad_parameter(problem)
+        data = pair_chart_data(pair=pair.symbol, window=window)
+        return JsonResponse(chart_payload(data, pair=pair.symbol, digits=pair.display_precision))
+
+    def chart_lists_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The signals and trades under the chart, which the open page polls and swaps in."""
+        pair = self._chart_pair(request, object_id)
+        try:
+            window = self._requested_window(request, pair)
+        except PageRequestError as problem:
+            return self._bad_parameter(problem)
+        context = {
+            "pair": pair,
+            "signals": chart_signals(pair=pair.symbol, window=window),
+            "trades": chart_trades(pair=pair.symbol, window=window),
+            "operator_time_zone": operator_time_zone(),
+        }
+        return TemplateResponse(request, "admin/marketdata/pair/chart_lists.html", context)
+
+    def chart_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        pair = self._chart_pair(request, object_id)
         error = ""
         try:
-            window = chart_window(
-                pair=pair.symbol,
-                timeframe=request.GET.get("timeframe"),
-                hours=request.GET.get("hours"),
-                end=request.GET.get("end"),
-            )
+            window = self._requested_window(request, pair)
         except PageRequestError as problem:
             error = str(problem)
             window = chart_window(pair=pair.symbol, timeframe=None, hours=None, end=None)
         data = pair_chart_data(pair=pair.symbol, window=window)
+        # The interactive chart asks for the same window; without an end it follows the newest
+        # candles as they close.
+        query = {"timeframe": window.timeframe, "hours": str(window.hours)}
+        follow = not request.GET.get("end") or bool(error)
+        if not follow:
+            query["end"] = window.end.isoformat()
+        data_url = reverse("admin:marketdata_pair_chart_data", args=[pair.pk])
+        lists_url = reverse("admin:marketdata_pair_chart_lists", args=[pair.pk])
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -248,6 +310,11 @@ class PairAdmin(admin.ModelAdmin):
             "error": error,
             "timeframes": CHART_TIMEFRAMES,
             "operator_time_zone": operator_time_zone(),
+            "chart_data_url": f"{data_url}?{urlencode(query)}",
+            "chart_lists_url": f"{lists_url}?{urlencode(query)}",
+            "signals": data.signals,
+            "trades": data.trades,
+            "chart_follows": follow,
             "price_chart": charts.candle_chart_svg(
                 data.candles,
                 start=window.start,

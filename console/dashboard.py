@@ -125,6 +125,7 @@ class Dashboard:
     alerts: list[Alert]
     alerts_unresolved: int
     recent_actions: list[AuditLog] = field(default_factory=list)
+    recent_signals: list[TradingSignal] = field(default_factory=list)
 
     @property
     def replayed(self) -> bool:
@@ -271,11 +272,17 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
         alerts=alerts,
         alerts_unresolved=unresolved_count,
         recent_actions=list(AuditLog.objects.order_by("-time", "-id")[:RECENT_ROWS]),
+        recent_signals=list(TradingSignal.objects.order_by("-time", "-id")[:RECENT_ROWS]),
     )
 
 
 class PageRequestError(ValueError):
-    """A page parameter that cannot be used; the message names it and what was expected."""
+    """A page parameter that cannot be used; the message names it and what was expected, and
+    ``field`` names it alone (the chart's JSON answers carry it)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # ----- daily performance -------------------------------------------------------------------------
@@ -305,7 +312,8 @@ def daily_days(value: str | None) -> int:
         days = 0
     if not 1 <= days <= DAILY_DAYS_MOST:
         raise PageRequestError(
-            f"days={value!r} is not valid; expected a whole number from 1 to {DAILY_DAYS_MOST}."
+            f"days={value!r} is not valid; expected a whole number from 1 to {DAILY_DAYS_MOST}.",
+            field="days",
         )
     return days
 
@@ -371,6 +379,9 @@ class TradeMark:
     close_price: Decimal | None
     realized_pl: Decimal
     unrealized_pl: Decimal
+    # The open trade's protective orders, drawn as price lines on the interactive chart.
+    stop_loss_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -403,7 +414,8 @@ def chart_window(
     timeframe = timeframe or Timeframe.M1
     if timeframe not in CHART_TIMEFRAMES:
         raise PageRequestError(
-            f"timeframe={timeframe!r} is not valid; expected one of {', '.join(CHART_TIMEFRAMES)}."
+            f"timeframe={timeframe!r} is not valid; expected one of {', '.join(CHART_TIMEFRAMES)}.",
+            field="timeframe",
         )
     period = timeframe_duration(timeframe)
     if hours in (None, ""):
@@ -417,7 +429,8 @@ def chart_window(
         if not 1 <= span <= most:
             raise PageRequestError(
                 f"hours={hours!r} is not valid; expected a whole number from 1 to {most} "
-                f"(at most {MAX_CANDLES} {timeframe} candles)."
+                f"(at most {MAX_CANDLES} {timeframe} candles).",
+                field="hours",
             )
     if end in (None, ""):
         newest = candles_last(pair=pair, timeframe=Timeframe.M1, count=1)
@@ -426,7 +439,8 @@ def chart_window(
         parsed = _parse_time(end)
         if parsed is None:
             raise PageRequestError(
-                f"end={end!r} is not valid; expected an ISO 8601 time such as 2025-07-25T21:00Z."
+                f"end={end!r} is not valid; expected an ISO 8601 time such as 2025-07-25T21:00Z.",
+                field="end",
             )
         finish = parsed
     # Whole periods, so an aggregated candle is never cut in half at the window's edges.
@@ -438,13 +452,9 @@ def chart_window(
     )
 
 
-def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
-    """Candles, signals, trades and QFH metrics of one pair inside ``window``, oldest first."""
-
-    candles = candles_between(
-        pair=pair, timeframe=window.timeframe, start=window.start, end=window.end
-    )
-    signals = [
+def chart_signals(*, pair: str, window: ChartWindow) -> list[SignalMark]:
+    """The pair's signals inside ``window``, oldest first."""
+    return [
         SignalMark(time, direction, confidence, price, status)
         for time, direction, confidence, price, status in TradingSignal.objects.filter(
             pair_id=pair, time__gte=window.start, time__lt=window.end
@@ -452,7 +462,11 @@ def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
         .order_by("time")
         .values_list("time", "direction", "confidence", "price", "status")
     ]
-    trades = [
+
+
+def chart_trades(*, pair: str, window: ChartWindow) -> list[TradeMark]:
+    """The pair's trades open at any time inside ``window``, oldest first."""
+    return [
         TradeMark(*row)
         for row in Trade.objects.filter(pair_id=pair, opened_at__lt=window.end)
         .exclude(closed_at__lt=window.start)
@@ -466,8 +480,20 @@ def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
             "close_price",
             "realized_pl",
             "unrealized_pl",
+            "stop_loss_price",
+            "take_profit_price",
         )
     ]
+
+
+def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
+    """Candles, signals, trades and QFH metrics of one pair inside ``window``, oldest first."""
+
+    candles = candles_between(
+        pair=pair, timeframe=window.timeframe, start=window.start, end=window.end
+    )
+    signals = chart_signals(pair=pair, window=window)
+    trades = chart_trades(pair=pair, window=window)
     metrics_rows = CandleMetrics.objects.filter(
         pair_id=pair, timeframe=window.timeframe, time__gte=window.start, time__lt=window.end
     )
@@ -487,3 +513,69 @@ def pair_chart_data(*, pair: str, window: ChartWindow) -> ChartData:
         metrics=metrics,
         metrics_version=version,
     )
+
+
+def _epoch(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+def _number(value: Decimal | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def chart_payload(data: ChartData, *, pair: str, digits: int) -> dict[str, Any]:
+    """``data`` as the interactive chart reads it (console/static/console/chart.js): times in
+    epoch seconds (UTC, as the chart library takes them), prices as numbers, and the pair's
+    display precision so the chart formats prices as the rest of the console does."""
+    window = data.window
+    return {
+        "pair": pair,
+        "timeframe": window.timeframe,
+        "digits": digits,
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "candles": [
+            {
+                "time": _epoch(bar.time),
+                "open": float(bar.open),
+                "high": float(bar.high),
+                "low": float(bar.low),
+                "close": float(bar.close),
+                "volume": bar.volume,
+                "complete": bar.complete,
+            }
+            for bar in data.candles
+        ],
+        "signals": [
+            {
+                "time": _epoch(signal.time),
+                "direction": signal.direction,
+                "confidence": signal.confidence,
+                "status": signal.status,
+            }
+            for signal in data.signals
+        ],
+        "trades": [
+            {
+                "id": trade.broker_trade_id,
+                "units": float(trade.units),
+                "opened_at": _epoch(trade.opened_at),
+                "open_price": float(trade.open_price),
+                "closed_at": _epoch(trade.closed_at),
+                "close_price": _number(trade.close_price),
+                "stop_loss": _number(trade.stop_loss_price),
+                "take_profit": _number(trade.take_profit_price),
+            }
+            for trade in data.trades
+        ],
+        "metrics": [
+            {
+                "time": _epoch(point.time),
+                "coherence": point.coherence,
+                "stability": point.stability,
+                "entropy": point.entropy,
+            }
+            for point in data.metrics
+        ],
+        "metrics_version": data.metrics_version,
+    }

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
 from septrader import formatting
@@ -74,6 +75,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class LiveChangeListAdmin(admin.ModelAdmin):
+    """A list that refreshes itself while open (signals, orders, trades): its page polls its own
+    address (filters, search and page kept) for the result table alone, which htmx swaps in
+    (templates/admin/live_change_list.html; console/static/console/live.js pauses it while rows
+    are selected, so an action is never pulled from under the operator)."""
+
+    change_list_template = "admin/live_change_list.html"
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        response = super().changelist_view(request, extra_context)
+        # The same context, rendered as the table alone: one bounded read, a small answer.
+        if request.headers.get("HX-Request") and isinstance(response, TemplateResponse):
+            response.template_name = "admin/live_change_list_results.html"
+        return response
 
 
 # Columns of the admin lists, written by ``septrader.formatting`` as the console's pages write

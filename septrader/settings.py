@@ -458,6 +458,10 @@ except (ZoneInfoNotFoundError, ValueError):
         f"OPERATOR_TIME_ZONE={OPERATOR_TIME_ZONE!r} is not a time zone; expected an IANA name "
         "such as America/New_York or Europe/London."
     ) from None
+# How often the console's live pages (the dashboard, a pair's chart, the lists of signals, orders
+# and trades) ask the server for what changed. Five seconds is a few M1 candles' worth of news
+# per minute at one small, bounded read per page (bench/console.py times the dashboard's).
+CONSOLE_REFRESH_SECONDS = env_int("CONSOLE_REFRESH_SECONDS", 5, minimum=1)
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

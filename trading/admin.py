@@ -22,6 +22,7 @@ from marketdata.models import Pair
 from marketdata.oanda import OandaError
 from septrader.admin_tools import (
     EstimatedCountPaginator,
+    LiveChangeListAdmin,
     ReadOnlyAdmin,
     money_column,
     operator,
@@ -60,7 +61,7 @@ def _pretty(value: Any) -> str:
 
 
 @admin.register(TradingSignal)
-class TradingSignalAdmin(ReadOnlyAdmin):
+class TradingSignalAdmin(LiveChangeListAdmin, ReadOnlyAdmin):
     list_display = (
         "time",
         "pair",
@@ -79,7 +80,7 @@ class TradingSignalAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdmin):
+class OrderAdmin(LiveChangeListAdmin, ReadOnlyAdmin):
     list_display = (
         "created_at",
         "pair",
@@ -99,7 +100,7 @@ class OrderAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyAdmin):
+class TradeAdmin(LiveChangeListAdmin, ReadOnlyAdmin):
     list_display = (
         "opened_at",
         "pair",

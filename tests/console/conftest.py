@@ -1,9 +1,13 @@
-"""Fixtures of the console tests: an operator's login, candles, and the OANDA simulator."""
+"""Fixtures of the console tests: an operator's login, candles, the OANDA simulator and a headless
+Chromium."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +15,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from oandasim.client import SimulatorProcess
-from tests.conftest import SEED_CANDLES
+from tests.conftest import SEED_CANDLES, require
 
 TOKEN = "console-test-token"
 ACCOUNT = "101-001-0000000-008"
@@ -77,3 +81,48 @@ def minute_candles(start: datetime, count: int, *, price: float = 1.1000) -> lis
 
 
 CHART_END = datetime(2025, 7, 25, 21, 0, tzinfo=UTC)
+
+
+# ----- a headless Chromium (tests/console/test_browser.py, test_live_browser.py) ---------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    require(
+        CHROMIUM is not None and CHROMEDRIVER is not None,
+        "Chromium and its driver are not installed (apt-get install chromium chromium-driver; "
+        "scripts/services.sh does it)",
+    )
+    require(
+        importlib.util.find_spec("selenium") is not None
+        and importlib.util.find_spec("PIL") is not None,
+        "selenium and pillow are not installed (the dev extra lists them)",
+    )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        # Root in a container has no user namespace for Chromium's sandbox.
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1200",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(argument)
+    # The browser's console log, where Chromium reports what the Content-Security-Policy blocked.
+    # And its network events ("performance"), where every request the page makes is listed.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    # An explicit driver path: Selenium Manager would otherwise try to download one.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -9,10 +9,7 @@ console works in a browser rather than in Django's test client.
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,50 +23,9 @@ from django.core.management import call_command
 from marketdata.models import Pair
 from qfh.services import candle_metrics_compute
 from septrader.models import AuditLog
-from tests.conftest import SEED_CANDLES, require
+from tests.conftest import SEED_CANDLES
 from tests.console.conftest import OPERATOR_PASSWORD
 from trading.models import Trade, TradingSignal
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    require(
-        CHROMIUM is not None and CHROMEDRIVER is not None,
-        "Chromium and its driver are not installed (apt-get install chromium chromium-driver; "
-        "scripts/services.sh does it)",
-    )
-    require(
-        importlib.util.find_spec("selenium") is not None
-        and importlib.util.find_spec("PIL") is not None,
-        "selenium and pillow are not installed (the dev extra lists them)",
-    )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        # Root in a container has no user namespace for Chromium's sandbox.
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1200",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(argument)
-    # The browser's console log, where Chromium reports what the Content-Security-Policy blocked.
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager would otherwise try to download one.
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def colour_count_and_ink(png: bytes) -> tuple[int, float, int, int]:
@@ -174,7 +130,9 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     entry = AuditLog.objects.get(action="pair.disable", target="EUR_USD")
     assert (entry.actor, entry.address) == ("ops", "127.0.0.1")
 
-    # When the operator opens the pair's chart (the default window: the last 6 hours of M1)
+    # When the operator opens the pair's chart (the default window: the last 6 hours of M1) in a
+    # browser that runs no JavaScript (the interactive chart: tests/console/test_live_browser.py)
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
     browser.get(f"{live_server.url}/admin/marketdata/pair/{eur_usd.pk}/chart/")
     candles = browser.find_elements(By.CSS_SELECTOR, "#price-chart svg g.candle")
     chart = browser.find_element(By.CSS_SELECTOR, "#price-chart svg")
@@ -183,8 +141,8 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     browser.save_screenshot(str(tmp_path / "chart-page.png"))
     violations += policy_violations(browser)
 
-    # Then 360 candles are in the page and the browser really drew them: many colours, ink, and
-    # both the rising (green) and the falling (red) candle colours in the picture
+    # Then the server-drawn chart stays, with 360 candles in it, and the browser really drew them:
+    # many colours, ink, and both the rising (green) and the falling (red) candle colours
     assert len(candles) == 360
     assert len(browser.find_elements(By.CSS_SELECTOR, "#price-chart svg .signal.buy")) == 1
     assert len(browser.find_elements(By.CSS_SELECTOR, "#price-chart svg .trade-exit")) == 1
@@ -204,7 +162,8 @@ def test_an_operator_logs_in_disables_a_pair_and_sees_the_chart_in_chromium(
     width, font = (float(hours.value_of_css_property(name)[:-2]) for name in ("width", "font-size"))
     assert width == pytest.approx(6 * font, abs=1)
 
-    # When the operator opens the API docs page
+    # When the operator opens the API docs page (with JavaScript again)
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
     browser.get(f"{live_server.url}/api/docs/")
 
     # Then Swagger UI draws the operations from the schema (its start-up script is a file too)

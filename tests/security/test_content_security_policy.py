@@ -43,6 +43,9 @@ def console_pages() -> list[str]:
         "/admin/performance/daily/",
         "/admin/septrader/systemconfig/add/",
         "/admin/trading/trade/",
+        "/admin/trading/tradingsignal/",
+        "/admin/trading/order/",
+        "/admin/live/dashboard/",
         "/api/docs/",
     ]
 
