@@ -21,7 +21,7 @@ PAIR_SYMBOL_MAX_LENGTH = 7
 def pair_symbol_problem(symbol: object, *, field: str = "symbol") -> str | None:
     """Why ``symbol`` cannot be a pair symbol, naming the field, the value and what was expected;
     None when it can."""
-    if not isinstance(symbol, str) or not re.match(PAIR_SYMBOL_PATTERN, symbol):
+    if not isinstance(symbol, str) or not re.fullmatch(PAIR_SYMBOL_PATTERN, symbol):
         return (
             f"{field}={symbol!r} does not match {PAIR_SYMBOL_PATTERN}; expected upper-case letters "
             "and digits around one underscore, such as EUR_USD or XAU_USD."
@@ -42,11 +42,13 @@ def validate_pair_symbol(symbol: str) -> None:
 
 
 class Pair(models.Model):
-    """A tradable currency pair: the broker's facts about it and our operator's settings for it.
+    """A tradable instrument (a currency pair, a metal or a CFD): the broker's facts about it and
+    our operator's settings for it.
 
     DESIGN.md section 3 treats the instrument and the pair as one entity. The broker-owned fields
-    (pip location, precisions, minimum size, margin rate) are refreshed from OANDA's
-    AccountInstruments; the rest is ours. Lifecycle transitions are made by trading's services.
+    (type, pip location, precisions, minimum size, maximum order units, margin rate) are refreshed
+    from OANDA's AccountInstruments by ``marketdata.services.instruments_sync``; the rest is ours.
+    Lifecycle transitions are made by trading's services.
     """
 
     class State(models.TextChoices):

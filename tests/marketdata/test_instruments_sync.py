@@ -191,6 +191,7 @@ def test_an_instrument_a_pair_cannot_hold_is_skipped_with_the_field_value_and_ex
         ("EUR-USD", "symbol='EUR-USD' does not match ^[A-Z0-9]+_[A-Z0-9]+$"),
         ("eur_usd", "symbol='eur_usd' does not match ^[A-Z0-9]+_[A-Z0-9]+$"),
         ("EUR_US_D", "symbol='EUR_US_D' does not match ^[A-Z0-9]+_[A-Z0-9]+$"),
+        ("EUR_US\n", "symbol='EUR_US\\n' does not match ^[A-Z0-9]+_[A-Z0-9]+$"),
         ("NAS100_USD", "symbol='NAS100_USD' has 10 characters; expected at most 7"),
     ],
 )
