@@ -36,7 +36,8 @@ from console.dashboard import (
     pair_chart_data,
 )
 from marketdata.models import Pair
-from marketdata.oanda import OandaError
+from marketdata.oanda import OandaClient, OandaError
+from marketdata.services import instruments_sync
 from septrader.admin_tools import operator
 from trading.services import (
     TradingError,
@@ -95,10 +96,16 @@ class PairAdmin(admin.ModelAdmin):
         "chart_link",
         "updated_at",
     )
-    list_filter = ("enabled", "state", "forced_without_model", "node")
+    list_filter = ("enabled", "state", "instrument_type", "forced_without_model", "node")
     search_fields = ("symbol", "state_reason")
     list_select_related = ("node",)
-    actions = ["enable_pairs", "enable_pairs_without_model", "disable_pairs", "flatten_pairs"]
+    actions = [
+        "enable_pairs",
+        "enable_pairs_without_model",
+        "disable_pairs",
+        "flatten_pairs",
+        "sync_instruments",
+    ]
     readonly_fields = (
         "symbol",
         "state",
@@ -106,10 +113,12 @@ class PairAdmin(admin.ModelAdmin):
         "enabled",
         "forced_without_model",
         "chart_link",
+        "instrument_type",
         "pip_location",
         "display_precision",
         "trade_units_precision",
         "minimum_trade_size",
+        "maximum_order_units",
         "margin_rate",
         "created_at",
         "updated_at",
@@ -121,10 +130,12 @@ class PairAdmin(admin.ModelAdmin):
             "From the broker",
             {
                 "fields": (
+                    "instrument_type",
                     "pip_location",
                     "display_precision",
                     "trade_units_precision",
                     "minimum_trade_size",
+                    "maximum_order_units",
                     "margin_rate",
                 )
             },
@@ -214,6 +225,24 @@ class PairAdmin(admin.ModelAdmin):
             return f"{result.trades_closed} trades closed"
 
         self._each(request, queryset, flatten)
+
+    @admin.action(description="Sync all pairs from the broker's instruments (whatever is selected)")
+    def sync_instruments(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
+        # The account's whole instrument list is read: a sync has no use for a selection, which
+        # Django's actions require only to run.
+        actor, address = operator(request)
+        try:
+            result = instruments_sync(client=OandaClient(), actor=actor, address=address)
+        except (OandaError, ImproperlyConfigured) as error:
+            self.message_user(
+                request,
+                f"Instruments sync: the broker could not be reached: {error}",
+                messages.ERROR,
+            )
+            return
+        self.message_user(request, f"Instruments sync: {result.summary()}", messages.SUCCESS)
+        for name, reason in result.skipped.items():
+            self.message_user(request, f"Skipped {name}: {reason}", messages.WARNING)
 
     # ----- the chart page ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
-from marketdata.models import PAIR_SYMBOL_PATTERN
+from marketdata.models import PAIR_SYMBOL_MAX_LENGTH, PAIR_SYMBOL_PATTERN, pair_symbol_problem
 from marketdata.selectors import pair_exists
 from septrader.api.errors import not_found
 
@@ -26,12 +26,15 @@ class PairField(serializers.CharField):
     """A pair symbol in a query or a body: a 400 naming the value when it is not a known pair."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 7)
+        kwargs.setdefault("max_length", PAIR_SYMBOL_MAX_LENGTH)
         kwargs.setdefault("help_text", "A pair symbol, such as EUR_USD.")
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
         symbol = super().to_internal_value(data)
+        problem = pair_symbol_problem(symbol, field=self.field_name or "pair")
+        if problem is not None:
+            raise serializers.ValidationError(problem)
         if not pair_exists(symbol):
             raise serializers.ValidationError(
                 f"pair={symbol!r} is not a known pair; expected a symbol such as EUR_USD."

@@ -1,22 +1,54 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 from timescale.db.models.fields import TimescaleDateTimeField
 
 from marketdata.timeframes import Timeframe
 
-PAIR_SYMBOL_PATTERN = r"^[A-Z]{3}_[A-Z]{3}$"
+# OANDA's instrument names: upper-case letters and digits around one underscore (EUR_USD,
+# XAU_USD, BTC_USD, DE30_EUR). URL patterns use it without the anchors.
+PAIR_SYMBOL_PATTERN = r"^[A-Z0-9]+_[A-Z0-9]+$"
+# The symbol columns (the pairs' and every table's ``pair``, the candle hypertable and its
+# continuous aggregates included) are varchar(7): room for the FX pairs, the metals and the
+# crypto CFDs. Longer index names (DE30_EUR, NAS100_USD) need those columns widened first.
+PAIR_SYMBOL_MAX_LENGTH = 7
+
+
+def pair_symbol_problem(symbol: object, *, field: str = "symbol") -> str | None:
+    """Why ``symbol`` cannot be a pair symbol, naming the field, the value and what was expected;
+    None when it can."""
+    if not isinstance(symbol, str) or not re.fullmatch(PAIR_SYMBOL_PATTERN, symbol):
+        return (
+            f"{field}={symbol!r} does not match {PAIR_SYMBOL_PATTERN}; expected upper-case letters "
+            "and digits around one underscore, such as EUR_USD or XAU_USD."
+        )
+    if len(symbol) > PAIR_SYMBOL_MAX_LENGTH:
+        return (
+            f"{field}={symbol!r} has {len(symbol)} characters; expected at most "
+            f"{PAIR_SYMBOL_MAX_LENGTH}, such as EUR_USD or XAU_USD."
+        )
+    return None
+
+
+def validate_pair_symbol(symbol: str) -> None:
+    """The model field's validator: ``pair_symbol_problem`` as a ValidationError."""
+    problem = pair_symbol_problem(symbol)
+    if problem is not None:
+        raise ValidationError(problem, code="invalid_symbol")
 
 
 class Pair(models.Model):
-    """A tradable currency pair: the broker's facts about it and our operator's settings for it.
+    """A tradable instrument (a currency pair, a metal or a CFD): the broker's facts about it and
+    our operator's settings for it.
 
     DESIGN.md section 3 treats the instrument and the pair as one entity. The broker-owned fields
-    (pip location, precisions, minimum size, margin rate) are refreshed from OANDA's
-    AccountInstruments; the rest is ours. Lifecycle transitions are made by trading's services.
+    (type, pip location, precisions, minimum size, maximum order units, margin rate) are refreshed
+    from OANDA's AccountInstruments by ``marketdata.services.instruments_sync``; the rest is ours.
+    Lifecycle transitions are made by trading's services.
     """
 
     class State(models.TextChoices):
@@ -27,16 +59,28 @@ class Pair(models.Model):
         DISABLED = "disabled", "Disabled"
         ERROR = "error", "Error"
 
+    class InstrumentType(models.TextChoices):
+        """OANDA's InstrumentType."""
+
+        CURRENCY = "CURRENCY", "Currency"
+        METAL = "METAL", "Metal"
+        CFD = "CFD", "CFD"
+
     symbol = models.CharField(
-        max_length=7,
-        unique=True,
-        validators=[RegexValidator(PAIR_SYMBOL_PATTERN, "Expected a symbol like EUR_USD.")],
+        max_length=PAIR_SYMBOL_MAX_LENGTH, unique=True, validators=[validate_pair_symbol]
+    )
+    instrument_type = models.CharField(
+        max_length=8, choices=InstrumentType.choices, default=InstrumentType.CURRENCY
     )
     # A pip is 10 ** pip_location in price units: -4 for EUR_USD, -2 for USD_JPY.
     pip_location = models.SmallIntegerField(default=-4)
     display_precision = models.PositiveSmallIntegerField(default=5)
     trade_units_precision = models.PositiveSmallIntegerField(default=0)
     minimum_trade_size = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal(1))
+    # OANDA's published maximum for a single order on the major pairs.
+    maximum_order_units = models.DecimalField(
+        max_digits=16, decimal_places=2, default=Decimal(100_000_000)
+    )
     margin_rate = models.DecimalField(max_digits=8, decimal_places=6, default=Decimal("0.0333"))
     enabled = models.BooleanField(default=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.UNTRAINED)
@@ -64,11 +108,11 @@ class Pair(models.Model):
 
     @property
     def base_currency(self) -> str:
-        return self.symbol[:3]
+        return self.symbol.partition("_")[0]
 
     @property
     def quote_currency(self) -> str:
-        return self.symbol[4:]
+        return self.symbol.partition("_")[2]
 
 
 def pair_foreign_key(
@@ -131,7 +175,7 @@ class AggregatedCandle(models.Model):
     """
 
     pk = models.CompositePrimaryKey("pair", "time")
-    pair = models.CharField(max_length=7, db_column="pair")
+    pair = models.CharField(max_length=PAIR_SYMBOL_MAX_LENGTH, db_column="pair")
     time = models.DateTimeField()
     open = models.DecimalField(max_digits=16, decimal_places=6)
     high = models.DecimalField(max_digits=16, decimal_places=6)

@@ -102,6 +102,7 @@ RETRYABLE = (OandaRateLimited, OandaUnavailable, OandaConnectionError)
 
 # The request classes the project builds, re-exported so no other module imports oandapyV20.
 AccountSummary = accounts_endpoints.AccountSummary
+AccountInstruments = accounts_endpoints.AccountInstruments
 PricingStream = pricing_endpoints.PricingStream
 TransactionsStream = transactions_endpoints.TransactionsStream
 TransactionsSinceID = transactions_endpoints.TransactionsSinceID
@@ -310,6 +311,20 @@ class OandaClient:
                 delay,
             )
             self.sleep(delay)
+
+    def account_instruments(self) -> list[dict[str, Any]]:
+        """The instruments the account may trade, as the broker describes them (OANDA's
+        ``GET /v3/accounts/{id}/instruments``: name, type, pipLocation, displayPrecision,
+        minimumTradeSize, maximumOrderUnits, marginRate, tradeUnitsPrecision, financing...)."""
+        body = self.request(AccountInstruments(self.account_id))
+        instruments = body.get("instruments")
+        if not isinstance(instruments, list):
+            raise OandaProtocolError(
+                f"instruments={instruments!r}: expected a list of instruments",
+                endpoint=f"GET {AccountInstruments(self.account_id)}",
+                body=body,
+            )
+        return instruments
 
     def stream(self, endpoint: Any, *, read_timeout: float) -> Iterator[dict[str, Any] | BadLine]:
         """Yield the messages of a streaming endpoint (prices or transactions).

@@ -8,7 +8,6 @@ query itself.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,13 +21,13 @@ from psycopg.types.string import TextLoader
 
 from marketdata.cache_keys import STATE_KEY, latest_price_key
 from marketdata.models import (
-    PAIR_SYMBOL_PATTERN,
     AggregatedCandle,
     Candle,
     CandleH1,
     CandleM5,
     CandleM15,
     Pair,
+    pair_symbol_problem,
 )
 from marketdata.timeframes import Timeframe, timeframe_duration
 
@@ -340,9 +339,7 @@ def latest_price(pair: str) -> dict[str, Any] | None:
 def pair_exists(symbol: str) -> bool:
     """Whether ``symbol`` is a stored pair. The shape is checked first: PostgreSQL refuses to
     compare text holding NUL (a 500 the stateful fuzz found), and no such text is a pair."""
-    return (
-        bool(re.match(PAIR_SYMBOL_PATTERN, symbol)) and Pair.objects.filter(symbol=symbol).exists()
-    )
+    return pair_symbol_problem(symbol) is None and Pair.objects.filter(symbol=symbol).exists()
 
 
 # The newest complete candle of a pair, read by the streamer before and after each closed minute

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -22,10 +23,11 @@ from marketdata.candle_input import (
     parse_candle,
     validate_candle_columns,
 )
-from marketdata.models import Pair
-from marketdata.oanda import instrument_candles
+from marketdata.models import PAIR_SYMBOL_MAX_LENGTH, Pair, pair_symbol_problem
+from marketdata.oanda import OandaClient, instrument_candles
 from marketdata.selectors import candle_newest_complete_time
 from marketdata.timeframes import timeframe_duration
+from septrader.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +353,8 @@ def _upsert_by_copy(rows: Candles, payload: str) -> int:
                 logger.info("event=candle_copy_conflict detail=retrying through staging")
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS candle_staging ("
-            "pair varchar(7), timeframe varchar(3), time timestamptz, open numeric(16, 6), "
+            f"pair varchar({PAIR_SYMBOL_MAX_LENGTH}), timeframe varchar(3), time timestamptz, "
+            "open numeric(16, 6), "
             "high numeric(16, 6), low numeric(16, 6), close numeric(16, 6), volume integer, "
             "complete boolean) ON COMMIT DELETE ROWS"
         )
@@ -560,3 +563,154 @@ def _backfill_page_candles(
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# The broker-owned fields of a pair, by the name OANDA's Instrument gives each.
+_INSTRUMENT_FIELDS = {
+    "type": "instrument_type",
+    "pipLocation": "pip_location",
+    "displayPrecision": "display_precision",
+    "tradeUnitsPrecision": "trade_units_precision",
+    "minimumTradeSize": "minimum_trade_size",
+    "maximumOrderUnits": "maximum_order_units",
+    "marginRate": "margin_rate",
+}
+
+
+@dataclass
+class InstrumentsSyncResult:
+    """What one instruments sync did, by symbol: pairs created, pairs whose broker figures
+    changed (field: [old, new]), pairs already up to date, and instruments refused (why)."""
+
+    created: list[str] = field(default_factory=list)
+    updated: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [
+            f"created={len(self.created)}"
+            + (f" ({', '.join(self.created)})" if self.created else ""),
+            f"updated={len(self.updated)}"
+            + (f" ({', '.join(self.updated)})" if self.updated else ""),
+            f"unchanged={len(self.unchanged)}",
+            f"skipped={len(self.skipped)}"
+            + (f" ({', '.join(self.skipped)})" if self.skipped else ""),
+        ]
+        return " ".join(parts)
+
+
+class InstrumentFigureError(ValueError):
+    """One figure of a broker instrument that a pair cannot hold; the message names it."""
+
+
+def instruments_sync(
+    *, client: OandaClient, actor: str, address: str | None = None
+) -> InstrumentsSyncResult:
+    """Create and update the pairs from the account's instruments as the broker describes them.
+
+    A new instrument becomes a disabled, untrained pair; an existing pair gets the broker's
+    figures (type, pip location, precisions, minimum size, maximum order units, margin rate) and
+    keeps everything that is ours (enabled, state, risk overrides, node). Pairs the broker does
+    not list are left alone: a sync never disables or deletes a pair. An instrument whose name or
+    figures a pair cannot hold is skipped, with the reason, rather than stored rounded. Audited.
+    """
+    instruments = client.account_instruments()
+    result = InstrumentsSyncResult()
+    figures_by_symbol: dict[str, dict[str, Any]] = {}
+    for instrument in instruments:
+        name = instrument.get("name") if isinstance(instrument, Mapping) else None
+        label = name if isinstance(name, str) else repr(instrument)[:40]
+        try:
+            if not isinstance(instrument, Mapping):
+                raise InstrumentFigureError(f"instrument={label}: expected an object")
+            problem = pair_symbol_problem(name)
+            if problem is not None:
+                raise InstrumentFigureError(problem)
+            # A name that passed the check is a string, so it is its own label.
+            figures_by_symbol[label] = _instrument_figures(instrument)
+        except InstrumentFigureError as error:
+            result.skipped[label] = str(error)
+            logger.warning("event=instrument_skipped instrument=%r reason=%r", label, str(error))
+    with transaction.atomic():
+        existing = Pair.objects.select_for_update().in_bulk(
+            list(figures_by_symbol), field_name="symbol"
+        )
+        for symbol, figures in figures_by_symbol.items():
+            pair = existing.get(symbol)
+            if pair is None:
+                Pair.objects.create(symbol=symbol, enabled=False, **figures)
+                result.created.append(symbol)
+                continue
+            changes = {
+                name: [str(getattr(pair, name)), str(value)]
+                for name, value in figures.items()
+                if getattr(pair, name) != value
+            }
+            if not changes:
+                result.unchanged.append(symbol)
+                continue
+            for name in changes:
+                setattr(pair, name, figures[name])
+            pair.save(update_fields=[*changes, "updated_at"])
+            result.updated[symbol] = changes
+        audit_record(
+            actor=actor,
+            action="instruments.sync",
+            target=f"{len(instruments)} instruments",
+            details={
+                "created": result.created,
+                "updated": result.updated,
+                "unchanged": len(result.unchanged),
+                "skipped": result.skipped,
+            },
+            address=address,
+        )
+    logger.info("event=instruments_sync actor=%r %s", actor, result.summary())
+    return result
+
+
+def _instrument_figures(instrument: Mapping[str, Any]) -> dict[str, Any]:
+    """The pair fields of one broker instrument, each checked against the column that holds it."""
+    figures: dict[str, Any] = {}
+    name = instrument["name"]
+    for key, field_name in _INSTRUMENT_FIELDS.items():
+        value = instrument.get(key)
+        model_field = Pair._meta.get_field(field_name)
+        where = f"{name} {key}={value!r}"
+        if field_name == "instrument_type":
+            choices = Pair.InstrumentType.values
+            if value not in choices:
+                raise InstrumentFigureError(f"{where}: expected one of {', '.join(choices)}")
+            figures[field_name] = value
+        elif field_name in {"pip_location", "display_precision", "trade_units_precision"}:
+            low = -10 if field_name == "pip_location" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 10:
+                raise InstrumentFigureError(f"{where}: expected a whole number from {low} to 10")
+            figures[field_name] = value
+        else:
+            figures[field_name] = _broker_decimal(where, value, model_field)
+    return figures
+
+
+def _broker_decimal(where: str, value: Any, model_field: Any) -> Decimal:
+    """OANDA's decimal string as a Decimal the column holds exactly, or the reason it cannot."""
+    places, digits = model_field.decimal_places, model_field.max_digits
+    expected = (
+        f"expected a positive decimal string with at most {places} decimal places and "
+        f"{digits - places} whole digits"
+    )
+    try:
+        number = Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or number <= 0:
+        raise InstrumentFigureError(f"{where}: {expected}")
+    exponent = number.normalize().as_tuple().exponent
+    if (
+        not isinstance(exponent, int)
+        or -exponent > places
+        or number >= Decimal(10) ** (digits - places)
+    ):
+        raise InstrumentFigureError(f"{where}: {expected}")
+    return number.quantize(Decimal(1).scaleb(-places))

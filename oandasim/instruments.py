@@ -52,6 +52,9 @@ class FinancingRates:
 
 NO_FINANCING = FinancingRates()
 
+# OANDA's published maximum for a single order on the major pairs.
+MAXIMUM_ORDER_UNITS = 100_000_000
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -63,6 +66,12 @@ class Instrument:
     base_price: Decimal
     default_spread_pips: Decimal
     margin_rate: Decimal = Decimal("0.02")
+    # OANDA's InstrumentType: CURRENCY, METAL or CFD.
+    type: str = "CURRENCY"
+    trade_units_precision: int = 0
+    minimum_trade_size: Decimal = Decimal(1)
+    maximum_order_units: Decimal = Decimal(MAXIMUM_ORDER_UNITS)
+    display_name: str = ""
 
     @property
     def base(self) -> str:
@@ -101,19 +110,19 @@ class Instrument:
         minimum_trailing, maximum_trailing = self.trailing_bounds()
         return {
             "name": self.name,
-            "type": "CURRENCY",
-            "displayName": f"{self.base}/{self.quote}",
+            "type": self.type,
+            "displayName": self.display_name or f"{self.base}/{self.quote}",
             "pipLocation": self.pip_location,
             "displayPrecision": self.display_precision,
-            "tradeUnitsPrecision": 0,
-            "minimumTradeSize": "1",
+            "tradeUnitsPrecision": self.trade_units_precision,
+            "minimumTradeSize": str(self.minimum_trade_size),
             "maximumTrailingStopDistance": str(maximum_trailing),
             "minimumTrailingStopDistance": str(minimum_trailing),
             "maximumPositionSize": "0",
-            "maximumOrderUnits": str(MAXIMUM_ORDER_UNITS),
+            "maximumOrderUnits": str(self.maximum_order_units),
             "marginRate": str(self.margin_rate),
             "guaranteedStopLossOrderMode": "DISABLED",
-            "tags": [{"type": "ASSET_CLASS", "name": "CURRENCY"}],
+            "tags": [{"type": "ASSET_CLASS", "name": self.type}],
             "financing": financing.to_wire(),
         }
 
@@ -128,10 +137,6 @@ def _points_to_decimal(points: int, precision: int) -> Decimal:
 @functools.lru_cache(maxsize=65536)
 def format_points(points: int, precision: int) -> str:
     return str(Decimal(points).scaleb(-precision))
-
-
-# OANDA's published maximum for a single order on the major pairs.
-MAXIMUM_ORDER_UNITS = 100_000_000
 
 
 def _pair(name: str, base_price: str, spread_pips: str) -> Instrument:
@@ -178,5 +183,67 @@ INSTRUMENTS: dict[str, Instrument] = {
         _pair("CAD_CHF", "0.65000", "2.6"),
         _pair("CAD_JPY", "110.000", "2.4"),
         _pair("CHF_JPY", "170.000", "2.8"),
+    )
+}
+
+
+# Instruments the account lists (AccountInstruments) that have no prices yet: the metals and the
+# crypto CFDs. They are not in INSTRUMENTS, so the simulator makes no price series for them and
+# refuses their candles, prices and orders as it does any unknown instrument. The figures are
+# OANDA's for these instruments: gold quoted to the cent with its pip at 0.01, silver to 0.00001
+# with its pip at 0.0001, both 1 unit (one troy ounce) at the least and a 5% margin (20:1); the
+# crypto CFDs in fractions of a coin (two decimal places), a pip of 1 dollar (BTC) or 10 cents
+# (ETH) and a 50% margin (2:1, the retail limit for crypto CFDs).
+LISTED_WITHOUT_PRICES: dict[str, Instrument] = {
+    instrument.name: instrument
+    for instrument in (
+        Instrument(
+            name="XAU_USD",
+            type="METAL",
+            display_name="Gold",
+            pip_location=-2,
+            display_precision=3,
+            base_price=Decimal("2400.000"),
+            default_spread_pips=Decimal("35"),
+            margin_rate=Decimal("0.05"),
+            maximum_order_units=Decimal(100_000),
+        ),
+        Instrument(
+            name="XAG_USD",
+            type="METAL",
+            display_name="Silver",
+            pip_location=-4,
+            display_precision=5,
+            base_price=Decimal("30.00000"),
+            default_spread_pips=Decimal("25"),
+            margin_rate=Decimal("0.05"),
+            maximum_order_units=Decimal(5_000_000),
+        ),
+        Instrument(
+            name="BTC_USD",
+            type="CFD",
+            display_name="Bitcoin",
+            pip_location=0,
+            display_precision=1,
+            base_price=Decimal("60000.0"),
+            default_spread_pips=Decimal("50"),
+            margin_rate=Decimal("0.5"),
+            trade_units_precision=2,
+            minimum_trade_size=Decimal("0.01"),
+            maximum_order_units=Decimal(20),
+        ),
+        Instrument(
+            name="ETH_USD",
+            type="CFD",
+            display_name="Ether",
+            pip_location=-1,
+            display_precision=2,
+            base_price=Decimal("3000.00"),
+            default_spread_pips=Decimal("30"),
+            margin_rate=Decimal("0.5"),
+            trade_units_precision=2,
+            minimum_trade_size=Decimal("0.01"),
+            maximum_order_units=Decimal(400),
+        ),
     )
 }

@@ -406,10 +406,10 @@ class SimServer:
         return self._current("account", self.broker.account_summary())
 
     def account_instruments(self, request: Request) -> Reply:
-        names = list(self.broker.market.series)
+        names = self.broker.listed_instruments()
         if request.params.get("instruments"):
             wanted = request.params["instruments"].split(",")
-            unknown = [name for name in wanted if name not in self.broker.market.series]
+            unknown = [name for name in wanted if name not in names]
             if unknown:
                 return 400, {"errorMessage": "Invalid value specified for 'instruments'"}
             names = wanted

@@ -17,7 +17,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from marketdata import oanda
-from marketdata.models import Pair
+from marketdata.models import Pair, pair_symbol_problem
 from monitoring.selectors import alerts_unresolved
 from monitoring.services import AlertNotFound, alert_acknowledge
 from septrader.api.permissions import OPERATOR, VIEWER
@@ -76,12 +76,13 @@ def _currency() -> str:
 
 
 def _pair_symbol(word: str) -> str:
-    """``eur_usd``, ``EURUSD`` and ``EUR/USD`` all name EUR_USD."""
+    """``eur_usd``, ``EURUSD`` and ``EUR/USD`` all name EUR_USD; ``xau_usd`` names XAU_USD."""
     symbol = word.strip().upper().replace("/", "_")
     if re.fullmatch(r"[A-Z]{6}", symbol):
         symbol = f"{symbol[:3]}_{symbol[3:]}"
-    if not re.fullmatch(r"[A-Z]{3}_[A-Z]{3}", symbol):
-        raise CommandError(f"pair={word!r} is not valid; expected a pair such as EUR_USD.")
+    problem = pair_symbol_problem(symbol, field="pair")
+    if problem is not None:
+        raise CommandError(problem)
     return symbol
 
 

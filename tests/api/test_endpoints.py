@@ -104,6 +104,33 @@ def test_an_unknown_pair_is_a_404_and_a_malformed_one_too(operator: APIClient) -
     assert malformed.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("symbol", "message"),
+    [
+        ("EUR-USD", "pair='EUR-USD' does not match ^[A-Z0-9]+_[A-Z0-9]+$"),
+        ("xau_usd", "pair='xau_usd' does not match ^[A-Z0-9]+_[A-Z0-9]+$"),
+        ("NAS100_USD", "pair='NAS100_USD' has 10 characters; expected at most 7"),
+        ("X" * 300 + "_USD", "pair='XXXXXXXX"),
+    ],
+)
+def test_a_pair_symbol_outside_oandas_names_is_a_400_naming_the_field_value_and_pattern(
+    operator: APIClient, symbol: str, message: str
+) -> None:
+    response = operator.get("/api/signals", {"pair": symbol})
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["field"], error["code"]) == ("pair", "invalid")
+    assert message in error["message"]
+
+
+def test_a_pair_path_in_oandas_shape_that_no_pair_has_is_a_404(operator: APIClient) -> None:
+    # DE30_EUR has OANDA's shape but more characters than a symbol holds: no pair, not a 500.
+    for symbol in ("DE30_EUR", "BTC_USD", "X" * 300 + "_USD"):
+        response = operator.post(f"/api/pairs/{symbol}/enable", {}, format="json")
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["field"] == "pair"
+
+
 def test_risk_overrides_need_the_admin_role_and_are_validated(
     as_role: Callable[[str | None], APIClient],
 ) -> None:

@@ -85,6 +85,39 @@ def test_account_instruments_describes_pips_and_precision(sim):
     assert by_name["USD_JPY"]["minimumTrailingStopDistance"] == "0.050"
 
 
+def test_account_instruments_lists_the_metals_and_crypto_cfds_with_oandas_figures(sim):
+    # When
+    response = sim.api.request(
+        accounts.AccountInstruments(sim.account, params={"instruments": "XAU_USD,XAG_USD,BTC_USD"})
+    )
+    everything = sim.api.request(accounts.AccountInstruments(sim.account))
+
+    # Then each is described with OANDA's fields and its own type, precision, size and margin
+    by_name = {i["name"]: i for i in response["instruments"]}
+    for instrument in by_name.values():
+        check(instrument, INSTRUMENT, "instrument")
+    gold, silver, bitcoin = by_name["XAU_USD"], by_name["XAG_USD"], by_name["BTC_USD"]
+    assert (gold["type"], gold["pipLocation"], gold["displayPrecision"]) == ("METAL", -2, 3)
+    assert (gold["minimumTradeSize"], gold["marginRate"]) == ("1", "0.05")
+    assert (silver["type"], silver["pipLocation"], silver["displayPrecision"]) == ("METAL", -4, 5)
+    assert (bitcoin["type"], bitcoin["pipLocation"], bitcoin["displayPrecision"]) == ("CFD", 0, 1)
+    assert (bitcoin["tradeUnitsPrecision"], bitcoin["minimumTradeSize"]) == (2, "0.01")
+    assert (bitcoin["marginRate"], bitcoin["tags"]) == (
+        "0.5",
+        [{"type": "ASSET_CLASS", "name": "CFD"}],
+    )
+    names = [i["name"] for i in everything["instruments"]]
+    assert {"XAU_USD", "XAG_USD", "BTC_USD", "ETH_USD", "EUR_USD"} <= set(names)
+    assert len(names) == len(set(names)) == 32
+
+
+def test_a_listed_instrument_without_prices_yet_is_refused_for_pricing(sim):
+    # Metal and crypto prices are not simulated yet: asking for one is a 400, as for any unknown.
+    with pytest.raises(V20Error) as error:
+        sim.api.request(pricing.PricingInfo(sim.account, params={"instruments": "BTC_USD"}))
+    assert error.value.code == 400
+
+
 def test_every_pair_the_demo_needs_is_offered(sim):
     # When
     response = sim.api.request(accounts.AccountInstruments(sim.account))

@@ -209,7 +209,7 @@ def test_an_operator_enables_and_disables_a_pair_audited_as_their_telegram_accou
     assert [(row.actor, row.details["reason"]) for row in audit("pair.disable")] == [
         (actor, "news at 14:30")
     ]
-    assert "pair='EURX' is not valid" in said(telegram, OPERATOR_ID, "/enable EURX")
+    assert "pair='EURX' does not match" in said(telegram, OPERATOR_ID, "/enable EURX")
     assert "Which pair?" in said(telegram, OPERATOR_ID, "/disable")
 
 
