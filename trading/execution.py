@@ -359,6 +359,13 @@ def signal_execute(
             TradingSignal.Status.REJECTED,
             f"{pair.symbol} is not trading (state {pair.state}, enabled={pair.enabled})",
         )
+    if pair.instrument_type != Pair.InstrumentType.CURRENCY:
+        # FX hours and FX sizing would be wrong for a metal or a CFD (issue #22).
+        return _finish(
+            signal,
+            TradingSignal.Status.REJECTED,
+            f"{pair.symbol} is a {pair.instrument_type} instrument; only CURRENCY pairs trade",
+        )
     client = client or broker_client()
     with entry_lock():
         return _enter(signal, pair, client, now, values)

@@ -199,6 +199,12 @@ def pair_enable(
         )
     if pair.state == Pair.State.TRAINING:
         raise Conflict(f"{symbol} is training; enable it when training ends.", field="pair")
+    if pair.instrument_type != Pair.InstrumentType.CURRENCY:
+        raise Conflict(
+            f"{symbol} is a {pair.instrument_type} instrument; only CURRENCY pairs can trade "
+            "until the market schedules and sizing per instrument exist (issue #22).",
+            field="pair",
+        )
     previous = pair.state
     pair.state = Pair.State.TRADING
     pair.enabled = True

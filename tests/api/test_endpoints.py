@@ -87,6 +87,16 @@ def test_enabling_a_pair_without_a_model_needs_force_and_is_audited(operator: AP
     assert (entry.actor, entry.address, entry.target) == ("operator-user", ADDRESS, "EUR_USD")
 
 
+def test_a_metal_or_crypto_instrument_cannot_be_enabled_yet(operator: APIClient) -> None:
+    # Synced from the broker, but FX hours and FX sizing would be wrong for it (issue #22)
+    Pair.objects.filter(symbol="EUR_USD").update(instrument_type=Pair.InstrumentType.METAL)
+    refused = operator.post("/api/pairs/EUR_USD/enable", {"force": True}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["field"] == "pair"
+    assert "only CURRENCY pairs can trade" in refused.json()["error"]["message"]
+    assert not Pair.objects.get(symbol="EUR_USD").enabled
+
+
 def test_disabling_a_pair_is_audited_with_the_reason(operator: APIClient) -> None:
     response = operator.post(
         "/api/pairs/EUR_USD/disable", {"reason": "news"}, format="json", REMOTE_ADDR=ADDRESS

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from marketdata.models import Pair
 from marketdata.oanda import OandaClient, OrderCreate, TransactionsSinceID
 from monitoring.models import Alert
 from monitoring.services import alerts_evaluate
@@ -120,6 +121,18 @@ def test_a_signal_for_a_disabled_pair_is_rejected(db: None, broker: Broker) -> N
 
     assert outcome.status == "rejected"
     assert "EUR_USD is not trading" in outcome.reason
+    assert broker.open_trades() == []
+
+
+def test_a_signal_for_a_non_currency_instrument_is_rejected(db: None, broker: Broker) -> None:
+    # Even enabled behind the services' back (an edit in the database), a metal is not traded
+    trading_pair(instrument_type=Pair.InstrumentType.METAL)
+    signal = make_signal()
+
+    outcome = signal_execute(signal_id=signal.pk)
+
+    assert outcome.status == "rejected"
+    assert "EUR_USD is a METAL instrument; only CURRENCY pairs trade" in outcome.reason
     assert broker.open_trades() == []
 
 
