@@ -340,3 +340,20 @@ def test_demotion_switched_off_leaves_a_losing_pair_trading(
     config_set(key="demotion.enabled", value=False, updated_by="ops")
     close_trades(model, [-15] * 20)
     assert Pair.objects.get(symbol="EUR_USD").state == Pair.State.TRADING
+
+
+def test_beat_checks_every_live_pair_each_minute_on_the_execution_queue(
+    live_pair: tuple[Pair, PairModel], close_trades: Callable[..., None], settings: Any
+) -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["trading.check_demotions"]
+    assert entry["task"] == "trading.check_demotions_task"
+    assert entry["schedule"] == 60.0 and entry["options"] == {"expires": 50}
+    assert current_app.amqp.router.route({}, entry["task"])["queue"].name == "execution"
+    # A losing record whose closes the ledger hook did not see (switched off here) is still
+    # demoted by the beat task.
+    _, model = live_pair
+    config_set(key="demotion.enabled", value=False, updated_by="ops")
+    close_trades(model, [-15] * 20)
+    config_set(key="demotion.enabled", value=True, updated_by="ops")
+    assert current_app.tasks[entry["task"]].apply().get() == ["EUR_USD"]
+    assert Pair.objects.get(symbol="EUR_USD").state == Pair.State.REDUCING
