@@ -259,6 +259,12 @@ def _late_fills_close_enqueue() -> None:
         logger.warning("event=late_fill_enqueue_failed error=%r", str(error))
 
 
+def demotion_check_on_commit(pair: str) -> None:
+    """Once the close of a trade of ``pair`` is committed, check whether the pair's live record
+    now demotes it (trading/demotion.py; by task name, the check lives in services)."""
+    transaction.on_commit(partial(_demotion_check_enqueue, pair))
+
+
 def _demotion_check_enqueue(pair: str) -> None:
     try:
         current_app.send_task(DEMOTION_CHECK_TASK, args=[pair])
@@ -377,7 +383,7 @@ def _reduce(
         trade.close_price = _price_or_none(closed.get("price")) or price
         trade.closed_at = time
         trade.unrealized_pl = Decimal(0)
-        transaction.on_commit(partial(_demotion_check_enqueue, trade.pair_id))
+        demotion_check_on_commit(trade.pair_id)
     trade.save()
     logger.info(
         "event=trade_reduced pair=%s trade=%s units=%s realized_pl=%s reason=%s state=%s",

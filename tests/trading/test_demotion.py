@@ -30,7 +30,9 @@ from trading.demotion import (
     wilson_bounds,
     z_score,
 )
+from trading.execution import signal_execute
 from trading.models import Order, Trade
+from trading.reconciliation import account_reconcile
 from trading.selectors import pairs_status
 from trading.services import pair_demotion_check, pair_enable, pairs_demotion_check
 
@@ -357,3 +359,27 @@ def test_beat_checks_every_live_pair_each_minute_on_the_execution_queue(
     config_set(key="demotion.enabled", value=True, updated_by="ops")
     assert current_app.tasks[entry["task"]].apply().get() == ["EUR_USD"]
     assert Pair.objects.get(symbol="EUR_USD").state == Pair.State.REDUCING
+
+
+def test_a_trade_closed_by_hand_at_the_broker_and_learnt_by_reconciliation_checks_its_pair(
+    broker: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Given a live trade at the simulated broker, closed there by hand
+    trading_pair()
+    signal_execute(signal_id=make_signal().pk)
+    trade = Trade.objects.get()
+    broker.advance(1800)
+    broker.post(f"trades/{trade.broker_trade_id}/close", {"units": "ALL"}, method="PUT")
+    sent: list[tuple[str, list[Any]]] = []
+
+    class RecordTasks:
+        def send_task(self, name: str, args: list[Any]) -> None:
+            sent.append((name, args))
+
+    monkeypatch.setattr(ledger, "current_app", RecordTasks())
+    # When reconciliation learns of the close
+    with django_capture_on_commit_callbacks(execute=True):
+        account_reconcile(client=broker.client())
+    # Then the pair's demotion check is enqueued
+    assert Trade.objects.get().state == Trade.State.CLOSED
+    assert ("trading.check_pair_demotion_task", ["EUR_USD"]) in sent
