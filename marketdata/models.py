@@ -56,6 +56,8 @@ class Pair(models.Model):
         TRAINING = "training", "Training"
         READY = "ready", "Ready"
         TRADING = "trading", "Trading"
+        # Demoted automatically (trading/demotion.py): exits only, open trades keep their stops.
+        REDUCING = "reducing", "Reducing only (demoted)"
         DISABLED = "disabled", "Disabled"
         ERROR = "error", "Error"
 

@@ -135,6 +135,38 @@ def trading_stopped(context: Context) -> list[Firing]:
     ]
 
 
+def pairs_demoted(context: Context) -> list[Firing]:
+    """A pair demoted to reducing-only because its live results fell far below its model
+    (trading/demotion.py); open until the operator enables the pair again."""
+
+    firing = []
+    for symbol in Pair.objects.filter(state=Pair.State.REDUCING).values_list("symbol", flat=True):
+        demotion = (
+            AuditLog.objects.filter(action="pair.demote", target=symbol)
+            .values("time", "actor", "details")
+            .first()
+        )
+        if demotion is None:
+            continue
+        details = demotion["details"] or {}
+        firing.append(
+            Firing(
+                f"pair.demoted:{symbol}",
+                Severity.CRITICAL,
+                f"{symbol} demoted to reducing-only (no new entries; open trades keep their "
+                f"stops): {details.get('reason', 'see the audit log')}",
+                {
+                    "pair": symbol,
+                    "demoted_at": demotion["time"].isoformat(),
+                    "actor": demotion["actor"],
+                    "pair_model": details.get("pair_model"),
+                    "figures": details.get("figures", {}),
+                },
+            )
+        )
+    return firing
+
+
 def market_closed(context: Context) -> list[Firing]:
 
     if market_is_open(context.now):
@@ -397,6 +429,7 @@ RULES: list[tuple[str, Rule]] = [
         _from_health("memory", "system.memory", Severity.WARNING, "System resource limit"),
     ),
     ("trading.stopped", trading_stopped),
+    ("pair.demoted", pairs_demoted),
     ("market.closed", market_closed),
     ("reconciliation.difference", reconciliation_differences),
     ("trades.closed_after_stop", late_fills_closed),

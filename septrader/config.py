@@ -427,6 +427,38 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             True,
             "Analyse on the droplet's CPU when no GPU worker is connected.",
         ),
+        # Automatic demotion of a live pair (trading/demotion.py, README "Automatic demotion") --
+        ConfigKey(
+            "demotion.enabled",
+            "bool",
+            True,
+            "Switch a live pair to reducing-only when its results fall far below its model's "
+            "out-of-sample results.",
+        ),
+        ConfigKey(
+            "demotion.min_trades",
+            "int",
+            20,
+            "Live trades closed on the current model before demotion may judge it.",
+            5,
+            10000,
+        ),
+        ConfigKey(
+            "demotion.confidence_percent",
+            "decimal",
+            "95",
+            "Two-sided confidence of the Wilson intervals compared (live upper vs model lower).",
+            Decimal("50"),
+            Decimal("99.9"),
+        ),
+        ConfigKey(
+            "demotion.drawdown_multiple",
+            "decimal",
+            "2",
+            "Demote when the live drawdown exceeds this multiple of the out-of-sample maximum.",
+            Decimal("1"),
+            Decimal("100"),
+        ),
         # Multi-droplet scaling (nodes/services.py, DESIGN.md section 9) ---------------------
         ConfigKey(
             "cluster.node_silence_seconds",

@@ -333,6 +333,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env_int("RECONCILE_EVERY_SECONDS", 120, minimum=10),
         "options": {"expires": 100},
     },
+    # Demotion of live pairs whose results fell far below their model (trading/demotion.py). The
+    # ledger also enqueues the check when a trade closes; this catches closes it did not see.
+    "trading.check_demotions": {
+        "task": "trading.check_demotions_task",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     # A node silent beyond cluster.node_silence_seconds is down and its pairs move (septrader/
     # cluster.py); on the execution queue, which every node consumes.
     "septrader.failover_nodes": {

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from celery import current_app
@@ -50,6 +51,8 @@ _UNREADABLE = (
 _BIGINT = 2**63
 # Closes the trades of entries that filled after entries were stopped (trading/tasks.py).
 LATE_FILLS_CLOSE_TASK = "trading.close_late_fills_task"
+# Checks whether a pair whose trade closed is to be demoted (trading/tasks.py, services.py).
+DEMOTION_CHECK_TASK = "trading.check_pair_demotion_task"
 
 
 def decimal_or_zero(value: Any) -> Decimal:
@@ -256,6 +259,19 @@ def _late_fills_close_enqueue() -> None:
         logger.warning("event=late_fill_enqueue_failed error=%r", str(error))
 
 
+def demotion_check_on_commit(pair: str) -> None:
+    """Once the close of a trade of ``pair`` is committed, check whether the pair's live record
+    now demotes it (trading/demotion.py; by task name, the check lives in services)."""
+    transaction.on_commit(partial(_demotion_check_enqueue, pair))
+
+
+def _demotion_check_enqueue(pair: str) -> None:
+    try:
+        current_app.send_task(DEMOTION_CHECK_TASK, args=[pair])
+    except Exception as error:  # the beat's check_demotions_task runs it within minutes
+        logger.warning("event=demotion_check_enqueue_failed pair=%s error=%r", pair, str(error))
+
+
 def _trade_opened(
     raw: Mapping[str, Any], opened: Any, fill_price: Decimal | None
 ) -> tuple[str, str, Decimal, Decimal]:
@@ -367,6 +383,7 @@ def _reduce(
         trade.close_price = _price_or_none(closed.get("price")) or price
         trade.closed_at = time
         trade.unrealized_pl = Decimal(0)
+        demotion_check_on_commit(trade.pair_id)
     trade.save()
     logger.info(
         "event=trade_reduced pair=%s trade=%s units=%s realized_pl=%s reason=%s state=%s",

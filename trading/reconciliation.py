@@ -41,7 +41,13 @@ from trading.execution import (
     order_lookup,
     signal_settle,
 )
-from trading.ledger import decimal_or_none, decimal_or_zero, trade_open, transactions_apply
+from trading.ledger import (
+    decimal_or_none,
+    decimal_or_zero,
+    demotion_check_on_commit,
+    trade_open,
+    transactions_apply,
+)
 from trading.models import Order, Trade, TradingSignal
 from trading.routing import execution_queue_for, signals_send_on_commit
 from trading.selectors import broker_transaction_resume_id
@@ -218,6 +224,8 @@ def _correct(trade: Trade, wire: dict[str, Any], report: ReconcileReport) -> Non
         decimal_or_zero(wire.get("unrealizedPL")) if state == "OPEN" else Decimal(0)
     )
     trade.save()
+    if "state" in differs and trade.state == Trade.State.CLOSED:
+        demotion_check_on_commit(trade.pair_id)
     if differs:
         report.trades_corrected += 1
         _difference(report, f"trade {trade.broker_trade_id}", differs)

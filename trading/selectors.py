@@ -17,6 +17,7 @@ from marketdata.cache_keys import latest_price_key
 from marketdata.models import Pair
 from marketdata.selectors import broker_now
 from septrader.selectors import rows_narrowed
+from trading.demotion import LiveTrade
 from trading.models import (
     AccountSnapshot,
     BrokerTransaction,
@@ -114,6 +115,39 @@ def entries_stopped(pair: str) -> str | None:
     if not enabled or pair_state != Pair.State.TRADING:
         return f"{pair} is not trading (state {pair_state}, enabled={enabled})"
     return None
+
+
+def demotion_trades(*, pair: str, pair_model_id: int, since: datetime) -> list[LiveTrade]:
+    """The live record a demotion check judges: the trades of ``pair`` opened by the signals of
+    the pair model ``pair_model_id`` whose orders were made at or after ``since``, closed, in
+    closing order.
+
+    Trades opened by hand at the broker, and entries that filled after a stop and were closed at
+    once (``late_fill_reason``), are not the model's decisions and are left out.
+    """
+    pip_location = Pair.objects.filter(symbol=pair).values_list("pip_location", flat=True).first()
+    pip = Decimal(10) ** (pip_location if pip_location is not None else -4)
+    rows = (
+        Trade.objects.filter(
+            pair_id=pair,
+            state=Trade.State.CLOSED,
+            closed_at__isnull=False,
+            close_price__isnull=False,
+            # Our clock (the order row's), like the promotion's: the broker's may be replayed.
+            order__created_at__gte=since,
+            order__signal__pair_model_id=pair_model_id,
+            order__late_fill_reason="",
+        )
+        .order_by("closed_at", "id")
+        .values_list("initial_units", "open_price", "close_price", "realized_pl", "financing")
+    )
+    trades = []
+    for units, open_price, close_price, realized_pl, financing in rows:
+        assert close_price is not None  # filtered above
+        # A buy gains when the price rises, a sell when it falls; the fills carry the spread.
+        move = (close_price - open_price) if units > 0 else (open_price - close_price)
+        trades.append(LiveTrade(net_pl=realized_pl + financing, net_pips=move / pip))
+    return trades
 
 
 def signals_listed(

@@ -26,6 +26,7 @@ from septrader.decimals import parse_decimal
 from septrader.models import AuditLog, Node
 from septrader.selectors import config_get, config_values
 from septrader.services import audit_record
+from trading.demotion import DemotionSettings, DemotionVerdict, ModelFigures, should_demote
 from trading.execution import (
     ENTRY_DRAIN_SECONDS,
     broker_client,
@@ -37,6 +38,7 @@ from trading.ledger import response_transactions_apply
 from trading.market import market_holidays, market_status_at
 from trading.models import MaintenanceWindow, Order, Trade, TradingState
 from trading.schedule import MarketStatus, should_flatten
+from trading.selectors import demotion_trades
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,19 @@ PAIR_TRANSITIONS: dict[str, set[str]] = {
         Pair.State.DISABLED,
         Pair.State.ERROR,
     },
-    Pair.State.TRADING: {Pair.State.READY, Pair.State.DISABLED, Pair.State.ERROR},
+    Pair.State.TRADING: {
+        Pair.State.READY,
+        Pair.State.REDUCING,
+        Pair.State.DISABLED,
+        Pair.State.ERROR,
+    },
+    # Demoted automatically (``pair_demotion_check``); ``pair_enable`` puts it back to trading.
+    Pair.State.REDUCING: {
+        Pair.State.READY,
+        Pair.State.TRAINING,
+        Pair.State.DISABLED,
+        Pair.State.ERROR,
+    },
     Pair.State.DISABLED: {Pair.State.UNTRAINED, Pair.State.READY},
     Pair.State.ERROR: {Pair.State.UNTRAINED, Pair.State.READY, Pair.State.DISABLED},
 }
@@ -250,6 +264,111 @@ def _pair_disable_write(*, symbol: str, actor: str, address: str | None, reason:
         address=address,
     )
     return pair
+
+
+DEMOTION_ACTOR = "system:demotion"
+
+
+@dataclass(frozen=True)
+class DemotionCheck:
+    pair: str
+    demoted: bool
+    # The figures compared; None when the check did not get that far (see ``skipped``).
+    verdict: DemotionVerdict | None = None
+    # Why the pair was not judged: not trading, no promoted model, demotion switched off.
+    skipped: str = ""
+
+
+def pair_demotion_check(*, symbol: str) -> DemotionCheck:
+    """Demote a live pair to reducing-only when its results since its model was promoted have
+    fallen far below the model's out-of-sample results (method: trading/demotion.py).
+
+    Run after every trade close and by beat; safe to run any number of times, from several
+    processes: the pair row is locked and only a pair still trading is demoted, so a demotion
+    is written and audited once. Like a disable, it answers once no entry on the pair can still
+    be in flight.
+    """
+    check = _pair_demotion_write(symbol=symbol)
+    if check.demoted:
+        entries_drain()
+    return check
+
+
+@transaction.atomic
+def _pair_demotion_write(*, symbol: str) -> DemotionCheck:
+    pair = _pair(symbol)
+    if not pair.enabled or pair.state != Pair.State.TRADING:
+        return DemotionCheck(symbol, False, skipped=f"{symbol} is not trading ({pair.state})")
+    values = config_values("demotion.")
+    if not values["demotion.enabled"]:
+        return DemotionCheck(symbol, False, skipped="demotion.enabled is off")
+    model = PairModel.objects.filter(pair_id=symbol, promoted=True).first()
+    if model is None or model.promoted_at is None:
+        return DemotionCheck(symbol, False, skipped=f"{symbol} has no promoted pair model")
+    # An operator who enables a demoted pair again gives it a fresh record: the count starts at
+    # the later of the promotion and the last demotion.
+    since = model.promoted_at
+    last_demotion = (
+        AuditLog.objects.filter(action="pair.demote", target=symbol)
+        .values_list("time", flat=True)
+        .first()
+    )
+    if last_demotion is not None and last_demotion > since:
+        since = last_demotion
+    settings = DemotionSettings(
+        min_trades=int(values["demotion.min_trades"]),
+        confidence_percent=Decimal(str(values["demotion.confidence_percent"])),
+        drawdown_multiple=Decimal(str(values["demotion.drawdown_multiple"])),
+    )
+    verdict = should_demote(
+        demotion_trades(pair=symbol, pair_model_id=model.pk, since=since),
+        ModelFigures(
+            trades=model.oos_trades,
+            hit_rate=model.oos_hit_rate,
+            max_drawdown_pips=model.oos_max_drawdown_pips,
+        ),
+        settings,
+    )
+    if not verdict.demote:
+        return DemotionCheck(symbol, False, verdict)
+    pair.state = Pair.State.REDUCING
+    pair.enabled = False
+    pair.state_reason = f"demoted: {verdict.reason}"[:500]
+    pair.save(update_fields=["state", "enabled", "state_reason", "updated_at"])
+    audit_record(
+        actor=DEMOTION_ACTOR,
+        action="pair.demote",
+        target=symbol,
+        details={
+            "from": Pair.State.TRADING,
+            "to": Pair.State.REDUCING,
+            "pair_model": model.pk,
+            "since": since.isoformat(),
+            "reason": verdict.reason,
+            "figures": verdict.figures(),
+            "settings": {
+                "min_trades": settings.min_trades,
+                "confidence_percent": str(settings.confidence_percent),
+                "drawdown_multiple": str(settings.drawdown_multiple),
+            },
+        },
+    )
+    logger.warning(
+        "event=pair_demoted pair=%s pair_model=%s failed=%s reason=%r",
+        symbol,
+        model.pk,
+        ",".join(verdict.failed),
+        verdict.reason,
+    )
+    return DemotionCheck(symbol, True, verdict)
+
+
+def pairs_demotion_check() -> list[DemotionCheck]:
+    """Check every live pair (beat: a safety net for closes the ledger hook did not see)."""
+    symbols = Pair.objects.filter(enabled=True, state=Pair.State.TRADING).values_list(
+        "symbol", flat=True
+    )
+    return [pair_demotion_check(symbol=symbol) for symbol in symbols]
 
 
 @transaction.atomic

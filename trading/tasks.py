@@ -11,7 +11,7 @@ from celery import shared_task
 
 from trading.execution import late_fills_close, signal_execute
 from trading.reconciliation import account_reconcile
-from trading.services import market_state_refresh
+from trading.services import market_state_refresh, pair_demotion_check, pairs_demotion_check
 
 
 class SignalTaskResult(TypedDict):
@@ -63,3 +63,19 @@ def refresh_market_state_task() -> MarketStateTaskResult:
         "changed": refresh.changed,
         "flattened": refresh.flattened,
     }
+
+
+@shared_task(name="trading.check_pair_demotion_task", acks_late=True)  # type: ignore[untyped-decorator]  # celery: no hints
+def check_pair_demotion_task(symbol: str) -> str:
+    """Demote the pair if its live results fell far below its model (enqueued by the ledger when
+    one of its trades closes); safe to run twice: a pair is demoted and audited once."""
+    check = pair_demotion_check(symbol=symbol)
+    if check.demoted and check.verdict is not None:
+        return f"{symbol} demoted: {check.verdict.reason}"
+    return f"{symbol} kept: {check.skipped or (check.verdict.reason if check.verdict else '')}"
+
+
+@shared_task(name="trading.check_demotions_task")  # type: ignore[untyped-decorator]  # celery: no hints
+def check_demotions_task() -> list[str]:
+    """Every live pair's demotion check (beat): catches closes that reached us another way."""
+    return [check.pair for check in pairs_demotion_check() if check.demoted]
