@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketdata", "0004_pair_forced_without_model_pair_node"),
+        ("marketdata", "0005_pair_instrument_fields"),
     ]
 
     operations = [
