@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -219,7 +220,11 @@ def test_a_pipelined_load_of_many_batches_stores_every_valid_candle_once(timesca
     ]
 
     # When they are loaded through the pipelined path
-    results = list(candles_ingest_batches(batches=batches, pair="EUR_USD", timeframe="M1", now=NOW))
+    switch_interval = sys.getswitchinterval()
+    loading = candles_ingest_batches(batches=batches, pair="EUR_USD", timeframe="M1", now=NOW)
+    results = [next(loading)]
+    during = sys.getswitchinterval()
+    results += list(loading)
 
     # Then each batch reports its own outcome and the table holds every valid candle exactly once
     assert [r.received for r in results] == [COPY_THRESHOLD] * 3
@@ -228,6 +233,9 @@ def test_a_pipelined_load_of_many_batches_stores_every_valid_candle_once(timesca
     assert results[1].unchanged == 10
     assert sum(r.stored for r in results) == 3 * COPY_THRESHOLD - 1 - 10
     assert Candle.objects.filter(pair_id="EUR_USD").count() == 3 * COPY_THRESHOLD - 1
+    # And the GIL was handed over promptly during the load only (the process's setting is back)
+    assert during < switch_interval
+    assert sys.getswitchinterval() == switch_interval
 
 
 @given(
