@@ -262,7 +262,9 @@ def bench_ingest(args: argparse.Namespace, candles: list[dict[str, Any]]) -> Non
 
 
 def table_fill(args: argparse.Namespace, start: datetime) -> list[str]:
-    """Fill market_candles to ``--table-rows`` rows with 19 more pairs; returns every pair in it."""
+    """Fill market_candles to ``--table-rows`` rows with 19 more pairs, each ending on the same
+    minute as EUR_USD (as the enabled pairs of a live system all reach the present); returns
+    every pair in it."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -281,6 +283,7 @@ def table_fill(args: argparse.Namespace, start: datetime) -> list[str]:
             others = [row[0] for row in cursor.fetchall()]
         else:
             per_pair = missing // len(others) + 1
+            first = start + timedelta(minutes=args.candles - per_pair)
             began = time.perf_counter()
             for symbol in others:
                 cursor.execute(
@@ -290,7 +293,7 @@ def table_fill(args: argparse.Namespace, start: datetime) -> list[str]:
                     "1.1 + (i %% 89) * 0.00001, 10, true "
                     "FROM generate_series(0, %s - 1) AS i, "
                     "LATERAL (SELECT %s::timestamptz + i * INTERVAL '1 minute' AS t) AS times",
-                    [symbol, per_pair, start],
+                    [symbol, per_pair, first],
                 )
             cursor.execute("ANALYZE market_candles")
             print(f"table_fill_seconds={time.perf_counter() - began:.1f}")
