@@ -113,13 +113,7 @@ class PairAdmin(admin.ModelAdmin):
         "enabled",
         "forced_without_model",
         "chart_link",
-        "instrument_type",
-        "pip_location",
-        "display_precision",
-        "trade_units_precision",
-        "minimum_trade_size",
-        "maximum_order_units",
-        "margin_rate",
+        *Pair.BROKER_FIGURES,
         "created_at",
         "updated_at",
     )
@@ -128,17 +122,7 @@ class PairAdmin(admin.ModelAdmin):
         ("Operator settings", {"fields": ("risk_overrides", "node", "forced_without_model")}),
         (
             "From the broker",
-            {
-                "fields": (
-                    "instrument_type",
-                    "pip_location",
-                    "display_precision",
-                    "trade_units_precision",
-                    "minimum_trade_size",
-                    "maximum_order_units",
-                    "margin_rate",
-                )
-            },
+            {"fields": Pair.BROKER_FIGURES},
         ),
         ("Times", {"fields": ("created_at", "updated_at")}),
     )

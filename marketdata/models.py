@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -50,6 +51,17 @@ class Pair(models.Model):
     from OANDA's AccountInstruments by ``marketdata.services.instruments_sync``; the rest is ours.
     Lifecycle transitions are made by trading's services.
     """
+
+    # The broker-owned fields, as the console shows them and the instruments sync writes them.
+    BROKER_FIGURES: ClassVar[tuple[str, ...]] = (
+        "instrument_type",
+        "pip_location",
+        "display_precision",
+        "trade_units_precision",
+        "minimum_trade_size",
+        "maximum_order_units",
+        "margin_rate",
+    )
 
     class State(models.TextChoices):
         UNTRAINED = "untrained", "Untrained"

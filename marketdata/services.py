@@ -608,7 +608,8 @@ def _backfill_page_candles(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# The broker-owned fields of a pair, by the name OANDA's Instrument gives each.
+# The broker-owned fields of a pair (Pair.BROKER_FIGURES), by the name OANDA's Instrument gives
+# each.
 _INSTRUMENT_FIELDS = {
     "type": "instrument_type",
     "pipLocation": "pip_location",

@@ -13,15 +13,7 @@ from marketdata.models import Pair
 from oandasim.client import SimulatorProcess
 from septrader.models import AuditLog
 
-FIGURES = (
-    "instrument_type",
-    "pip_location",
-    "display_precision",
-    "trade_units_precision",
-    "minimum_trade_size",
-    "maximum_order_units",
-    "margin_rate",
-)
+FIGURES = Pair.BROKER_FIGURES
 
 
 def figures(symbol: str) -> tuple[Any, ...]:

@@ -21,15 +21,7 @@ from septrader.models import AuditLog
 
 TOKEN = "instruments-test-token"
 ACCOUNT = "101-001-0000000-011"
-BROKER_FIGURES = (
-    "instrument_type",
-    "pip_location",
-    "display_precision",
-    "trade_units_precision",
-    "minimum_trade_size",
-    "maximum_order_units",
-    "margin_rate",
-)
+BROKER_FIGURES = Pair.BROKER_FIGURES
 
 
 @pytest.fixture(scope="module")
