@@ -1,4 +1,10 @@
-"""The FX market schedule (DESIGN.md section 6), as pure functions of a UTC moment (no ORM).
+"""The market schedules (DESIGN.md section 6), as pure functions of a UTC moment (no ORM).
+
+A ``Schedule`` is data: weekly sessions and daily breaks in a time zone, and whether the market
+keeps the FX holidays. ``FX`` is the default everywhere a schedule is not given, ``METALS`` and
+``CRYPTO`` are the seeded defaults of the other instrument classes (``trading.models``
+``MarketSchedule`` holds the editable copies). The conventions below are written for FX; a
+schedule without weekly sessions trades around the clock and has no weekend.
 
 Everything here is defined in New York wall-clock time (``America/New_York``) and converted to UTC
 through ``zoneinfo``, so the same rules stay right on both sides of a daylight-saving switch: the
@@ -68,6 +74,145 @@ class ScheduleError(ValueError):
     """A moment without a time zone, or a schedule that never changes state."""
 
 
+# Days are Python's weekday numbers (Monday 0 ... Sunday 6), but a trading week runs from Sunday
+# to Saturday: FX opens on Sunday evening and closes on Friday evening within one week.
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def week_position(day: int, at: time) -> tuple[int, time]:
+    """Where a weekday and time fall in a Sunday-to-Saturday week, for ordering."""
+    return (day + 1) % 7, at
+
+
+@dataclass(frozen=True)
+class Session:
+    """A weekly trading session: open from ``opens_day`` ``opens_at`` to ``closes_day``
+    ``closes_at`` (wall-clock time in the schedule's zone), within one Sunday-to-Saturday week."""
+
+    opens_day: int
+    opens_at: time
+    closes_day: int
+    closes_at: time
+
+    def __post_init__(self) -> None:
+        for name in ("opens_day", "closes_day"):
+            if getattr(self, name) not in range(7):
+                raise ScheduleError(
+                    f"{name}={getattr(self, name)!r} is not valid; expected 0 (Monday) to 6."
+                )
+        if week_position(self.closes_day, self.closes_at) <= week_position(
+            self.opens_day, self.opens_at
+        ):
+            raise ScheduleError(session_order_message(self))
+
+
+def session_order_message(session: Session) -> str:
+    """The refusal of a session that ends before it starts, naming the field and its value."""
+    return (
+        f"closes_at={DAY_NAMES[session.closes_day]} {session.closes_at:%H:%M} is not valid; "
+        f"expected a close after the open ({DAY_NAMES[session.opens_day]} "
+        f"{session.opens_at:%H:%M}) within one week running from Sunday to Saturday."
+    )
+
+
+@dataclass(frozen=True)
+class Break:
+    """A daily break: closed from ``starts_at`` to ``ends_at`` every day (wall-clock time in the
+    schedule's zone, within one day)."""
+
+    starts_at: time
+    ends_at: time
+
+    def __post_init__(self) -> None:
+        if self.ends_at <= self.starts_at:
+            raise ScheduleError(break_order_message(self))
+
+
+def break_order_message(daily_break: Break) -> str:
+    """The refusal of a break that ends before it starts, naming the field and its value."""
+    return (
+        f"ends_at={daily_break.ends_at:%H:%M} is not valid; expected a time after starts_at="
+        f"{daily_break.starts_at:%H:%M} on the same day (split a break across midnight in two)."
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When one class of instruments trades: ``sessions`` each week (none: around the clock),
+    ``breaks`` every day, both in ``time_zone``; with ``holidays`` the configured FX holidays
+    close it too."""
+
+    name: str
+    time_zone: str
+    sessions: tuple[Session, ...] = ()
+    breaks: tuple[Break, ...] = ()
+    holidays: bool = True
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def place(self) -> str:
+        """The zone as the console names it: "New York" for America/New_York."""
+        return self.time_zone.rsplit("/", 1)[-1].replace("_", " ")
+
+    @property
+    def closes_for_the_weekend(self) -> bool:
+        return bool(self.sessions)
+
+    def local(self, day: date, wall_clock: time) -> datetime:
+        """The UTC moment of a wall-clock time in the schedule's zone."""
+        return datetime.combine(day, wall_clock, tzinfo=self.zone).astimezone(UTC)
+
+    def gaps(self) -> list[tuple[int, time, int, time, int]]:
+        """The weekly closures between sessions: (start day, start time, end day, end time, days
+        from the start's date to the end's), merged where sessions touch or overlap."""
+        if not self.sessions:
+            return []
+        ordered = sorted(
+            self.sessions, key=lambda session: week_position(session.opens_day, session.opens_at)
+        )
+        merged: list[list[tuple[int, time]]] = []
+        for session in ordered:
+            opens = week_position(session.opens_day, session.opens_at)
+            closes = week_position(session.closes_day, session.closes_at)
+            if merged and opens <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], closes)
+            else:
+                merged.append([opens, closes])
+        gaps = []
+        for index, (_, closes) in enumerate(merged):
+            reopens = merged[(index + 1) % len(merged)][0]
+            days = (reopens[0] - closes[0]) % 7
+            if days == 0 and reopens[1] <= closes[1]:
+                # The last session of the week reopening on the same day as it closes.
+                days = 7 if index == len(merged) - 1 else 0
+            if days == 0 and reopens[1] == closes[1]:
+                continue
+            gaps.append(((closes[0] - 1) % 7, closes[1], (reopens[0] - 1) % 7, reopens[1], days))
+        return gaps
+
+
+FX = Schedule(
+    name="FX",
+    time_zone="America/New_York",
+    sessions=(Session(SUNDAY, DAY_END, FRIDAY, DAY_END),),
+    breaks=(Break(BREAK_START, BREAK_END),),
+)
+# OANDA's metals keep the FX week with a daily hour off around the 17:00 New York roll.
+METALS = Schedule(
+    name="Metals",
+    time_zone="America/New_York",
+    sessions=(Session(SUNDAY, DAY_END, FRIDAY, DAY_END),),
+    breaks=(Break(time(17, 0), time(18, 0)),),
+)
+# OANDA's hours page lists "All crypto products: 24/7", interrupted only by maintenance it
+# announces by date (Fridays 17:00-21:00 New York in its 2022 list): those are maintenance
+# windows, entered when announced. No holidays: the underlying markets trade through them.
+CRYPTO = Schedule(name="Crypto", time_zone="America/New_York", holidays=False)
+
+
 @dataclass(frozen=True)
 class Window:
     """A maintenance window: closed from ``starts_at`` to ``ends_at`` for ``pairs`` (empty: all)."""
@@ -101,10 +246,15 @@ class MarketStatus:
     open: bool
     reason: str
     next_change: datetime
+    # False for a market open around the clock with no closure ahead: ``next_change`` is then only
+    # the end of what was looked at.
+    next_change_known: bool = True
 
     def summary(self) -> str:
         """One line for the console: the state, why, and when it flips (New York time)."""
         when = self.next_change.astimezone(NEW_YORK).strftime("%a %Y-%m-%d %H:%M")
+        if self.open and not self.next_change_known:
+            return "open; no closure ahead"
         if self.open:
             return f"open; closes {when} New York"
         return f"closed ({self.reason}); reopens {when} New York"
@@ -141,32 +291,51 @@ def weekly_open(at: datetime) -> datetime:
     return trading_day_bounds(monday)[0]
 
 
-def weekend_close(at: datetime, holidays: Collection[date] = frozenset()) -> datetime:
+def weekend_close(
+    at: datetime, holidays: Collection[date] = frozenset(), schedule: Schedule = FX
+) -> datetime:
     """When the market closes for the coming weekend: Friday 17:00 New York, brought forward by a
     day for each holiday that directly precedes it (Good Friday closes on Thursday at 17:00).
 
     During the weekend this is the close of the following week; on a holiday that leads into the
-    weekend it is the close that has already happened (the market is shut until Sunday).
+    weekend it is the close that has already happened (the market is shut until Sunday). For
+    another schedule it is the nearest close of its weekly sessions, the same way; a schedule
+    without sessions has no weekend (``ScheduleError``).
     """
-    day = trading_day(at)
-    friday = day + timedelta(days=(FRIDAY - day.weekday()) % 7)
-    close_day = friday
-    while close_day in holidays and close_day >= day:
-        close_day -= timedelta(days=1)
-    return trading_day_bounds(close_day)[1]
+    gaps = schedule.gaps()
+    if not gaps:
+        raise ScheduleError(f"schedule={schedule.name!r} trades around the clock; no weekend.")
+    local = _utc(at).astimezone(schedule.zone)
+    closes = []
+    for close_weekday, close_time, *_ in gaps:
+        # The day ``at`` belongs to, in days that end at this close's time (the trading day for
+        # FX), so a moment after Friday's close looks for the next week's close.
+        day = local.date() + timedelta(days=1) if local.time() >= close_time else local.date()
+        close_day = day + timedelta(days=(close_weekday - day.weekday()) % 7)
+        while schedule.holidays and close_day in holidays and close_day >= day:
+            close_day -= timedelta(days=1)
+        closes.append(schedule.local(close_day, close_time))
+    return min(closes)
 
 
-def minutes_to_weekend_close(at: datetime, holidays: Collection[date] = frozenset()) -> float:
+def minutes_to_weekend_close(
+    at: datetime, holidays: Collection[date] = frozenset(), schedule: Schedule = FX
+) -> float:
     """Minutes from ``at`` to the coming weekend close (see ``weekend_close``)."""
-    return (weekend_close(at, holidays) - _utc(at)).total_seconds() / 60
+    return (weekend_close(at, holidays, schedule) - _utc(at)).total_seconds() / 60
 
 
-def should_flatten(at: datetime, minutes: int, holidays: Collection[date] = frozenset()) -> bool:
-    """Whether every trade should be closed now: ``minutes`` > 0 and the weekend close is at most
-    that many minutes away (and still ahead)."""
-    if minutes <= 0:
+def should_flatten(
+    at: datetime,
+    minutes: int,
+    holidays: Collection[date] = frozenset(),
+    schedule: Schedule = FX,
+) -> bool:
+    """Whether every trade should be closed now: ``minutes`` > 0, the schedule closes for the
+    weekend, and its weekend close is at most that many minutes away (and still ahead)."""
+    if minutes <= 0 or not schedule.closes_for_the_weekend:
         return False
-    remaining = minutes_to_weekend_close(at, holidays)
+    remaining = minutes_to_weekend_close(at, holidays, schedule)
     return 0 < remaining <= minutes
 
 
@@ -178,39 +347,51 @@ def _closures(
     windows: Iterable[Window],
     pair: str | None,
     flatten_minutes: int,
+    schedule: Schedule,
 ) -> list[Closure]:
     """Every closure that overlaps ``[start, end)``."""
     closures: list[Closure] = []
-    first = trading_day(start) - timedelta(days=1)
-    last = trading_day(end) + timedelta(days=1)
-    day = first
+    gaps = schedule.gaps()
+    # Local dates from a week before (the longest weekly gap) to a day after the range.
+    day = _utc(start).astimezone(schedule.zone).date() - timedelta(days=8)
+    last = _utc(end).astimezone(schedule.zone).date() + timedelta(days=1)
     while day <= last:
-        closures.append(
-            Closure(
-                new_york(day, BREAK_START),
-                new_york(day, BREAK_END),
-                DAILY_BREAK,
-                "16:58-17:03 New York",
-            )
-        )
-        if day.weekday() == FRIDAY:
+        for daily_break in schedule.breaks:
             closures.append(
                 Closure(
-                    new_york(day, DAY_END),
-                    new_york(day + timedelta(days=2), DAY_END),
-                    WEEKEND,
-                    "Friday 17:00 to Sunday 17:00 New York",
+                    schedule.local(day, daily_break.starts_at),
+                    schedule.local(day, daily_break.ends_at),
+                    DAILY_BREAK,
+                    f"{daily_break.starts_at:%H:%M}-{daily_break.ends_at:%H:%M} {schedule.place}",
                 )
             )
-        if day in holidays:
-            day_start, day_end = trading_day_bounds(day)
-            closures.append(Closure(day_start, day_end, HOLIDAY, day.isoformat()))
+        for start_day, start_time, end_day, end_time, days in gaps:
+            if day.weekday() == start_day:
+                closures.append(
+                    Closure(
+                        schedule.local(day, start_time),
+                        schedule.local(day + timedelta(days=days), end_time),
+                        WEEKEND,
+                        f"{DAY_NAMES[start_day]} {start_time:%H:%M} to {DAY_NAMES[end_day]} "
+                        f"{end_time:%H:%M} {schedule.place}",
+                    )
+                )
         day += timedelta(days=1)
-    if flatten_minutes > 0:
-        # Each Friday in range gives a pre-weekend stretch; weekend_close moves it for holidays.
+    if schedule.holidays:
+        # Holidays close FX trading days (17:00 to 17:00 New York), whatever the schedule's zone.
+        day = trading_day(start) - timedelta(days=1)
+        while day <= trading_day(end) + timedelta(days=1):
+            if day in holidays:
+                day_start, day_end = trading_day_bounds(day)
+                closures.append(Closure(day_start, day_end, HOLIDAY, day.isoformat()))
+            day += timedelta(days=1)
+    if flatten_minutes > 0 and gaps:
+        # Each weekly close in range gives a pre-weekend stretch; weekend_close moves it for
+        # holidays. With one close a week the next is at least three days on.
+        step = timedelta(days=3) if len(gaps) == 1 else timedelta(hours=1)
         moment = start
         while moment < end:
-            close = weekend_close(moment, holidays)
+            close = weekend_close(moment, holidays, schedule)
             closures.append(
                 Closure(
                     close - timedelta(minutes=flatten_minutes),
@@ -219,7 +400,7 @@ def _closures(
                     f"{flatten_minutes} minutes before the weekend close",
                 )
             )
-            moment = max(close, moment) + timedelta(days=3)
+            moment = max(close, moment) + step
     for window in windows:
         if window.applies_to(pair) and window.ends_at > start and window.starts_at < end:
             closures.append(
@@ -235,8 +416,10 @@ def market_status(
     windows: Sequence[Window] = (),
     pair: str | None = None,
     flatten_minutes: int = 0,
+    schedule: Schedule = FX,
 ) -> MarketStatus:
-    """Whether the market is open for entries at ``at`` (for ``pair``, or the whole market)."""
+    """Whether the market is open for entries at ``at`` (for ``pair``, or the whole market), on
+    ``schedule`` (FX unless given)."""
     at = _utc(at)
     start = at - _LOOK_BEHIND
     horizon = at + _LOOK_AHEAD
@@ -248,6 +431,7 @@ def market_status(
             windows=windows,
             pair=pair,
             flatten_minutes=flatten_minutes,
+            schedule=schedule,
         )
         current = [closure for closure in closures if closure.starts_at <= at < closure.ends_at]
         if current:
@@ -265,6 +449,19 @@ def market_status(
             change = min(
                 (closure.starts_at for closure in closures if closure.starts_at > at),
                 default=horizon,
+            )
+        # Around the clock, only a maintenance window can close the market.
+        if (
+            not current
+            and change == horizon
+            and not schedule.gaps()
+            and not schedule.breaks
+            and not any(
+                window.applies_to(pair) and _utc(window.starts_at) > at for window in windows
+            )
+        ):
+            return MarketStatus(
+                open=True, reason="open", next_change=horizon, next_change_known=False
             )
         # A stretch reaching the edge of what was generated may go on beyond it: look further.
         if change + _LOOK_BEHIND < horizon:
