@@ -33,7 +33,11 @@ from trading.models import (
     AccountSnapshot,
     BrokerTransaction,
     MaintenanceWindow,
+    MarketSchedule,
     Order,
+    PairSchedule,
+    ScheduleBreak,
+    ScheduleSession,
     Trade,
     TradingSignal,
     TradingState,
@@ -51,9 +55,17 @@ if TYPE_CHECKING:
     # Generic in django-stubs only: Django's classes take no subscript at run time.
     MaintenanceWindowModelForm = ModelForm[MaintenanceWindow]
     MaintenanceWindowModelAdmin = admin.ModelAdmin[MaintenanceWindow]
+    MarketScheduleModelAdmin = admin.ModelAdmin[MarketSchedule]
+    PairScheduleModelAdmin = admin.ModelAdmin[PairSchedule]
+    ScheduleSessionInlineBase = admin.TabularInline[ScheduleSession, MarketSchedule]
+    ScheduleBreakInlineBase = admin.TabularInline[ScheduleBreak, MarketSchedule]
 else:
     MaintenanceWindowModelForm = ModelForm
     MaintenanceWindowModelAdmin = admin.ModelAdmin
+    MarketScheduleModelAdmin = admin.ModelAdmin
+    PairScheduleModelAdmin = admin.ModelAdmin
+    ScheduleSessionInlineBase = admin.TabularInline
+    ScheduleBreakInlineBase = admin.TabularInline
 
 
 def _pretty(value: Any) -> str:
@@ -273,3 +285,31 @@ class MaintenanceWindowAdmin(MaintenanceWindowModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[MaintenanceWindow]) -> None:
         for window in queryset:
             self.delete_model(request, window)
+
+
+class ScheduleSessionInline(ScheduleSessionInlineBase):
+    model = ScheduleSession
+    extra = 0
+    fields = ("opens_day", "opens_at", "closes_day", "closes_at")
+
+
+class ScheduleBreakInline(ScheduleBreakInlineBase):
+    model = ScheduleBreak
+    extra = 0
+    fields = ("starts_at", "ends_at")
+
+
+@admin.register(MarketSchedule)
+class MarketScheduleAdmin(MarketScheduleModelAdmin):
+    """Weekly sessions and daily breaks per instrument class; each row's ``clean`` refuses a
+    session or break that ends before it starts, naming the field and its value."""
+
+    list_display = ("name", "instrument_type", "time_zone", "holidays", "updated_at")
+    fields = ("name", "instrument_type", "time_zone", "holidays")
+    inlines = (ScheduleSessionInline, ScheduleBreakInline)
+
+
+@admin.register(PairSchedule)
+class PairScheduleAdmin(PairScheduleModelAdmin):
+    list_display = ("pair", "schedule")
+    autocomplete_fields = ("pair",)

@@ -2,9 +2,10 @@
 open/closed state the beat task keeps in ``TradingState`` (DESIGN.md section 6).
 
 The rules themselves live in ``trading.schedule`` (pure); this module reads their inputs
-(SystemConfig ``market.*`` keys and ``MaintenanceWindow`` rows). The beat task's refresh, which
-records changes of state with an audit entry and flattens the book before the weekend when the
-operator asked for it, is ``trading.services.market_state_refresh``.
+(SystemConfig ``market.*`` keys, ``MaintenanceWindow`` rows, and the schedule of each pair's
+instrument class or its own, ``MarketSchedule`` and ``PairSchedule``). The beat task's refresh,
+which records changes of state with an audit entry and flattens the book before the weekend when
+the operator asked for it, is ``trading.services.market_state_refresh``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,28 @@ from functools import lru_cache
 
 from django.utils import timezone
 
+from marketdata.models import Pair
 from septrader.selectors import config_get
-from trading.models import MaintenanceWindow
-from trading.schedule import MarketStatus, Window, market_status
+from trading.models import MaintenanceWindow, MarketSchedule, PairSchedule
+from trading.schedule import (
+    CRYPTO,
+    FX,
+    METALS,
+    Break,
+    MarketStatus,
+    Schedule,
+    Session,
+    Window,
+    market_status,
+)
+
+# Each instrument class's schedule when its MarketSchedule row is missing (the migration seeds
+# them; a deleted row falls back here rather than to FX hours).
+DEFAULT_SCHEDULES = {
+    Pair.InstrumentType.CURRENCY: FX,
+    Pair.InstrumentType.METAL: METALS,
+    Pair.InstrumentType.CFD: CRYPTO,
+}
 
 
 @lru_cache(maxsize=32)
@@ -68,11 +88,43 @@ def maintenance_windows(after: datetime) -> list[Window]:
     ]
 
 
+def schedule_from_row(row: MarketSchedule) -> Schedule:
+    """The pure schedule of a ``MarketSchedule`` row and its sessions and breaks."""
+    return Schedule(
+        name=row.name,
+        time_zone=row.time_zone,
+        sessions=tuple(
+            Session(session.opens_day, session.opens_at, session.closes_day, session.closes_at)
+            for session in row.sessions.all()
+        ),
+        breaks=tuple(Break(item.starts_at, item.ends_at) for item in row.breaks.all()),
+        holidays=row.holidays,
+    )
+
+
+def pair_schedule(pair: str | None = None) -> Schedule:
+    """The schedule ``pair`` trades on: its own (``PairSchedule``), else its instrument class's;
+    with no pair (or an unknown one), the FX market's."""
+    rows = MarketSchedule.objects.prefetch_related("sessions", "breaks")
+    instrument_type = Pair.InstrumentType.CURRENCY
+    if pair is not None:
+        override = PairSchedule.objects.filter(pair_id=pair).values_list("schedule", flat=True)
+        row = rows.filter(pk__in=override).first()
+        if row is not None:
+            return schedule_from_row(row)
+        found = Pair.objects.filter(symbol=pair).values_list("instrument_type", flat=True).first()
+        instrument_type = Pair.InstrumentType(found or instrument_type)
+    row = rows.filter(instrument_type=instrument_type).first()
+    return schedule_from_row(row) if row is not None else DEFAULT_SCHEDULES[instrument_type]
+
+
 def market_status_at(at: datetime | None = None, *, pair: str | None = None) -> MarketStatus:
-    """The market's state at ``at`` (default now), for one pair or for the whole market.
+    """The market's state at ``at`` (default now), for one pair on its schedule, or for the FX
+    market as a whole (the beat task, monitoring and the dashboard ask that).
 
     The window before the weekend close in which trades are flattened counts as closed for
-    entries: a trade opened then would be closed again within minutes.
+    entries: a trade opened then would be closed again within minutes. It applies only to
+    schedules that close for the weekend.
     """
     at = at or timezone.now()
     return market_status(
@@ -81,6 +133,7 @@ def market_status_at(at: datetime | None = None, *, pair: str | None = None) -> 
         windows=maintenance_windows(at),
         pair=pair,
         flatten_minutes=config_get("market.flatten_before_weekend_minutes"),
+        schedule=pair_schedule(pair),
     )
 
 

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from marketdata.models import pair_foreign_key
+from marketdata.models import Pair, pair_foreign_key
 from marketdata.timeframes import Timeframe
+from trading.schedule import Break, ScheduleError, Session
 
 
 class TradingSignal(models.Model):
@@ -275,3 +278,123 @@ class MaintenanceWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason} {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%H:%M} UTC"
+
+
+class MarketSchedule(models.Model):
+    """When a class of instruments trades: weekly sessions and daily breaks in a time zone
+    (``trading.schedule.Schedule`` is the pure copy the rules read). The one with an
+    ``instrument_type`` is that class's default; others serve pairs through ``PairSchedule``."""
+
+    name = models.CharField(max_length=60, unique=True)
+    instrument_type = models.CharField(
+        max_length=8, choices=Pair.InstrumentType.choices, unique=True, null=True, blank=True
+    )
+    time_zone = models.CharField(max_length=60, default="America/New_York")
+    # Whether the configured FX holidays (``market.holidays``) close this market too.
+    holidays = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "trading_market_schedules"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValidationError(
+                {
+                    "time_zone": f"time_zone={self.time_zone!r} is not valid; expected an IANA "
+                    "zone such as America/New_York."
+                }
+            ) from error
+
+
+class ScheduleSession(models.Model):
+    """A weekly session of a schedule, within one Sunday-to-Saturday week."""
+
+    class Day(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    schedule = models.ForeignKey(MarketSchedule, on_delete=models.CASCADE, related_name="sessions")
+    opens_day = models.PositiveSmallIntegerField(choices=Day.choices)
+    opens_at = models.TimeField()
+    closes_day = models.PositiveSmallIntegerField(choices=Day.choices)
+    closes_at = models.TimeField()
+
+    class Meta:
+        db_table = "trading_schedule_sessions"
+        ordering = ["schedule", "id"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_opens_day_display()} {self.opens_at:%H:%M} to "
+            f"{self.get_closes_day_display()} {self.closes_at:%H:%M}"
+        )
+
+    def clean(self) -> None:
+        if None in (self.opens_day, self.opens_at, self.closes_day, self.closes_at):
+            return
+        try:
+            Session(self.opens_day, self.opens_at, self.closes_day, self.closes_at)
+        except ScheduleError as error:
+            raise ValidationError({"closes_at": str(error)}) from error
+
+
+class ScheduleBreak(models.Model):
+    """A daily break of a schedule (within one day)."""
+
+    schedule = models.ForeignKey(MarketSchedule, on_delete=models.CASCADE, related_name="breaks")
+    starts_at = models.TimeField()
+    ends_at = models.TimeField()
+
+    class Meta:
+        db_table = "trading_schedule_breaks"
+        ordering = ["schedule", "starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="schedule_break_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.starts_at:%H:%M}-{self.ends_at:%H:%M}"
+
+    def clean(self) -> None:
+        if self.starts_at is None or self.ends_at is None:
+            return
+        try:
+            Break(self.starts_at, self.ends_at)
+        except ScheduleError as error:
+            raise ValidationError({"ends_at": str(error)}) from error
+
+
+class PairSchedule(models.Model):
+    """A pair that trades on another schedule than its instrument class's default."""
+
+    pair = models.OneToOneField(
+        Pair,
+        to_field="symbol",
+        db_column="pair",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="schedule_override",
+    )
+    schedule = models.ForeignKey(MarketSchedule, on_delete=models.PROTECT, related_name="pairs")
+
+    class Meta:
+        db_table = "trading_pair_schedules"
+        ordering = ["pair"]
+
+    def __str__(self) -> str:
+        return f"{self.pair_id}: {self.schedule.name}"

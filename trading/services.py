@@ -35,7 +35,7 @@ from trading.execution import (
     late_fills_close,
 )
 from trading.ledger import response_transactions_apply
-from trading.market import market_holidays, market_status_at
+from trading.market import market_holidays, market_status_at, pair_schedule
 from trading.models import MaintenanceWindow, Order, Trade, TradingState
 from trading.schedule import MarketStatus, should_flatten
 from trading.selectors import demotion_trades
@@ -840,12 +840,28 @@ def market_state_refresh(*, now: datetime | None = None) -> MarketRefresh:
     flattened = False
     minutes = config_get("market.flatten_before_weekend_minutes")
     holidays = market_holidays(range(now.year - 1, now.year + 2))
-    if (
-        should_flatten(now, minutes, holidays)
-        and Trade.objects.filter(state=Trade.State.OPEN).exists()
-    ):
+    # The pair column holds the symbol (django-stubs types a foreign key's id as an int).
+    open_pairs = (
+        {
+            str(pair)
+            for pair in Trade.objects.filter(state=Trade.State.OPEN).values_list(
+                "pair_id", flat=True
+            )
+        }
+        if minutes > 0
+        else set()
+    )
+    # Only pairs whose schedule closes for the weekend are flattened (crypto trades through it).
+    due = {
+        pair for pair in open_pairs if should_flatten(now, minutes, holidays, pair_schedule(pair))
+    }
+    if due:
         # Outside the transaction: closing trades talks to the broker.
-        logger.info("event=flatten_before_weekend")
-        trades_close_all(actor=SCHEDULE_ACTOR, reason=FLATTEN_REASON)
+        logger.info("event=flatten_before_weekend pairs=%s", ",".join(sorted(due)))
+        if due == open_pairs:
+            trades_close_all(actor=SCHEDULE_ACTOR, reason=FLATTEN_REASON)
+        else:
+            for pair in sorted(due):
+                trades_close_all(actor=SCHEDULE_ACTOR, pair=pair, reason=FLATTEN_REASON)
         flattened = True
     return MarketRefresh(status=status, changed=changed, flattened=flattened)
