@@ -47,6 +47,8 @@ from trading.services import (
     kill_switch_engage,
     maintenance_window_delete,
     maintenance_window_save,
+    market_schedule_saved,
+    pair_schedule_save,
     trade_close,
     trading_mode_set,
 )
@@ -308,8 +310,31 @@ class MarketScheduleAdmin(MarketScheduleModelAdmin):
     fields = ("name", "instrument_type", "time_zone", "holidays")
     inlines = (ScheduleSessionInline, ScheduleBreakInline)
 
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: ModelForm[MarketSchedule],
+        formsets: Any,
+        change: bool,
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        actor, address = operator(request)
+        market_schedule_saved(
+            schedule=form.instance, created=not change, actor=actor, address=address
+        )
+
 
 @admin.register(PairSchedule)
 class PairScheduleAdmin(PairScheduleModelAdmin):
     list_display = ("pair", "schedule")
     autocomplete_fields = ("pair",)
+
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: PairSchedule,
+        form: ModelForm[PairSchedule],
+        change: bool,
+    ) -> None:
+        actor, address = operator(request)
+        pair_schedule_save(override=obj, created=not change, actor=actor, address=address)

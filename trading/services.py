@@ -36,7 +36,14 @@ from trading.execution import (
 )
 from trading.ledger import response_transactions_apply
 from trading.market import market_holidays, market_status_at, pair_schedule
-from trading.models import MaintenanceWindow, Order, Trade, TradingState
+from trading.models import (
+    MaintenanceWindow,
+    MarketSchedule,
+    Order,
+    PairSchedule,
+    Trade,
+    TradingState,
+)
 from trading.schedule import MarketStatus, should_flatten
 from trading.selectors import demotion_trades
 
@@ -470,6 +477,41 @@ def maintenance_window_save(
         address=address,
     )
     return window
+
+
+def market_schedule_saved(
+    *, schedule: MarketSchedule, created: bool, actor: str, address: str | None = None
+) -> None:
+    """Audit a schedule as the console saved it with its sessions and breaks, as
+    ``schedule.add`` or ``schedule.change`` (the rows' ``clean`` validated them)."""
+    audit_record(
+        actor=actor,
+        action="schedule.add" if created else "schedule.change",
+        target=schedule.name,
+        details={
+            "instrument_type": schedule.instrument_type,
+            "time_zone": schedule.time_zone,
+            "holidays": schedule.holidays,
+            "sessions": [str(session) for session in schedule.sessions.all()],
+            "breaks": [str(item) for item in schedule.breaks.all()],
+        },
+        address=address,
+    )
+
+
+def pair_schedule_save(
+    *, override: PairSchedule, created: bool, actor: str, address: str | None = None
+) -> PairSchedule:
+    """Put a pair on another schedule than its class's, audited as ``schedule.pair``."""
+    override.save()
+    audit_record(
+        actor=actor,
+        action="schedule.pair",
+        target=str(override.pair_id),
+        details={"schedule": override.schedule.name, "created": created},
+        address=address,
+    )
+    return override
 
 
 @transaction.atomic
