@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAY_END = time(17, 0)
@@ -58,8 +58,16 @@ MAINTENANCE = "maintenance"
 HOLIDAY = "holiday"
 WEEKEND = "weekend"
 FLATTEN = "flatten before the weekend"
+BETWEEN_SESSIONS = "between sessions"
 DAILY_BREAK = "daily break"
-_PRIORITY = {MAINTENANCE: 0, HOLIDAY: 1, WEEKEND: 2, FLATTEN: 3, DAILY_BREAK: 4}
+_PRIORITY = {
+    MAINTENANCE: 0,
+    HOLIDAY: 1,
+    WEEKEND: 2,
+    BETWEEN_SESSIONS: 3,
+    FLATTEN: 4,
+    DAILY_BREAK: 5,
+}
 
 # Closures are generated day by day around the moment asked about; this is how far back they are
 # generated (longer than any closure made of days: a holiday next to a weekend spans four days).
@@ -137,6 +145,26 @@ def break_order_message(daily_break: Break) -> str:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """A weekly closure between sessions, from ``start_day`` ``start_time`` to ``end_day``
+    ``end_time``, ``days`` dates later; the ``weekend`` is the one from the week's last session to
+    the next week's first."""
+
+    start_day: int
+    start_time: time
+    end_day: int
+    end_time: time
+    days: int
+    weekend: bool
+
+    def describe(self, place: str) -> str:
+        return (
+            f"{DAY_NAMES[self.start_day]} {self.start_time:%H:%M} to {DAY_NAMES[self.end_day]} "
+            f"{self.end_time:%H:%M} {place}"
+        )
+
+
+@dataclass(frozen=True)
 class Schedule:
     """When one class of instruments trades: ``sessions`` each week (none: around the clock),
     ``breaks`` every day, both in ``time_zone``; with ``holidays`` the configured FX holidays
@@ -147,6 +175,15 @@ class Schedule:
     sessions: tuple[Session, ...] = ()
     breaks: tuple[Break, ...] = ()
     holidays: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ScheduleError(
+                f"time_zone={self.time_zone!r} is not valid; expected an IANA zone such as "
+                "America/New_York."
+            ) from error
 
     @property
     def zone(self) -> ZoneInfo:
@@ -165,9 +202,9 @@ class Schedule:
         """The UTC moment of a wall-clock time in the schedule's zone."""
         return datetime.combine(day, wall_clock, tzinfo=self.zone).astimezone(UTC)
 
-    def gaps(self) -> list[tuple[int, time, int, time, int]]:
-        """The weekly closures between sessions: (start day, start time, end day, end time, days
-        from the start's date to the end's), merged where sessions touch or overlap."""
+    def gaps(self) -> list[Gap]:
+        """The weekly closures between sessions (merged where sessions touch or overlap), the
+        weekend last."""
         if not self.sessions:
             return []
         ordered = sorted(
@@ -183,15 +220,29 @@ class Schedule:
                 merged.append([opens, closes])
         gaps = []
         for index, (_, closes) in enumerate(merged):
+            weekend = index == len(merged) - 1
             reopens = merged[(index + 1) % len(merged)][0]
             days = (reopens[0] - closes[0]) % 7
-            if days == 0 and reopens[1] <= closes[1]:
-                # The last session of the week reopening on the same day as it closes.
-                days = 7 if index == len(merged) - 1 else 0
-            if days == 0 and reopens[1] == closes[1]:
-                continue
-            gaps.append(((closes[0] - 1) % 7, closes[1], (reopens[0] - 1) % 7, reopens[1], days))
+            if weekend and days == 0 and reopens[1] <= closes[1]:
+                # The only session of the week reopening next week on the day it closes.
+                days = 7
+            gaps.append(
+                Gap(
+                    start_day=(closes[0] - 1) % 7,
+                    start_time=closes[1],
+                    end_day=(reopens[0] - 1) % 7,
+                    end_time=reopens[1],
+                    days=days,
+                    weekend=weekend,
+                )
+            )
         return gaps
+
+    def weekend(self) -> Gap | None:
+        """The closure from the week's last session to the next week's first (none: around the
+        clock)."""
+        gaps = self.gaps()
+        return gaps[-1] if gaps else None
 
 
 FX = Schedule(
@@ -299,23 +350,20 @@ def weekend_close(
 
     During the weekend this is the close of the following week; on a holiday that leads into the
     weekend it is the close that has already happened (the market is shut until Sunday). For
-    another schedule it is the nearest close of its weekly sessions, the same way; a schedule
-    without sessions has no weekend (``ScheduleError``).
+    another schedule it is the start of its weekend gap, the same way; a schedule without
+    sessions has no weekend (``ScheduleError``).
     """
-    gaps = schedule.gaps()
-    if not gaps:
+    weekend = schedule.weekend()
+    if weekend is None:
         raise ScheduleError(f"schedule={schedule.name!r} trades around the clock; no weekend.")
     local = _utc(at).astimezone(schedule.zone)
-    closes = []
-    for close_weekday, close_time, *_ in gaps:
-        # The day ``at`` belongs to, in days that end at this close's time (the trading day for
-        # FX), so a moment after Friday's close looks for the next week's close.
-        day = local.date() + timedelta(days=1) if local.time() >= close_time else local.date()
-        close_day = day + timedelta(days=(close_weekday - day.weekday()) % 7)
-        while schedule.holidays and close_day in holidays and close_day >= day:
-            close_day -= timedelta(days=1)
-        closes.append(schedule.local(close_day, close_time))
-    return min(closes)
+    # The day ``at`` belongs to, in days that end at the weekend close's time (the trading day
+    # for FX), so a moment after Friday's close looks for the next week's close.
+    day = local.date() + timedelta(days=1) if local.time() >= weekend.start_time else local.date()
+    close_day = day + timedelta(days=(weekend.start_day - day.weekday()) % 7)
+    while schedule.holidays and close_day in holidays and close_day >= day:
+        close_day -= timedelta(days=1)
+    return schedule.local(close_day, weekend.start_time)
 
 
 def minutes_to_weekend_close(
@@ -365,15 +413,14 @@ def _closures(
                     f"{daily_break.starts_at:%H:%M}-{daily_break.ends_at:%H:%M} {schedule.place}",
                 )
             )
-        for start_day, start_time, end_day, end_time, days in gaps:
-            if day.weekday() == start_day:
+        for gap in gaps:
+            if day.weekday() == gap.start_day:
                 closures.append(
                     Closure(
-                        schedule.local(day, start_time),
-                        schedule.local(day + timedelta(days=days), end_time),
-                        WEEKEND,
-                        f"{DAY_NAMES[start_day]} {start_time:%H:%M} to {DAY_NAMES[end_day]} "
-                        f"{end_time:%H:%M} {schedule.place}",
+                        schedule.local(day, gap.start_time),
+                        schedule.local(day + timedelta(days=gap.days), gap.end_time),
+                        WEEKEND if gap.weekend else BETWEEN_SESSIONS,
+                        gap.describe(schedule.place),
                     )
                 )
         day += timedelta(days=1)
@@ -386,9 +433,7 @@ def _closures(
                 closures.append(Closure(day_start, day_end, HOLIDAY, day.isoformat()))
             day += timedelta(days=1)
     if flatten_minutes > 0 and gaps:
-        # Each weekly close in range gives a pre-weekend stretch; weekend_close moves it for
-        # holidays. With one close a week the next is at least three days on.
-        step = timedelta(days=3) if len(gaps) == 1 else timedelta(hours=1)
+        # Each Friday in range gives a pre-weekend stretch; weekend_close moves it for holidays.
         moment = start
         while moment < end:
             close = weekend_close(moment, holidays, schedule)
@@ -400,7 +445,7 @@ def _closures(
                     f"{flatten_minutes} minutes before the weekend close",
                 )
             )
-            moment = max(close, moment) + step
+            moment = max(close, moment) + timedelta(days=3)
     for window in windows:
         if window.applies_to(pair) and window.ends_at > start and window.starts_at < end:
             closures.append(

@@ -13,6 +13,7 @@ from trading.schedule import (
     FX,
     METALS,
     Break,
+    Schedule,
     ScheduleError,
     Session,
     Window,
@@ -135,3 +136,30 @@ def test_a_session_that_ends_before_it_starts_is_refused_naming_the_field() -> N
         Session(opens_day=4, opens_at=time(17), closes_day=6, closes_at=time(17))
     with pytest.raises(ScheduleError, match=r"ends_at=16:58 is not valid"):
         Break(starts_at=time(17, 3), ends_at=time(16, 58))
+
+
+def test_daily_sessions_close_between_them_and_flatten_only_before_the_weekend() -> None:
+    # Given sessions of 08:00 to 16:30 London on each weekday (summer: 07:00 to 15:30 UTC).
+    weekdays = Schedule(
+        name="London weekdays",
+        time_zone="Europe/London",
+        sessions=tuple(Session(day, time(8), day, time(16, 30)) for day in range(5)),
+        holidays=False,
+    )
+    # Then a Wednesday evening is between sessions and reopens on Thursday at 08:00 London.
+    evening = market_status(datetime(2025, 6, 4, 16, tzinfo=UTC), schedule=weekdays)
+    assert evening.reason == "between sessions: Wednesday 16:30 to Thursday 08:00 London"
+    assert evening.next_change == datetime(2025, 6, 5, 7, 0, tzinfo=UTC)
+    # And only Friday's close is a weekend, the one flattened before.
+    assert weekend_close(datetime(2025, 6, 4, 12, tzinfo=UTC), schedule=weekdays) == datetime(
+        2025, 6, 6, 15, 30, tzinfo=UTC
+    )
+    assert not should_flatten(datetime(2025, 6, 4, 15, 10, tzinfo=UTC), 30, schedule=weekdays)
+    assert should_flatten(datetime(2025, 6, 6, 15, 10, tzinfo=UTC), 30, schedule=weekdays)
+    saturday = market_status(datetime(2025, 6, 7, 12, tzinfo=UTC), schedule=weekdays)
+    assert saturday.reason == "weekend: Friday 16:30 to Monday 08:00 London"
+
+
+def test_an_unknown_time_zone_is_refused_naming_the_field() -> None:
+    with pytest.raises(ScheduleError, match=r"time_zone='Mars/Base' is not valid"):
+        Schedule(name="Mars", time_zone="Mars/Base")
