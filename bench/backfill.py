@@ -55,7 +55,7 @@ def main() -> None:
     from marketdata.services import candles_backfill
     from marketdata.streaming import Streamer
     from oandasim.client import SimulatorProcess
-    from oandasim.instruments import INSTRUMENTS
+    from oandasim.instruments import FX_INSTRUMENTS
 
     # 1. A year of one pair.
     end = datetime(2026, 1, 2, 0, 0, tzinfo=UTC)
@@ -85,7 +85,7 @@ def main() -> None:
     print(f"backfill_candles_per_second={stored / elapsed:,.0f}")
 
     # 2. The streamer on 20 pairs at real speed.
-    pairs = [name for name in INSTRUMENTS][: args.pairs]
+    pairs = [name for name in FX_INSTRUMENTS][: args.pairs]
     Pair.objects.update(enabled=False)
     Pair.objects.filter(symbol__in=pairs).update(enabled=True)
     # A Wednesday morning, --warmup seconds before 10:01 (the streamer's bootstrap is not measured).

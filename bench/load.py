@@ -319,7 +319,7 @@ def prepare(args: argparse.Namespace) -> list[str]:
     from marketdata.models import Pair
     from marketdata.oanda import OandaClient
     from marketdata.services import candles_backfill
-    from oandasim.instruments import INSTRUMENTS
+    from oandasim.instruments import FX_INSTRUMENTS
     from septrader.beat import LOCK_KEY
     from septrader.models import SystemConfig
     from septrader.services import config_set
@@ -345,7 +345,7 @@ def prepare(args: argparse.Namespace) -> list[str]:
         ("execution.take_profit_pips", args.stop_pips),
     ):
         config_set(key=key, value=value)
-    pairs = sorted(INSTRUMENTS)[: args.pairs]
+    pairs = sorted(FX_INSTRUMENTS)[: args.pairs]
     Pair.objects.update(enabled=False)
     Pair.objects.filter(symbol__in=pairs).update(
         enabled=True, state=Pair.State.TRADING, forced_without_model=False, node=None

@@ -22,7 +22,7 @@ from oandasim import wire
 from oandasim.clock import SimClock
 from oandasim.fills import Fills, Trigger
 from oandasim.financing import Financing
-from oandasim.instruments import INSTRUMENTS, LISTED_WITHOUT_PRICES, FinancingRates
+from oandasim.instruments import INSTRUMENTS, FinancingRates
 from oandasim.market import Market, Quote
 from oandasim.models import Body, Order, Trade
 from oandasim.orders import OrderDesk
@@ -159,13 +159,12 @@ class Broker:
 
     def instrument_wire(self, name: str) -> Body:
         """The instrument as AccountInstruments lists it, with this account's financing rates."""
-        instrument = INSTRUMENTS.get(name) or LISTED_WITHOUT_PRICES[name]
-        return instrument.to_wire(self.financing.rates_for(name))
+        return INSTRUMENTS[name].to_wire(self.financing.rates_for(name))
 
     def listed_instruments(self) -> list[str]:
-        """The names AccountInstruments lists: the priced ones, then those without prices yet."""
+        """The names AccountInstruments lists: the priced ones, then the others it knows."""
         priced = list(self.market.series)
-        return priced + [name for name in LISTED_WITHOUT_PRICES if name not in self.market.series]
+        return priced + [name for name in INSTRUMENTS if name not in self.market.series]
 
     def price_wire(self, name: str, when: float) -> Body:
         return wire.price(self.market, name, when)

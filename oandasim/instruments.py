@@ -72,6 +72,8 @@ class Instrument:
     minimum_trade_size: Decimal = Decimal(1)
     maximum_order_units: Decimal = Decimal(MAXIMUM_ORDER_UNITS)
     display_name: str = ""
+    # Which trading hours apply (oandasim.timeutil.SCHEDULES): FX, METAL or CRYPTO.
+    schedule: str = "FX"
 
     @property
     def base(self) -> str:
@@ -151,7 +153,7 @@ def _pair(name: str, base_price: str, spread_pips: str) -> Instrument:
 
 
 # Base prices seed the synthetic walks; spreads are typical OANDA practice-account spreads in pips.
-INSTRUMENTS: dict[str, Instrument] = {
+FX_INSTRUMENTS: dict[str, Instrument] = {
     instrument.name: instrument
     for instrument in (
         _pair("EUR_USD", "1.10000", "1.4"),
@@ -187,14 +189,14 @@ INSTRUMENTS: dict[str, Instrument] = {
 }
 
 
-# Instruments the account lists (AccountInstruments) that have no prices yet: the metals and the
-# crypto CFDs. They are not in INSTRUMENTS, so the simulator makes no price series for them and
-# refuses their candles, prices and orders as it does any unknown instrument. The figures are
-# OANDA's for these instruments: gold quoted to the cent with its pip at 0.01, silver to 0.00001
-# with its pip at 0.0001, both 1 unit (one troy ounce) at the least and a 5% margin (20:1); the
-# crypto CFDs in fractions of a coin (two decimal places), a pip of 1 dollar (BTC) or 10 cents
-# (ETH) and a 50% margin (2:1, the retail limit for crypto CFDs).
-LISTED_WITHOUT_PRICES: dict[str, Instrument] = {
+# The metals and the crypto CFDs, priced by synthetic walks like the FX pairs without data, each on
+# its own hours: metals on the FX week with a daily 17:00-18:00 New York break, crypto every day of
+# the week. The figures are OANDA's for these instruments: gold quoted to the cent with its pip at
+# 0.01, silver to 0.00001 with its pip at 0.0001, both 1 unit (one troy ounce) at the least and a
+# 5% margin (20:1); the crypto CFDs in fractions of a coin (two decimal places), a pip of 1 dollar
+# (BTC) or 10 cents (ETH) and a 50% margin (2:1, the retail limit for crypto CFDs). The simulator's
+# units are whole, so a crypto order is for one coin at the least.
+METALS_AND_CRYPTO: dict[str, Instrument] = {
     instrument.name: instrument
     for instrument in (
         Instrument(
@@ -206,6 +208,7 @@ LISTED_WITHOUT_PRICES: dict[str, Instrument] = {
             base_price=Decimal("2400.000"),
             default_spread_pips=Decimal("35"),
             margin_rate=Decimal("0.05"),
+            schedule="METAL",
             maximum_order_units=Decimal(100_000),
         ),
         Instrument(
@@ -217,6 +220,7 @@ LISTED_WITHOUT_PRICES: dict[str, Instrument] = {
             base_price=Decimal("30.00000"),
             default_spread_pips=Decimal("25"),
             margin_rate=Decimal("0.05"),
+            schedule="METAL",
             maximum_order_units=Decimal(5_000_000),
         ),
         Instrument(
@@ -229,6 +233,7 @@ LISTED_WITHOUT_PRICES: dict[str, Instrument] = {
             default_spread_pips=Decimal("50"),
             margin_rate=Decimal("0.5"),
             trade_units_precision=2,
+            schedule="CRYPTO",
             minimum_trade_size=Decimal("0.01"),
             maximum_order_units=Decimal(20),
         ),
@@ -242,8 +247,12 @@ LISTED_WITHOUT_PRICES: dict[str, Instrument] = {
             default_spread_pips=Decimal("30"),
             margin_rate=Decimal("0.5"),
             trade_units_precision=2,
+            schedule="CRYPTO",
             minimum_trade_size=Decimal("0.01"),
             maximum_order_units=Decimal(400),
         ),
     )
 }
+
+# Every instrument the simulator prices: the FX pairs first, then the metals and crypto CFDs.
+INSTRUMENTS: dict[str, Instrument] = {**FX_INSTRUMENTS, **METALS_AND_CRYPTO}

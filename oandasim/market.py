@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from oandasim.instruments import Instrument
-from oandasim.timeutil import near_daily_roll, new_york_hour, parse_time, schedule_open
+from oandasim.timeutil import SCHEDULES, near_daily_roll, new_york_hour, parse_time
 
 BUNDLED_DATA = Path(__file__).parent / "data" / "eur_usd_m1_48h.json"
 
@@ -85,6 +85,9 @@ class Series:
         self.instrument = instrument
         self.spread_points = int(spread_pips * instrument.points_per_pip)
         self.synthetic = candles is None
+        # The instrument's trading hours: FX, metals or crypto (every minute).
+        self.is_open = SCHEDULES[instrument.schedule]
+        self.always_open = instrument.schedule == "CRYPTO"
         self.seed = seed
         self._candles: dict[int, Candle] = candles or {}
         self._minutes: list[int] = sorted(self._candles)
@@ -144,7 +147,7 @@ class Series:
         """
         minute = int(seconds // 60)
         candle = self.candle(minute)
-        if candle is not None and schedule_open(minute):
+        if candle is not None and self.is_open(minute):
             return self._interpolate(candle, seconds - minute * 60), seconds, True
         previous = self.last_minute_at_or_before(minute)
         if previous is None:
@@ -167,7 +170,7 @@ class Series:
         first_minute = int(start // 60)
         last_minute = int(end // 60)
         for minute in self.minutes_between(first_minute, last_minute + 1):
-            if not schedule_open(minute):
+            if not self.is_open(minute):
                 continue
             candle = self._candles[minute]
             points = self.vertices(candle)
@@ -188,7 +191,8 @@ class Series:
     # ----- spreads -----------------------------------------------------------------------------
 
     def spread_at(self, minute: int, is_open: bool) -> int:
-        if not is_open or near_daily_roll(minute):
+        # Crypto has no daily roll: its spread widens only while it is closed.
+        if not is_open or (not self.always_open and near_daily_roll(minute)):
             return self.spread_points * ROLL_SPREAD_FACTOR
         return self.spread_points
 
@@ -237,7 +241,13 @@ class Series:
             days=1
         )
         first = int(start_local.timestamp() // 60)
-        minutes = [m for m in range(first, first + 1440) if schedule_open(m)]
+        last = first + 1440
+        if self.instrument.schedule != "FX":
+            # The session ends at the next 17:00 New York: 23 or 25 hours on a daylight-saving
+            # Sunday, which crypto trades through. (FX is closed then, and keeps its fixed day.)
+            end_local = datetime(session.year, session.month, session.day, 17, tzinfo=NY)
+            last = int(end_local.timestamp() // 60)
+        minutes = [m for m in range(first, last) if self.is_open(m)]
         if not minutes:
             return
         rng = random.Random(f"oandasim-walk:{self.seed}:{self.instrument.name}:{session.date()}")

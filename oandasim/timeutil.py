@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -102,6 +103,33 @@ def schedule_open(minute: int) -> bool:
     if weekday == 4 and minute_of_day >= 17 * 60:
         return False
     return not (weekday == 6 and minute_of_day < 17 * 60)
+
+
+def metal_schedule_open(minute: int) -> bool:
+    """Whether OANDA's metals (XAU_USD, XAG_USD) trade during the given epoch minute.
+
+    Metals keep the FX week, Sunday 17:00 to Friday 17:00 New York, but break daily from 17:00 to
+    18:00, so the week really opens at Sunday 18:00.
+    """
+    weekday, hour, _ = new_york_hour(minute // 60)  # Monday is 0, Sunday is 6.
+    if hour == 17 or weekday == 5:
+        return False
+    if weekday == 4 and hour >= 17:
+        return False
+    return not (weekday == 6 and hour < 18)
+
+
+def always_open(minute: int) -> bool:
+    """Crypto CFDs trade every minute of the week, through the FX weekend."""
+    return True
+
+
+# The trading hours of each schedule an instrument names (`Instrument.schedule`).
+SCHEDULES: dict[str, Callable[[int], bool]] = {
+    "FX": schedule_open,
+    "METAL": metal_schedule_open,
+    "CRYPTO": always_open,
+}
 
 
 def near_daily_roll(minute: int) -> bool:

@@ -111,10 +111,21 @@ def test_account_instruments_lists_the_metals_and_crypto_cfds_with_oandas_figure
     assert len(names) == len(set(names)) == 32
 
 
-def test_a_listed_instrument_without_prices_yet_is_refused_for_pricing(sim):
-    # Metal and crypto prices are not simulated yet: asking for one is a 400, as for any unknown.
+def test_the_metals_and_crypto_cfds_are_priced_and_an_unknown_instrument_is_refused(sim):
+    # When
+    response = sim.api.request(
+        pricing.PricingInfo(sim.account, params={"instruments": "XAU_USD,XAG_USD,BTC_USD,ETH_USD"})
+    )
+
+    # Then each has a price at its own precision, converted 1:1 into the USD account
+    prices = {p["instrument"]: p for p in response["prices"]}
+    assert sorted(prices) == ["BTC_USD", "ETH_USD", "XAG_USD", "XAU_USD"]
+    assert len(prices["XAU_USD"]["bids"][0]["price"].split(".")[1]) == 3
+    assert len(prices["BTC_USD"]["bids"][0]["price"].split(".")[1]) == 1
+    assert all(p["tradeable"] for p in prices.values())
+    assert prices["BTC_USD"]["quoteHomeConversionFactors"]["positiveUnits"] == "1.0000000000"
     with pytest.raises(V20Error) as error:
-        sim.api.request(pricing.PricingInfo(sim.account, params={"instruments": "BTC_USD"}))
+        sim.api.request(pricing.PricingInfo(sim.account, params={"instruments": "LTC_USD"}))
     assert error.value.code == 400
 
 
