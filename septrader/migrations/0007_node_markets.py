@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('septrader', '0006_config_change_origin'),
+        ("septrader", "0006_config_change_origin"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='node',
-            name='markets',
+            model_name="node",
+            name="markets",
             field=models.JSONField(blank=True, default=list),
         ),
     ]

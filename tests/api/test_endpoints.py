@@ -107,9 +107,10 @@ def test_a_metal_or_crypto_pair_is_enabled_only_with_its_own_spread_limit_and_st
         "/api/pairs/EUR_USD", {"risk_overrides": overrides}, format="json"
     )
     assert response.status_code == 200, response.json()
-    assert operator.post(
-        "/api/pairs/EUR_USD/enable", {"force": True}, format="json"
-    ).status_code == 200
+    assert (
+        operator.post("/api/pairs/EUR_USD/enable", {"force": True}, format="json").status_code
+        == 200
+    )
     assert Pair.objects.get(symbol="EUR_USD").enabled
 
 
