@@ -126,6 +126,30 @@ def test_a_fractional_trade_gains_its_units_times_the_move_and_closes_in_part(bi
     assert opened == []
 
 
+def test_a_take_profit_closes_the_whole_fractional_trade_at_its_price(bitcoin):
+    # Given a long of 1.66 BTC_USD at 60001.0 with a take-profit at 60100.0
+    fill = bitcoin.market("BTC_USD", "1.66", takeProfitOnFill={"price": "60100.0"})[
+        "orderFillTransaction"
+    ]
+    trade_id = fill["tradeOpened"]["tradeID"]
+
+    # When the bid jumps to 60122.4 at the next minutes
+    bitcoin.advance(10 * 60)
+
+    # Then the take-profit filled all 1.66 units, gaining 1.66 x the move to its fill price
+    since = bitcoin.api.request(
+        transactions.TransactionsSinceID(bitcoin.account, params={"id": fill["id"]})
+    )["transactions"]
+    (profit,) = [t for t in since if t.get("reason") == "TAKE_PROFIT_ORDER"]
+    check_transaction(profit)
+    assert profit["units"] == profit["tradesClosed"][0]["units"] == "-1.66"
+    move = Decimal(profit["price"]) - Decimal(fill["price"])
+    assert move >= Decimal("99.0")
+    assert Decimal(profit["pl"]) == Decimal("1.66") * move
+    trade = bitcoin.api.request(trades.TradeDetails(bitcoin.account, trade_id))["trade"]
+    assert (trade["state"], trade["currentUnits"]) == ("CLOSED", "0")
+
+
 def test_a_position_side_closes_a_fractional_amount_across_its_trades(bitcoin):
     # Given two BTC_USD shorts, of 0.25 and 0.75
     bitcoin.market("BTC_USD", "-0.25")
