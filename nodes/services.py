@@ -416,9 +416,12 @@ def nodes_rebalance(
             reason="rebalance",
             report=report,
         )
-    busy = set(
-        Trade.objects.filter(state=Trade.State.OPEN).values_list("pair_id", flat=True).distinct()
-    )
+    busy = {
+        str(symbol)
+        for symbol in Trade.objects.filter(state=Trade.State.OPEN)
+        .values_list("pair_id", flat=True)
+        .distinct()
+    }
     pairs: dict[int, list[Pair]] = {node.pk: [] for node in healthy}
     for pair in Pair.objects.filter(node__in=healthy).select_related("node").order_by("symbol"):
         if pair.node_id is not None:

@@ -290,7 +290,7 @@ def test_assigning_a_pair_to_a_node_of_another_market_is_refused_naming_the_node
     with pytest.raises(Conflict, match="node='crypto' trades CFD only; EUR_USD is a CURRENCY"):
         pair_assign_node(symbol="EUR_USD", node_name="crypto", actor="ops")
 
-    assert Pair.objects.get(symbol="EUR_USD").node.name == "fx1"
+    assert str(Pair.objects.get(symbol="EUR_USD").node) == "fx1"
 
 
 def test_node_markets_are_validated_naming_the_field_and_audited() -> None:
