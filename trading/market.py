@@ -188,6 +188,27 @@ def market_status_at(at: datetime | None = None, *, pair: str | None = None) -> 
     )
 
 
+def pairs_market_open(pairs: Iterable[str], at: datetime) -> dict[str, bool]:
+    """Whether each pair's own market is open at ``at``: gold in its daily break, bitcoin on a
+    Saturday, each on its schedule and maintenance windows; two queries for any number of pairs
+    (the settings and the windows), for the health checks and the dashboard's price ages."""
+    settings = config_values("market.")
+    holidays = market_holidays(range(at.year - 1, at.year + 2), settings)
+    windows = maintenance_windows(at)
+    flatten = settings["market.flatten_before_weekend_minutes"]
+    return {
+        pair: market_status(
+            at,
+            holidays=holidays,
+            windows=windows,
+            pair=pair,
+            flatten_minutes=flatten,
+            schedule=pair_schedule(pair),
+        ).open
+        for pair in pairs
+    }
+
+
 def market_is_open(pair: str | None = None, at: datetime | None = None) -> tuple[bool, str]:
     """Whether an entry may be sent now (for ``pair``), and why not: the executor asks before
     every entry. Computed from the rules rather than read from ``TradingState``, so it is right
