@@ -184,3 +184,31 @@ def test_slippage_beyond_its_setting_alerts_and_a_clean_newer_day_resolves_the_a
 
     # Then both resolve
     assert not Alert.objects.filter(condition__startswith="parity.", resolved_at=None).exists()
+
+
+def test_the_console_lists_the_reports_and_shows_one_with_its_parts_and_chart(
+    live_stretch: Callable[[], Any], client: Any, django_user_model: Any
+) -> None:
+    # Given the day's report and an operator signed in to the console
+    live_stretch()
+    (report,) = parity_run(day=DAY)
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw"))
+
+    # When the operator opens the parity page and the report
+    listing = client.get("/admin/parity/").content.decode()
+    page = client.get(f"/admin/parity/{report.pk}/").content.decode()
+
+    # Then the list links the report with its figures
+    assert f'href="/admin/parity/{report.pk}/"' in listing
+    assert 'id="parity-EUR_USD-2025-07-24"' in listing
+    # And the report shows its parts adding up, its trades, the server-drawn chart and the
+    # chart's points as a data block (the Content-Security-Policy runs no inline script)
+    assert page.count('class="part-row"') == len(report.attribution)
+    assert page.count('class="execution-row"') == report.execution_rows.count()
+    assert '<svg class="parity-equity"' in page and 'class="parity-live"' in page
+    assert '<script id="parity-equity" type="application/json">' in page
+    assert "console/parity.js" in page
+    # And a malformed pair filter says what was wrong and shows every pair
+    refused = client.get("/admin/parity/?pair=eur").content.decode()
+    assert "pair=&#x27;eur&#x27; does not match" in refused
+    assert 'id="parity-EUR_USD-2025-07-24"' in refused
