@@ -354,13 +354,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 20.0,
         "options": {"expires": 20},
     },
-    # The daily parity report (parity/): every few minutes the task looks whether the last New
-    # York trading day has ended on the market's clock (the simulator's in the demo) and replays
-    # it for each pair that has no report of it yet; once done, it does nothing until the next.
+    # The daily parity report (parity/): every minute the task looks whether the last New York
+    # trading day has ended on the market's clock (the simulator's in the demo) and replays it for
+    # each pair that has no report of it yet; once done, it reads three counts until the next.
     "parity.run_parity_reports": {
         "task": "parity.run_parity_reports_task",
-        "schedule": 300.0,
-        "options": {"expires": 240},
+        "schedule": 60.0,
+        "options": {"expires": 50},
     },
     # Hourly: the task itself sends the summary once, in the hour that starts at 17:00 New York
     # (beat's crontab follows CELERY_TIMEZONE, UTC, which moves against New York twice a year).
