@@ -6,6 +6,7 @@ Installed through ``console.apps.ConsoleAdminConfig`` (in place of ``django.cont
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
@@ -130,6 +131,7 @@ class ConsoleAdminSite(admin.AdminSite):
             "mismatches": report.mismatch_rows.all(),
             "executions": report.execution_rows.all(),
             "equity_svg": parity_equity_svg(report.equity),
+            "equity_json": json.dumps(report.equity),
             "operator_time_zone": operator_time_zone(),
         }
         return TemplateResponse(request, "admin/parity_report.html", context)

@@ -21,6 +21,7 @@ from parity.services import parity_alerts_update, parity_run, parity_run_due
 from septrader.services import config_set
 from tests.api.conftest import client_for, make_user
 from tests.parity.conftest import DAY
+from tests.security.test_content_security_policy import INLINE
 
 pytestmark = pytest.mark.django_db
 
@@ -206,8 +207,10 @@ def test_the_console_lists_the_reports_and_shows_one_with_its_parts_and_chart(
     assert page.count('class="part-row"') == len(report.attribution)
     assert page.count('class="execution-row"') == report.execution_rows.count()
     assert '<svg class="parity-equity"' in page and 'class="parity-live"' in page
-    assert '<script id="parity-equity" type="application/json">' in page
+    assert 'id="parity-canvas" class="chart-canvas" data-points="[{&quot;' in page
+    assert "&quot;replay&quot;: &quot;" in page
     assert "console/parity.js" in page
+    assert not INLINE.findall(page)
     # And a malformed pair filter says what was wrong and shows every pair
     refused = client.get("/admin/parity/?pair=eur").content.decode()
     assert "pair=&#x27;eur&#x27; does not match" in refused

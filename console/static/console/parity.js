@@ -1,7 +1,7 @@
 /* A parity report's chart (templates/admin/parity_report.html): replayed and live P&L,
  * cumulative at each close, as two step lines drawn with the vendored TradingView Lightweight
- * Charts. The points come from the page's JSON data block (#parity-equity, not a script that
- * runs); without JavaScript the server-drawn picture in #parity-fallback stays. */
+ * Charts. The points come from the canvas's data-points attribute (JSON: the page holds no
+ * inline script); without JavaScript the server-drawn picture in #parity-fallback stays. */
 (function () {
   "use strict";
 
@@ -43,10 +43,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    const source = document.getElementById("parity-equity");
+    const canvas = document.getElementById("parity-canvas");
     const LC = window.LightweightCharts;
-    if (!source || !LC) return;
-    const points = JSON.parse(source.textContent);
+    if (!canvas || !LC) return;
+    const points = JSON.parse(canvas.dataset.points || "[]");
     if (points.length) draw(LC, points);
   });
 })();
