@@ -167,6 +167,7 @@ def test_slippage_beyond_its_setting_alerts_and_a_clean_newer_day_resolves_the_a
     ParityReport.objects.filter(pk=report.pk).update(
         slippage_mean_pips=Decimal("1.4"), slippage_max_pips=Decimal("2.1"), unexplained=1
     )
+    assert report.live_from is not None
     report.mismatch_rows.create(time=report.live_from, kind="live_only", cause="unexplained")
 
     # When the alerts follow the report

@@ -57,7 +57,9 @@ def test_a_live_parameter_changed_behind_the_models_back_is_unexplained_and_aler
     honest = services.live_rule_for
 
     def planted(pair: Any) -> Any:
-        rule, found = honest(pair)
+        chosen = honest(pair)
+        assert chosen is not None
+        rule, found = chosen
         return rules.validate_rule(rule.rule_type, {**rule.params, "min_confidence": 0.55}), found
 
     monkeypatch.setattr(services, "live_rule_for", planted)
@@ -71,7 +73,9 @@ def test_a_live_parameter_changed_behind_the_models_back_is_unexplained_and_aler
     assert report.unexplained == report.mismatches > 0
     kinds = set(report.mismatch_rows.values_list("kind", flat=True))
     assert kinds == {"live_only"}
-    detail = report.mismatch_rows.first().detail
+    first = report.mismatch_rows.first()
+    assert first is not None
+    detail = first.detail
     assert "min_confidence=0.55" in detail and f"model #{model.pk}: 0.65" in detail
     assert "min_confidence=0.55" in report.rule_note
     # And the pair's parity alert is raised with the first of them

@@ -212,7 +212,7 @@ def test_a_day_with_the_worker_down_refusals_and_a_slow_broker_is_explained_to_t
     parts = {name: Decimal(value) for name, value in report.attribution.items()}
     assert report.pl_difference == report.live_pl - report.replay_pl
     cent = Decimal("0.01")
-    assert sum(parts.values()).quantize(cent) == report.pl_difference.quantize(cent)
+    assert sum(parts.values(), Decimal(0)).quantize(cent) == report.pl_difference.quantize(cent)
     assert sum(parts.values()) == report.pl_difference
     assert parts["unexplained"] == 0
     assert sum(Decimal(r.pl_difference) for r in rows) == report.pl_difference
