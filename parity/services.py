@@ -391,6 +391,13 @@ def _compare(day: date, pair: Pair) -> _Comparison:
     rows = _execution_rows(
         pair, signals, replayed, mismatches, after, times, references, currency, live_to
     )
+    note = ""
+    if _conversion(pair, currency, Decimal(1), live_to) is None:
+        note = (
+            f"no stored {pair.quote_currency}_{currency} or {currency}_{pair.quote_currency} "
+            f"candles convert the replay's {pair.quote_currency} amounts into {currency}: they are "
+            f"left in {pair.quote_currency}, and the difference mixes the two"
+        )
     return _Comparison(
         live_from=live_from,
         live_to=live_to,
@@ -403,6 +410,7 @@ def _compare(day: date, pair: Pair) -> _Comparison:
         rows=tuple(rows),
         signal_ids={time: signal.pk for time, signal in signals.items()},
         currency=currency,
+        note=note,
     )
 
 
