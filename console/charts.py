@@ -312,3 +312,62 @@ def metrics_chart_svg(
     parts.append(_time_axis(scale, start, end, height))
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+PARITY_HEIGHT = 260
+PARITY_COLOURS = {"replay": "#1f5fa8", "live": "#2a7d2a"}
+
+
+def parity_equity_svg(points: Sequence[dict[str, Any]]) -> SafeString:
+    """A parity report's replayed and live P&L, cumulative, as two step lines against time
+    (``ParityReport.equity``: {"time", "replay", "live"}); the page's fallback without JavaScript
+    and the picture the interactive chart replaces."""
+    if not points:
+        return mark_safe('<p class="muted">No trade on either side: nothing to draw.</p>')
+    times = [datetime.fromisoformat(str(point["time"])) for point in points]
+    series = {
+        name: [float(Decimal(str(point[name]))) for point in points] for name in PARITY_COLOURS
+    }
+    low = min([0.0, *series["replay"], *series["live"]])
+    high = max([0.0, *series["replay"], *series["live"]])
+    start = times[0] - timedelta(minutes=1)
+    span = (times[-1] - start).total_seconds() or 60.0
+    inner_width, inner_height = WIDTH - LEFT - RIGHT, PARITY_HEIGHT - TOP - BOTTOM
+    padding = ((high - low) or 1.0) * 0.05
+
+    def x(moment: datetime) -> float:
+        return LEFT + (moment - start).total_seconds() / span * inner_width
+
+    def y(value: float) -> float:
+        top, bottom = high + padding, low - padding
+        return TOP + (top - value) / (top - bottom) * inner_height
+
+    parts = [_frame(WIDTH, PARITY_HEIGHT, "replayed and live P&L", "parity-equity")]
+    parts.append(
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(0.0):.1f}" y2="{y(0.0):.1f}" '
+        'stroke="#999" stroke-dasharray="4 3"/>'
+    )
+    for name, colour in PARITY_COLOURS.items():
+        # Steps: each total holds until the next close changes it.
+        corners = [(x(start), y(0.0))]
+        for moment, value in zip(times, series[name], strict=True):
+            corners += [(x(moment), corners[-1][1]), (x(moment), y(value))]
+        line = " ".join(f"{px:.1f},{py:.1f}" for px, py in corners)
+        parts.append(
+            f'<polyline class="parity-{name}" fill="none" stroke="{colour}" stroke-width="1.5" '
+            f'points="{line}"/>'
+        )
+    parts.append(f'<text x="4" y="{y(high) + 4:.1f}" font-size="11">{high:+.2f}</text>')
+    parts.append(f'<text x="4" y="{y(low) + 4:.1f}" font-size="11">{low:+.2f}</text>')
+    parts.append(
+        f'<text x="{LEFT}" y="{PARITY_HEIGHT - 8}" font-size="11">{escape(_label(start))}</text>'
+        f'<text x="{WIDTH - RIGHT}" y="{PARITY_HEIGHT - 8}" font-size="11" text-anchor="end">'
+        f"{escape(_label(times[-1]))}</text>"
+    )
+    for row, (name, colour) in enumerate(PARITY_COLOURS.items()):
+        parts.append(
+            f'<text x="{LEFT + 8}" y="{TOP + 14 + 14 * row}" font-size="11" fill="{colour}">'
+            f"{name} {series[name][-1]:+.2f}</text>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -13,7 +13,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from monitoring import channels
+from monitoring import channels, hooks
 from monitoring.health import NEW_YORK, ComponentHealth, config_value, run_checks
 from monitoring.models import Alert, DailySummary, Heartbeat, Notification, Severity
 from monitoring.rules import RULES, Context, Unknown, owned_by
@@ -397,6 +397,8 @@ def daily_summary_figures(day: date) -> dict[str, Any]:
         "alerts_raised": sum(by_severity.values()),
         "alerts_by_severity": by_severity,
         "alerts_open": Alert.objects.filter(resolved_at__isnull=True).count(),
+        # Live against its replay (parity/, through the hook: monitoring imports no higher app).
+        "parity": hooks.daily_summary_parity(day),
     }
 
 
@@ -411,7 +413,18 @@ def _summary_text(figures: dict[str, Any]) -> str:
         f"Trades: {figures['trades_opened']} opened, {figures['trades_closed']} closed "
         f"({figures['wins']} won, {figures['losses']} lost)\n"
         f"Alerts: {figures['alerts_raised']} raised{f' ({severities})' if severities else ''}, "
-        f"{figures['alerts_open']} open now"
+        f"{figures['alerts_open']} open now\n"
+        f"{_parity_line(figures['parity'])}"
+    )
+
+
+def _parity_line(parity: dict[str, Any]) -> str:
+    if not parity["reports"]:
+        return "Parity (live against its replay): no pair was live"
+    return (
+        f"Parity (live against its replay): {parity['reports']} pair(s), "
+        f"{parity['mismatches']} signal mismatch(es), {parity['unexplained']} unexplained; "
+        f"P&L live minus replay {parity['pl_difference']}"
     )
 
 

@@ -159,3 +159,60 @@ class RuleEvaluation(models.Model):
     def __str__(self) -> str:
         kind = "leaky" if self.leaky else "causal"
         return f"{self.pair_id} {self.rule_type} h={self.horizon} {kind} #{self.pk}"
+
+
+class LiveAnalysis(models.Model):
+    """What became of one closed M1 minute of one pair in the live analysis (DESIGN.md section 4,
+    step 2): when the streamer handed it over, when the analysis ran, what it decided (a signal, a
+    hold, or skipped with the reason) and with which rule.
+
+    The daily parity report (``parity/``) reads these rows to tell why the live system has no
+    signal where the replay of the day has one: a minute never handed over arrived late (the
+    streamer closes only the newest minute of a catch-up), one handed over but never analysed
+    found no worker (its message expired), one skipped says why (too little history, the pair not
+    trading). One narrow row per pair and minute, upserted: a rerun of the analysis changes
+    nothing.
+    """
+
+    class Outcome(models.TextChoices):
+        REQUESTED = "requested", "Handed to the analysis, not analysed"
+        SIGNAL = "signal", "Signal"
+        HOLD = "hold", "Hold"
+        SKIPPED = "skipped", "Skipped"
+
+    class Skip(models.TextChoices):
+        """Why a skipped minute was not analysed."""
+
+        NOT_TRADING = "not_trading", "Not an enabled pair in state trading"
+        NO_MODEL = "no_model", "No promoted pair model"
+        INVALID_RULE = "invalid_rule", "The stored rule is invalid"
+        NOT_CLOSED = "not_closed", "The candle is not stored as closed"
+        HISTORY = "history", "Too few closed candles before it"
+
+    id = models.BigAutoField(primary_key=True)
+    # The unique constraint below starts with the pair and serves as its index; no foreign-key
+    # check, as for the metrics (the analysis writes one row per pair each minute).
+    pair = pair_foreign_key("live_analyses", indexed=False, constrained=False)
+    # The start of the M1 candle, in UTC.
+    time = models.DateTimeField()
+    requested_at = models.DateTimeField(null=True, blank=True)
+    analysed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=9, choices=Outcome.choices, default=Outcome.REQUESTED)
+    skip = models.CharField(max_length=12, choices=Skip.choices, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    # ``rules.Rule.version()`` of the rule that ran, and the promoted model it came from (none
+    # for a pair forced to trade on the default rule).
+    rule_version = models.CharField(max_length=16, blank=True)
+    pair_model = models.ForeignKey(
+        PairModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        db_table = "qfh_live_analyses"
+        verbose_name_plural = "live analyses"
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "time"], name="qfh_live_analyses_natural_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pair_id} {self.time:%Y-%m-%dT%H:%MZ} {self.outcome}"

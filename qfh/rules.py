@@ -26,6 +26,8 @@ The rules (QFH_SPEC.md section 5):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,6 +99,13 @@ class Rule:
 
     def as_dict(self) -> dict[str, Any]:
         return {"rule_type": self.rule_type, "params": dict(self.params)}
+
+    def version(self) -> str:
+        """A short stable name for the rule and its parameters: the same rule, the same name
+        (the live analysis records it each minute; the parity report compares it with the
+        model's)."""
+        text = json.dumps(self.as_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float:

@@ -26,7 +26,7 @@ from qfh.engine import DEFAULT_PARAMS, QFHParams, analyze_trailing, bits_from_cl
 from qfh.evaluation.candles import Candles
 from qfh.evaluation.evaluate import rule_signals
 from qfh.evaluation.features import TESTBED_QFH, FeatureRequest, features_batch, history_needed
-from qfh.models import CandleMetrics, PairModel
+from qfh.models import CandleMetrics, LiveAnalysis, PairModel
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,8 @@ class PairOutcome:
     confidence: float = 0.0
     signal_id: str = ""
     queue: str = ""
+    # Why a pair was skipped, as a code (``LiveAnalysis.Skip``); the reason says it in words.
+    skip: str = ""
 
 
 def live_rule_for(pair: Pair) -> tuple[rules.Rule, PairModel | None] | None:
@@ -238,11 +240,11 @@ def signals_analyze_closed(
     if timezone.is_naive(time):
         raise ValueError(f"time={time!r} has no time zone; expected an aware UTC time")
     work, outcomes = _live_work(pairs, time)
+    metrics_rows: list[CandleMetrics] = []
+    made: list[hooks.NewSignal] = []
     if work:
         requests = [_feature_request(item) for item in work]
         batch = features_batch(requests, xp=xp)
-        metrics_rows: list[CandleMetrics] = []
-        made: list[hooks.NewSignal] = []
         for item, request, (features, higher) in zip(work, requests, batch, strict=True):
             rows, signal = _analysed(item, request.window, features, higher, time, xp)
             metrics_rows.extend(rows)
@@ -250,7 +252,10 @@ def signals_analyze_closed(
                 outcomes.append(PairOutcome(item.pair.symbol, "hold"))
             else:
                 made.append(signal)
-        outcomes.extend(_live_results_store(metrics_rows, made))
+    with transaction.atomic():
+        if work:
+            outcomes.extend(_live_results_store(metrics_rows, made))
+        _live_analyses_record(outcomes, work, time)
     _log_outcomes(outcomes, time)
     return outcomes
 
@@ -264,7 +269,14 @@ def _live_work(pairs: list[str], time: datetime) -> tuple[list[_Work], list[Pair
     ).select_related("node")
     found = {pair.symbol: pair for pair in chosen}
     for symbol in sorted(set(pairs) - set(found)):
-        outcomes.append(PairOutcome(symbol, "skipped", "not an enabled pair in state trading"))
+        outcomes.append(
+            PairOutcome(
+                symbol,
+                "skipped",
+                "not an enabled pair in state trading",
+                skip=LiveAnalysis.Skip.NOT_TRADING,
+            )
+        )
     work: list[_Work] = []
     for symbol in sorted(found):
         pair = found[symbol]
@@ -272,10 +284,18 @@ def _live_work(pairs: list[str], time: datetime) -> tuple[list[_Work], list[Pair
             chosen_rule = live_rule_for(pair)
         except rules.RuleError as error:
             logger.error("event=live_rule_invalid pair=%s error=%s", symbol, error)
-            outcomes.append(PairOutcome(symbol, "skipped", f"invalid rule: {error}"))
+            outcomes.append(
+                PairOutcome(
+                    symbol, "skipped", f"invalid rule: {error}", skip=LiveAnalysis.Skip.INVALID_RULE
+                )
+            )
             continue
         if chosen_rule is None:
-            outcomes.append(PairOutcome(symbol, "skipped", "no promoted pair model"))
+            outcomes.append(
+                PairOutcome(
+                    symbol, "skipped", "no promoted pair model", skip=LiveAnalysis.Skip.NO_MODEL
+                )
+            )
             continue
         rule, model = chosen_rule
         count = history_needed(
@@ -291,10 +311,22 @@ def _live_work(pairs: list[str], time: datetime) -> tuple[list[_Work], list[Pair
             if bar.complete
         ]
         if not bars or bars[-1].time != time:
-            outcomes.append(PairOutcome(symbol, "skipped", "the candle is not stored as closed"))
+            outcomes.append(
+                PairOutcome(
+                    symbol,
+                    "skipped",
+                    "the candle is not stored as closed",
+                    skip=LiveAnalysis.Skip.NOT_CLOSED,
+                )
+            )
         elif len(bars) < count:
             outcomes.append(
-                PairOutcome(symbol, "skipped", f"{len(bars)} closed candles; {count} needed")
+                PairOutcome(
+                    symbol,
+                    "skipped",
+                    f"{len(bars)} closed candles; {count} needed",
+                    skip=LiveAnalysis.Skip.HISTORY,
+                )
             )
         else:
             work.append(_Work(pair, rule, model, bars))
@@ -362,7 +394,7 @@ def _analysed(
     direction = int(host["direction"])
     if direction == rules.HOLD:
         return rows, None
-    metrics = _signal_metrics(item.rule, host, window, last_bit)
+    metrics = _signal_metrics(item.rule, host, window, last_bit, item.bars)
     signal = hooks.NewSignal(
         pair=item.pair,
         model=item.model,
@@ -375,14 +407,30 @@ def _analysed(
     return rows, signal
 
 
+def candles_digest(bars: list[Bar]) -> str:
+    """A short name for the candles an analysis read (times, prices, volumes): the parity report
+    computes it again from the stored candles to tell a candle revised after its signal."""
+    text = "\n".join(
+        f"{bar.time.isoformat()}|{bar.open.normalize()}|{bar.high.normalize()}|"
+        f"{bar.low.normalize()}|{bar.close.normalize()}|{bar.volume}"
+        for bar in bars
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _signal_metrics(
-    rule: rules.Rule, host: dict[str, float], window: int, last_bit: int
+    rule: rules.Rule, host: dict[str, float], window: int, last_bit: int, bars: list[Bar]
 ) -> dict[str, Any]:
-    """What a signal records of the analysis that made it (TradingSignal.qfh_metrics)."""
+    """What a signal records of the analysis that made it (TradingSignal.qfh_metrics): the rule
+    and its parameters, and how many closed candles it read and their digest, so the day's replay
+    can run the same rule on the same candles (parity/)."""
     return {
         "rule_type": rule.rule_type,
         "params_version": params_version(TESTBED_QFH, window),
         "rule_params": dict(rule.params),
+        "rule_version": rule.version(),
+        "candles": len(bars),
+        "candles_digest": candles_digest(bars),
         "window_bits": min(window, last_bit + 1),
         "coherence": host["coherence"],
         "stability": host["stability"],
@@ -404,29 +452,65 @@ def _live_results_store(
     metrics_rows: list[CandleMetrics], made: list[hooks.NewSignal]
 ) -> list[PairOutcome]:
     """Store the metric rows and hand each signal to execution (``qfh.hooks.signal_made``), in
-    one transaction."""
+    the caller's transaction."""
     outcomes: list[PairOutcome] = []
-    with transaction.atomic():
-        CandleMetrics.objects.bulk_create(
-            metrics_rows,
-            update_conflicts=True,
-            unique_fields=["pair", "timeframe", "params_version", "time"],
-            update_fields=[name for name in _METRIC_FIELDS],
-        )
-        for signal in made:
-            stored = hooks.signal_made(signal)
-            outcomes.append(
-                PairOutcome(
-                    signal.pair.symbol,
-                    "signal",
-                    "" if stored.created else "already stored",
-                    stored.direction,
-                    stored.confidence,
-                    stored.id,
-                    stored.queue,
-                )
+    CandleMetrics.objects.bulk_create(
+        metrics_rows,
+        update_conflicts=True,
+        unique_fields=["pair", "timeframe", "params_version", "time"],
+        update_fields=[name for name in _METRIC_FIELDS],
+    )
+    for signal in made:
+        stored = hooks.signal_made(signal)
+        outcomes.append(
+            PairOutcome(
+                signal.pair.symbol,
+                "signal",
+                "" if stored.created else "already stored",
+                stored.direction,
+                stored.confidence,
+                stored.id,
+                stored.queue,
             )
+        )
     return outcomes
+
+
+def live_analyses_requested(*, pairs: list[str], time: datetime) -> None:
+    """Note that the streamer handed the minute starting at ``time`` of ``pairs`` to the
+    analysis (an analysis that already ran keeps its row as it is)."""
+    moment = timezone.now()
+    LiveAnalysis.objects.bulk_create(
+        [LiveAnalysis(pair_id=pair, time=time, requested_at=moment) for pair in pairs],
+        ignore_conflicts=True,
+    )
+
+
+def _live_analyses_record(outcomes: list[PairOutcome], work: list[_Work], time: datetime) -> None:
+    """One LiveAnalysis row per pair analysed or skipped at ``time``, with the rule that ran."""
+    ran = {item.pair.symbol: item for item in work}
+    moment = timezone.now()
+    rows = []
+    for outcome in outcomes:
+        item = ran.get(outcome.pair)
+        rows.append(
+            LiveAnalysis(
+                pair_id=outcome.pair,
+                time=time,
+                analysed_at=moment,
+                outcome=outcome.outcome,
+                skip=outcome.skip,
+                reason=outcome.reason[:200],
+                rule_version=item.rule.version() if item is not None else "",
+                pair_model=item.model if item is not None else None,
+            )
+        )
+    LiveAnalysis.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["pair", "time"],
+        update_fields=["analysed_at", "outcome", "skip", "reason", "rule_version", "pair_model"],
+    )
 
 
 def _log_outcomes(outcomes: list[PairOutcome], time: datetime) -> None:

@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from celery import shared_task
+from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from qfh.arrays import analysis_array_module
 from qfh.evaluation.services import pair_model_train, rule_evaluation_run
 from qfh.routing import analysis_queue
-from qfh.services import DEFAULT_WINDOW_BITS, candle_metrics_compute, signals_analyze_closed
+from qfh.services import (
+    DEFAULT_WINDOW_BITS,
+    candle_metrics_compute,
+    live_analyses_requested,
+    signals_analyze_closed,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="qfh.analyze_candles_task", acks_late=True)
@@ -121,7 +130,19 @@ ANALYSIS_EXPIRES_SECONDS = 120
 def enqueue_analysis(pairs: list[str], time: datetime) -> Any:
     """The streamer's hook (``marketdata.hooks.minute_closed``): live signals for the pairs whose
     M1 candle starting at ``time`` just closed, in one task (one engine call), on ``qfh`` or on
-    the CPU fallback queue."""
+    the CPU fallback queue.
+
+    The hand-over is noted first (``LiveAnalysis``, for the parity report); a database that
+    refuses the note does not hold the analysis up."""
+    try:
+        live_analyses_requested(pairs=pairs, time=time)
+    except DatabaseError as error:
+        logger.warning(
+            "event=live_analysis_request_not_noted pairs=%s time=%s error=%r",
+            ",".join(pairs),
+            time.isoformat(),
+            str(error),
+        )
     return analyze_closed_candles_task.apply_async(
         args=[pairs, time.isoformat()], queue=analysis_queue(), expires=ANALYSIS_EXPIRES_SECONDS
     )

@@ -275,6 +275,28 @@ MONITORING_KEYS = (
     ),
 )
 
+# The daily parity report (parity/, README "Parity report"): its alert thresholds.
+PARITY_KEYS = (
+    ConfigKey(
+        "parity.slippage_alert_pips",
+        "decimal",
+        "1.5",
+        "Alert (parity.slippage:<pair>) when a day's mean entry slippage against the replay's "
+        "assumed price exceeds this many pips.",
+        Decimal("0"),
+        Decimal("1000"),
+    ),
+    ConfigKey(
+        "parity.slippage_max_alert_pips",
+        "decimal",
+        "5",
+        "Alert (parity.slippage:<pair>) when one entry of the day slipped more than this many "
+        "pips against the replay's assumed price.",
+        Decimal("0"),
+        Decimal("1000"),
+    ),
+)
+
 CONFIG_KEYS: dict[str, ConfigKey] = {
     key.name: key
     for key in (
@@ -469,6 +491,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             3600,
         ),
         *MONITORING_KEYS,
+        *PARITY_KEYS,
     )
 }
 

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "qfh",
     "trading",
     "monitoring",
+    # The daily shadow replay (issue #20): live against the evaluation code, per day and pair.
+    "parity",
     "nodes",
     "sync",
     "backups",
@@ -351,6 +353,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "monitoring.evaluate_alerts_task",
         "schedule": 20.0,
         "options": {"expires": 20},
+    },
+    # The daily parity report (parity/): every minute the task looks whether the last New York
+    # trading day has ended on the market's clock (the simulator's in the demo) and replays it for
+    # each pair that has no report of it yet; once done, it reads three counts until the next.
+    "parity.run_parity_reports": {
+        "task": "parity.run_parity_reports_task",
+        "schedule": 60.0,
+        "options": {"expires": 50},
     },
     # Hourly: the task itself sends the summary once, in the hour that starts at 17:00 New York
     # (beat's crontab follows CELERY_TIMEZONE, UTC, which moves against New York twice a year).

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from marketdata import api as marketdata_api
 from marketdata.models import PAIR_SYMBOL_PATTERN
 from monitoring import views as monitoring_views
+from parity import api as parity_api
 from qfh import api as qfh_api
 from septrader.api import views as system_api
 from septrader.api.errors import json_not_found, json_server_error
@@ -67,6 +68,9 @@ api = [
     ),
     path("evaluations", qfh_api.EvaluationListView.as_view(), name="evaluation-list"),
     path("evaluations/<int:pk>", qfh_api.EvaluationDetailView.as_view(), name="evaluation-detail"),
+    # Live against its replay, per New York trading day and pair (parity/).
+    path("parity", parity_api.ParityListView.as_view(), name="parity-list"),
+    path("parity/<int:pk>", parity_api.ParityDetailView.as_view(), name="parity-detail"),
     # The OpenAPI schema and its docs page (public: the API's shape is no secret).
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from its own URL (?script) instead of

@@ -11,6 +11,7 @@ Money is Decimal throughout. Units are signed like OANDA's: positive buys, negat
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -368,6 +369,38 @@ def check_entry(context: EntryContext, limits: RiskLimits) -> RiskDecision:
     return RiskDecision(
         allowed=not reasons, units=signed, reasons=tuple(reasons), trip=trip, figures=figures
     )
+
+
+# How each rule's sentence above starts or reads, so a stored refusal (a signal's reason: the
+# sentences joined by "; ") can be told apart rule by rule: the parity report names the rules
+# that refused a signal. ``tests/trading/test_risk.py`` holds every rule's sentence to its name.
+RULE_SENTENCES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("mode", re.compile(r"^(trading is halted \(kill switch\)|the system is reducing-only)")),
+    ("daily_loss", re.compile(r"^daily loss -?[\d.]+ reached the limit")),
+    ("drawdown", re.compile(r"^drawdown -?[\d.]+% from the equity peak")),
+    ("tradeable", re.compile(r" is not tradeable at the broker now$")),
+    ("stale_price", re.compile(r"^the last price of \S+ is -?\d+ s old")),
+    ("spread", re.compile(r"^spread -?[\d.]+ pips is above the limit")),
+    ("open_trades", re.compile(r"^\d+ trades are open \(limit")),
+    ("one_position", re.compile(r" already has an open position of ")),
+    ("order_rate", re.compile(r"^\d+ orders in the last minute \(limit")),
+    ("loss_streak", re.compile(r"^\d+ losses in a row: cooling down")),
+    ("minimum_size", re.compile(r"^the position size from .* below the minimum")),
+    ("units_per_pair", re.compile(r" would hold -?[\d.]+ units \(limit")),
+    ("margin", re.compile(r"^margin used would be ")),
+)
+
+
+def refusing_rules(reason: str) -> tuple[str, ...]:
+    """The names of the rules whose sentences make up a refusal's ``reason`` (``check_entry``
+    joins them with "; "), in order; empty when the reason is not a risk refusal."""
+    names: list[str] = []
+    for sentence in reason.split("; "):
+        for name, pattern in RULE_SENTENCES:
+            if pattern.search(sentence) and name not in names:
+                names.append(name)
+                break
+    return tuple(names)
 
 
 def stop_prices(

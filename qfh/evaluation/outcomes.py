@@ -144,6 +144,42 @@ def _offset_seconds(hour: int) -> int:
     return int(offset.total_seconds()) if offset else 0
 
 
+def bar_exits(
+    o: np.ndarray,
+    h: np.ndarray,
+    low: np.ndarray,
+    stop_price: np.ndarray | float,
+    target_price: np.ndarray | float,
+    *,
+    long: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar: whether a position's stop or target is touched, and the price it leaves at, on
+    the path open -> nearer extreme -> other extreme -> close (the simulator's, oandasim).
+
+    A bar that opens beyond a level (a gap) leaves at the open; otherwise at the level met first.
+    The evaluation (``trade_outcomes``) and the parity report's replayed trades (parity/) both
+    exit here. Where nothing is touched the price is meaningless."""
+    sign = 1.0 if long else -1.0
+    low_first = (o - low) <= (h - o)
+    adverse = low if long else h
+    favourable = h if long else low
+    adverse_first = low_first if long else ~low_first
+    gap_stop = sign * (o - stop_price) <= 0
+    gap_target = sign * (o - target_price) >= 0
+    hit_stop = sign * (adverse - stop_price) <= 0
+    hit_target = sign * (favourable - target_price) >= 0
+    price = np.where(
+        gap_stop | gap_target,
+        o,
+        np.where(
+            adverse_first,
+            np.where(hit_stop, stop_price, target_price),
+            np.where(hit_target, target_price, stop_price),
+        ),
+    )
+    return gap_stop | gap_target | hit_stop | hit_target, price
+
+
 def trade_outcomes(candles: Candles, *, horizon: int, costs: Costs) -> Outcomes:
     """Net pips of a long and a short entered at each close and held ``horizon`` candles."""
     if horizon < 1:
@@ -166,32 +202,15 @@ def trade_outcomes(candles: Candles, *, horizon: int, costs: Costs) -> Outcomes:
         for step in range(1, horizon + 1):
             bar = np.minimum(index + step, count - 1)
             o, h, low = candles.open[bar], candles.high[bar], candles.low[bar]
-            low_first = (o - low) <= (h - o)
             for is_long, still_open, exits, exit_bars in (
                 (True, open_long, exit_long, exit_bar_long),
                 (False, open_short, exit_short, exit_bar_short),
             ):
                 sign = 1.0 if is_long else -1.0
-                stop_price = entry - sign * stop
-                target_price = entry + sign * target
-                # Path points in order: the open (a gap), then the two extremes, then the close.
-                adverse = low if is_long else h
-                favourable = h if is_long else low
-                adverse_first = low_first if is_long else ~low_first
-                gap_stop = sign * (o - stop_price) <= 0
-                gap_target = sign * (o - target_price) >= 0
-                hit_stop = sign * (adverse - stop_price) <= 0
-                hit_target = sign * (favourable - target_price) >= 0
-                price = np.where(
-                    gap_stop | gap_target,
-                    o,
-                    np.where(
-                        adverse_first,
-                        np.where(hit_stop, stop_price, target_price),
-                        np.where(hit_target, target_price, stop_price),
-                    ),
+                touched, price = bar_exits(
+                    o, h, low, entry - sign * stop, entry + sign * target, long=is_long
                 )
-                done = still_open & valid & (gap_stop | gap_target | hit_stop | hit_target)
+                done = still_open & valid & touched
                 exits[done] = price[done]
                 exit_bars[done] = bar[done]
                 still_open &= ~done

@@ -67,6 +67,8 @@ _APP_ERRORS: dict[str, tuple[int, str]] = {
     # The broker refused or could not be reached: not the client's fault, not ours either.
     "OandaError": (502, "broker_error"),
     "SyncError": (409, "sync_failed"),
+    # Bad input to the parity report (a day not finished, an unknown pair).
+    "ParityError": (400, "invalid"),
     # A login on a locked username (septrader/lockout.py).
     "LoginLockedOutError": (429, "locked_out"),
 }
@@ -118,6 +120,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "qfh",
             "septrader",
             "monitoring",
+            "parity",
         }:
             status_code, code = _APP_ERRORS[klass.__name__]
             message = getattr(exc, "message", None) or str(exc)

@@ -57,6 +57,8 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("get", "/api/health/detail", None, "viewer"),
     ("get", "/api/alerts", None, "viewer"),
     ("post", "/api/alerts/999999/acknowledge", None, "operator"),
+    ("get", "/api/parity", None, "viewer"),
+    ("get", "/api/parity/999999", None, "viewer"),
 ]
 
 

@@ -41,6 +41,7 @@ def console_pages() -> list[str]:
         f"/admin/marketdata/pair/{pair.pk}/change/",
         f"/admin/marketdata/pair/{pair.pk}/chart/",
         "/admin/performance/daily/",
+        "/admin/parity/",
         "/admin/septrader/systemconfig/add/",
         "/admin/trading/trade/",
         "/admin/trading/tradingsignal/",

@@ -228,3 +228,37 @@ def test_stops_sit_on_the_losing_and_winning_sides_of_the_fill() -> None:
     )
     assert buy == (Decimal("1.16860"), Decimal("1.17310"))
     assert sell == (Decimal("150.150"), None)
+
+
+def test_every_rule_is_named_back_from_the_sentence_a_refusal_stores() -> None:
+    # Given one entry failing each rule in turn (the parity report reads a refused signal's
+    # stored reason to say which rules refused it)
+    account = context().account
+    failing = {
+        "mode": (context(mode=risk.HALTED), LIMITS),
+        "daily_loss": (context(account=replace(account, day_pl=Decimal(-3000))), LIMITS),
+        "drawdown": (context(account=replace(account, peak_nav=Decimal(200_000))), LIMITS),
+        "tradeable": (context(quote=replace(context().quote, tradeable=False)), LIMITS),
+        "stale_price": (
+            context(quote=replace(context().quote, time=NOW - timedelta(seconds=60))),
+            LIMITS,
+        ),
+        "spread": (context(quote=replace(context().quote, ask=Decimal("1.17100"))), LIMITS),
+        "open_trades": (context(open_trades=5), LIMITS),
+        "one_position": (context(pair_open_units=Decimal(1000)), LIMITS),
+        "order_rate": (context(orders_last_minute=10), LIMITS),
+        "loss_streak": (context(consecutive_losses=3, last_loss_at=NOW), LIMITS),
+        "minimum_size": (context(account=replace(account, nav=Decimal("0.01"))), LIMITS),
+        "units_per_pair": (context(), replace(LIMITS, max_units_per_pair=Decimal(10))),
+        "margin": (context(), replace(LIMITS, max_margin_used_percent=Decimal(1))),
+    }
+    assert {name for name, _ in risk.RULE_SENTENCES} == set(failing)
+    for name, (entry, limits) in failing.items():
+        # When the rules judge it and the refusal is stored as one sentence
+        decision = risk.check_entry(entry, limits)
+        # Then that rule is named back from the sentence
+        assert not decision.allowed
+        assert name in risk.refusing_rules(decision.reason), (name, decision.reason)
+    # And a reason that is no risk refusal names no rule
+    assert risk.refusing_rules("market closed: the daily break") == ()
+    assert risk.refusing_rules("order cancelled: INSUFFICIENT_MARGIN") == ()

@@ -45,8 +45,12 @@ DEMO_OWN_LIMITS = {
 DEMO_TOKEN = "demo-token"
 DEMO_ACCOUNT = "101-001-0000000-001"
 SEED = Path(settings.BASE_DIR) / "marketdata" / "fixtures" / "eur_usd_m1_48h.json"
-# Thursday 24 July 2025 06:00 UTC: ten hours into the bundled real minutes, market open.
-DEMO_START = "2025-07-24T06:00:00Z"
+# Thursday 24 July 2025 20:00 UTC (16:00 New York): a day of the bundled real minutes into them,
+# the market open, and an hour before the trading day's 17:00 New York close, after which beat
+# replays the day and its parity report appears in the console (six minutes at ten times speed).
+DEMO_START = "2025-07-24T20:00:00Z"
+# When the demo's trading day closes (17:00 New York).
+DEMO_DAY_CLOSE = "2025-07-24T21:00:00Z"
 # Seconds before a dead demo process is started again (systemd's RestartSec is 5 in production;
 # the demo's clock runs 10x faster).
 RESTART_DELAY = 1.0
@@ -191,6 +195,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"demo: simulator at {settings.OANDA_API_URL}; admin console at "
             f"http://127.0.0.1:{port}/admin/ (Ctrl-C stops everything)"
+        )
+        self.stdout.write(
+            f"demo: the replayed trading day closes at {DEMO_DAY_CLOSE} on the simulator's clock; "
+            f"its parity report (live against the replay) then appears at "
+            f"http://127.0.0.1:{port}/admin/parity/"
         )
         self.stdout.flush()
         return Supervisor(programs, cwd=str(settings.BASE_DIR), restart_delay=RESTART_DELAY).run()
