@@ -259,12 +259,15 @@ def _live_work(pairs: list[str], time: datetime) -> tuple[list[_Work], list[Pair
     """The pairs to analyse at ``time`` with their rules and closed candles, and an outcome
     saying why for each pair left out."""
     outcomes: list[PairOutcome] = []
+    # A pair on paper is analysed like a live one: only its execution differs.
     chosen = Pair.objects.filter(
-        symbol__in=pairs, enabled=True, state=Pair.State.TRADING
+        symbol__in=pairs, enabled=True, state__in=Pair.SIGNAL_STATES
     ).select_related("node")
     found = {pair.symbol: pair for pair in chosen}
     for symbol in sorted(set(pairs) - set(found)):
-        outcomes.append(PairOutcome(symbol, "skipped", "not an enabled pair in state trading"))
+        outcomes.append(
+            PairOutcome(symbol, "skipped", "not an enabled pair in state trading or paper")
+        )
     work: list[_Work] = []
     for symbol in sorted(found):
         pair = found[symbol]
