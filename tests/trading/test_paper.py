@@ -11,8 +11,10 @@ from itertools import count
 from typing import Any
 
 import pytest
+from celery import current_app
 from django.utils import timezone
 
+import trading.tasks  # noqa: F401  (registers the tasks beat names)
 from marketdata.models import Pair
 from qfh.evaluation.services import pair_model_promote
 from qfh.models import PairModel
@@ -299,6 +301,23 @@ def test_a_paper_trade_closes_at_its_stops_exactly_where_the_broker_closes_the_s
     broker_close = datetime.fromisoformat(at_broker["closeTime"][:26] + "+00:00")
     assert paper.closed_at is not None
     assert abs(paper.closed_at - broker_close) < timedelta(seconds=1)
+
+
+def test_beat_follows_the_paper_trades_each_minute_on_the_execution_queue(
+    db: None, broker: Broker, settings: Any
+) -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["trading.follow_paper_trades"]
+    assert entry["task"] == "trading.follow_paper_trades_task"
+    assert entry["schedule"] == 60.0 and entry["options"] == {"expires": 50}
+    assert current_app.amqp.router.route({}, entry["task"])["queue"].name == "execution"
+    # The task closes what the minutes since the last follow reached.
+    config_set(key="execution.stop_loss_pips", value="3")
+    paper_pair()
+    signal_execute(signal_id=make_signal().pk)
+    broker.advance(1800)
+    closed = current_app.tasks[entry["task"]].apply().get()
+    assert closed == [Trade.objects.get().broker_trade_id]
+    assert Trade.objects.get().state == Trade.State.CLOSED
 
 
 def test_an_open_paper_trade_is_valued_at_the_live_price_and_followed_from_where_it_stopped(
