@@ -39,12 +39,14 @@ from trading.paper import (
 from trading.reconciliation import account_reconcile
 from trading.services import (
     Conflict,
+    TradingError,
     kill_switch_engage,
     pair_advance,
     pair_advance_check,
     pair_disable,
     pair_enable,
     paper_trades_follow,
+    trade_amend,
     trade_close,
     trades_close_all,
 )
@@ -428,6 +430,24 @@ def test_closing_or_flattening_a_paper_trade_is_local_and_audited(db: None, brok
     assert broker_transactions(broker) == before
     audit = AuditLog.objects.get(action="trade.close")
     assert audit.details == {"units": str(half), "paper": True}
+
+
+def test_moving_a_paper_trades_stops_is_local_checked_against_the_market_and_audited(
+    db: None, broker: Broker
+) -> None:
+    paper_pair()
+    signal_execute(signal_id=make_signal().pk)
+    trade = Trade.objects.get()
+    before = broker_transactions(broker)
+
+    with pytest.raises(TradingError, match="wrong side of the market"):
+        trade_amend(trade_id=trade.pk, actor="ops", stop_loss=trade.open_price + Decimal("0.01"))
+    moved = trade_amend(trade_id=trade.pk, actor="ops", stop_loss="1.17000")
+
+    assert moved.stop_loss_price == Decimal("1.17000")
+    assert moved.take_profit_price == trade.take_profit_price
+    assert broker_transactions(broker) == before
+    assert AuditLog.objects.get(action="trade.amend").details["paper"] is True
 
 
 # ----- model -> paper -> live ------------------------------------------------------------------
