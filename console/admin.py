@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from console import charts
 from console.admin_site import live_view
@@ -41,6 +41,8 @@ from marketdata.services import instruments_sync
 from septrader.admin_tools import operator
 from trading.services import (
     TradingError,
+    pair_advance,
+    pair_advance_check,
     pair_disable,
     pair_enable,
     pair_set_risk_overrides,
@@ -101,6 +103,7 @@ class PairAdmin(admin.ModelAdmin):
     list_select_related = ("node",)
     actions = [
         "enable_pairs",
+        "advance_pairs",
         "enable_pairs_without_model",
         "disable_pairs",
         "flatten_pairs",
@@ -112,6 +115,8 @@ class PairAdmin(admin.ModelAdmin):
         "state_reason",
         "enabled",
         "forced_without_model",
+        "paper_started_at",
+        "advance_gates",
         "chart_link",
         *Pair.BROKER_FIGURES,
         "created_at",
@@ -119,6 +124,7 @@ class PairAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("symbol", "state", "state_reason", "enabled", "chart_link")}),
+        ("Paper stage before live", {"fields": ("paper_started_at", "advance_gates")}),
         ("Operator settings", {"fields": ("risk_overrides", "node", "forced_without_model")}),
         (
             "From the broker",
@@ -139,6 +145,31 @@ class PairAdmin(admin.ModelAdmin):
     def chart_link(self, obj: Pair) -> str:
         url = reverse("admin:marketdata_pair_chart", args=[obj.pk])
         return format_html('<a href="{}">chart</a>', url)
+
+    @admin.display(description="may it advance to live?")
+    def advance_gates(self, obj: Pair) -> str:
+        """Each gate between paper and live with its figure (trading/paper.py), as
+        ``GET /api/pairs/<pair>/advance`` gives them."""
+        verdict = pair_advance_check(symbol=obj.symbol)
+        summary = (
+            "Yes: every gate passes; use the action “Advance the selected pairs”."
+            if verdict.allowed
+            else f"No: {len(verdict.failed)} of {len(verdict.gates)} gates fail."
+        )
+        rows = format_html_join(
+            "",
+            '<li class="gate gate-{}"><strong>{} {}</strong>: {}</li>',
+            (
+                (
+                    "passed" if gate.passed else "failed",
+                    "✔" if gate.passed else "✘",
+                    gate.name,
+                    gate.reason,
+                )
+                for gate in verdict.gates
+            ),
+        )
+        return format_html('<p class="advance-summary">{}</p><ul>{}</ul>', summary, rows)
 
     def save_model(
         self, request: HttpRequest, obj: Pair, form: forms.ModelForm, change: bool
@@ -172,13 +203,25 @@ class PairAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{symbol}: {done}", messages.SUCCESS)
 
-    @admin.action(description="Enable the selected pairs (needs a promoted pair model)")
+    @admin.action(
+        description="Enable the selected pairs (needs a promoted pair model; starts on paper)"
+    )
     def enable_pairs(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
         def enable(symbol: str, actor: str, address: str | None) -> str:
-            pair_enable(symbol=symbol, actor=actor, address=address)
+            pair = pair_enable(symbol=symbol, actor=actor, address=address)
+            if pair.state == Pair.State.PAPER:
+                return "enabled on paper (no orders at the broker until it advances to live)"
             return "enabled for trading"
 
         self._each(request, queryset, enable)
+
+    @admin.action(description="Advance the selected paper pairs to live (checks every gate)")
+    def advance_pairs(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:
+        def advance(symbol: str, actor: str, address: str | None) -> str:
+            pair_advance(symbol=symbol, actor=actor, address=address)
+            return "advanced from paper to live"
+
+        self._each(request, queryset, advance)
 
     @admin.action(description="Enable the selected pairs even without a pair model (audited)")
     def enable_pairs_without_model(self, request: HttpRequest, queryset: QuerySet[Pair]) -> None:

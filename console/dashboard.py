@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from marketdata.models import Pair
@@ -118,6 +118,7 @@ class Dashboard:
     trading: TradingState
     market: MarketPanel
     account: AccountPanel
+    # The account's open trades (at the broker); the paper trades apart, held here only.
     open_trades: list[Trade]
     open_trade_count: int
     unrealized_total: Decimal
@@ -129,6 +130,8 @@ class Dashboard:
     alerts_unresolved: int
     recent_actions: list[AuditLog] = field(default_factory=list)
     recent_signals: list[TradingSignal] = field(default_factory=list)
+    paper_trade_count: int = 0
+    paper_unrealized_total: Decimal = Decimal(0)
 
     @property
     def replayed(self) -> bool:
@@ -178,7 +181,10 @@ def _account(broker_time: datetime) -> AccountPanel:
         snapshot=account_snapshot_latest(),
         today=today,
         closed_today=Trade.objects.filter(
-            state=Trade.State.CLOSED, closed_at__gte=day_start, closed_at__lt=today.as_of
+            state=Trade.State.CLOSED,
+            closed_at__gte=day_start,
+            closed_at__lt=today.as_of,
+            paper=False,
         ).count(),
         drawdown=drawdown_from_peak(),
         day_start=day_start,
@@ -276,8 +282,15 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     broker_time = broker_now(now)
     trading, _ = TradingState.objects.get_or_create(pk=1)
-    open_trades = Trade.objects.filter(state=Trade.State.OPEN).order_by("-opened_at")
-    totals = open_trades.aggregate(count=Count("id"), unrealized=Sum("unrealized_pl"))
+    every_open = Trade.objects.filter(state=Trade.State.OPEN)
+    open_trades = every_open.filter(paper=False).order_by("-opened_at")
+    real, paper = Q(paper=False), Q(paper=True)
+    totals = every_open.aggregate(
+        count=Count("id", filter=real),
+        unrealized=Sum("unrealized_pl", filter=real),
+        paper_count=Count("id", filter=paper),
+        paper_unrealized=Sum("unrealized_pl", filter=paper),
+    )
     market = _market(broker_time)
     thresholds = config_values("monitoring.")
     streamer_updated, stream = _stream(
@@ -295,6 +308,8 @@ def dashboard_summary(now: datetime | None = None) -> Dashboard:
         open_trades=list(open_trades.select_related("pair")[:OPEN_TRADES_SHOWN]),
         open_trade_count=totals["count"],
         unrealized_total=totals["unrealized"] or Decimal(0),
+        paper_trade_count=totals["paper_count"],
+        paper_unrealized_total=totals["paper_unrealized"] or Decimal(0),
         pairs_by_state=dict(
             Pair.objects.values_list("state").annotate(count=Count("id")).order_by("state")
         ),
@@ -358,7 +373,9 @@ def daily_performance_summary(days: int = DAILY_DAYS_DEFAULT) -> DailyPerformanc
     start, end = trading_day_bounds(today)
     snapshot = account_snapshot_latest()
     trades_today = (
-        Trade.objects.filter(state=Trade.State.CLOSED, closed_at__gte=start, closed_at__lt=end)
+        Trade.objects.filter(
+            state=Trade.State.CLOSED, closed_at__gte=start, closed_at__lt=end, paper=False
+        )
         .select_related("pair")
         .order_by("-closed_at")
     )

@@ -67,11 +67,18 @@ class Pair(models.Model):
         UNTRAINED = "untrained", "Untrained"
         TRAINING = "training", "Training"
         READY = "ready", "Ready"
+        # Trading on paper fills at the live bid/ask, no order sent to the broker: the stage between
+        # a promoted model and live trading (trading/paper.py, README "Paper stage before live").
+        PAPER = "paper", "Paper (simulated fills, no orders at the broker)"
         TRADING = "trading", "Trading"
         # Demoted automatically (trading/demotion.py): exits only, open trades keep their stops.
         REDUCING = "reducing", "Reducing only (demoted)"
         DISABLED = "disabled", "Disabled"
         ERROR = "error", "Error"
+
+    # The states whose enabled pairs are analysed live and whose signals are executed: for real
+    # in ``trading``, on paper fills in ``paper``.
+    SIGNAL_STATES: ClassVar[tuple[str, ...]] = (State.TRADING, State.PAPER)
 
     class InstrumentType(models.TextChoices):
         """OANDA's InstrumentType."""
@@ -102,6 +109,10 @@ class Pair(models.Model):
     risk_overrides = models.JSONField(default=dict, blank=True)
     # Trading without a promoted pair model is an audited operator decision.
     forced_without_model = models.BooleanField(default=False)
+    # When the current paper stage began, on the broker's clock (the trading days it has lasted
+    # and the parity reports it answers to are the market's); None when the pair never was on
+    # paper. Kept after the pair advances to live, as the start of the stage it passed.
+    paper_started_at = models.DateTimeField(null=True, blank=True)
     # The execution node that trades this pair; none means the default ``execution`` queue.
     node = models.ForeignKey(
         "septrader.Node", on_delete=models.SET_NULL, null=True, blank=True, related_name="pairs"

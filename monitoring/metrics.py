@@ -100,7 +100,12 @@ class TradingCollector(Collector):
         yield _gauge(
             "septrader_open_trades",
             "Trades open at the broker.",
-            Trade.objects.filter(state=Trade.State.OPEN).count(),
+            Trade.objects.filter(state=Trade.State.OPEN, paper=False).count(),
+        )
+        yield _gauge(
+            "septrader_paper_open_trades",
+            "Paper trades open (pairs on paper; never at the broker).",
+            Trade.objects.filter(state=Trade.State.OPEN, paper=True).count(),
         )
         snapshot = account_snapshot_latest()
         yield _gauge("septrader_nav", "Net asset value.", snapshot.nav if snapshot else None)

@@ -305,7 +305,10 @@ def analysis_missed(context: Context) -> list[Firing]:
 def order_burst(context: Context) -> list[Firing]:
 
     limit = int(config_value("monitoring.order_burst_count"))
-    count = Order.objects.filter(created_at__gte=context.now - timedelta(seconds=60)).count()
+    # Orders sent to the broker: paper orders never leave.
+    count = Order.objects.filter(
+        created_at__gte=context.now - timedelta(seconds=60), paper=False
+    ).count()
     if count <= limit:
         return []
     return [
@@ -322,7 +325,7 @@ def loss_streak(context: Context) -> list[Firing]:
 
     length = int(config_value("monitoring.loss_streak_count"))
     closed = list(
-        Trade.objects.filter(state=Trade.State.CLOSED, closed_at__isnull=False)
+        Trade.objects.filter(state=Trade.State.CLOSED, closed_at__isnull=False, paper=False)
         .order_by("-closed_at")
         .values("broker_trade_id", "pair_id", "realized_pl", "closed_at")[:length]
     )
@@ -356,6 +359,7 @@ def fill_slippage(context: Context) -> list[Firing]:
     limit = Decimal(str(config_value("monitoring.fill_slippage_pips")))
     orders = Order.objects.filter(
         status=Order.Status.FILLED,
+        paper=False,
         filled_at__gte=context.now - timedelta(hours=1),
         fill_price__isnull=False,
         requested_price__isnull=False,

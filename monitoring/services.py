@@ -372,7 +372,8 @@ def _nav_at(moment: datetime) -> Decimal | None:
 def daily_summary_figures(day: date) -> dict[str, Any]:
 
     start, end = trading_day_bounds(day)
-    closed = Trade.objects.filter(closed_at__gte=start, closed_at__lt=end)
+    # The account's trades; paper trades are not money.
+    closed = Trade.objects.filter(closed_at__gte=start, closed_at__lt=end, paper=False)
     totals = closed.aggregate(
         count=Count("id"),
         wins=Count("id", filter=Q(realized_pl__gt=0)),
@@ -386,7 +387,9 @@ def daily_summary_figures(day: date) -> dict[str, Any]:
         "day": day.isoformat(),
         "start": start.isoformat(),
         "end": end.isoformat(),
-        "trades_opened": Trade.objects.filter(opened_at__gte=start, opened_at__lt=end).count(),
+        "trades_opened": Trade.objects.filter(
+            opened_at__gte=start, opened_at__lt=end, paper=False
+        ).count(),
         "trades_closed": totals["count"],
         "wins": totals["wins"],
         "losses": totals["losses"],

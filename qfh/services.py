@@ -264,8 +264,9 @@ def _live_work(pairs: list[str], time: datetime) -> tuple[list[_Work], list[Pair
     """The pairs to analyse at ``time`` with their rules and closed candles, and an outcome
     saying why for each pair left out."""
     outcomes: list[PairOutcome] = []
+    # A pair on paper is analysed like a live one: only its execution differs.
     chosen = Pair.objects.filter(
-        symbol__in=pairs, enabled=True, state=Pair.State.TRADING
+        symbol__in=pairs, enabled=True, state__in=Pair.SIGNAL_STATES
     ).select_related("node")
     found = {pair.symbol: pair for pair in chosen}
     for symbol in sorted(set(pairs) - set(found)):
@@ -273,7 +274,7 @@ def _live_work(pairs: list[str], time: datetime) -> tuple[list[_Work], list[Pair
             PairOutcome(
                 symbol,
                 "skipped",
-                "not an enabled pair in state trading",
+                "not an enabled pair in state trading or paper",
                 skip=LiveAnalysis.Skip.NOT_TRADING,
             )
         )

@@ -481,6 +481,23 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             Decimal("1"),
             Decimal("100"),
         ),
+        # The paper stage before live (trading/paper.py, README "Paper stage before live") -----
+        ConfigKey(
+            "paper.trading_days",
+            "int",
+            5,
+            "New York trading days a pair trades on paper before it may advance to live.",
+            1,
+            250,
+        ),
+        ConfigKey(
+            "paper.min_trades",
+            "int",
+            10,
+            "Paper trades closed on the model before its paper results may be judged.",
+            1,
+            10000,
+        ),
         # Multi-droplet scaling (nodes/services.py, DESIGN.md section 9) ---------------------
         ConfigKey(
             "cluster.node_silence_seconds",

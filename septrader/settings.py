@@ -342,6 +342,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 60.0,
         "options": {"expires": 50},
     },
+    # The stops of open paper trades, followed on the broker's complete minutes (trading/
+    # paper_trades.py): a minute closes once a minute; a late run catches up from where the last
+    # one stopped, so an expired one loses nothing.
+    "trading.follow_paper_trades": {
+        "task": "trading.follow_paper_trades_task",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     # A node silent beyond cluster.node_silence_seconds is down and its pairs move (septrader/
     # cluster.py); on the execution queue, which every node consumes.
     "septrader.failover_nodes": {

@@ -48,6 +48,7 @@ api = [
     path("pairs/<pair:pair>/enable", trading_api.PairEnableView.as_view(), name="pair-enable"),
     path("pairs/<pair:pair>/disable", trading_api.PairDisableView.as_view(), name="pair-disable"),
     path("pairs/<pair:pair>/flatten", trading_api.PairFlattenView.as_view(), name="pair-flatten"),
+    path("pairs/<pair:pair>/advance", trading_api.PairAdvanceView.as_view(), name="pair-advance"),
     path("signals", trading_api.SignalListView.as_view(), name="signal-list"),
     path("signals/<uuid:pk>", trading_api.SignalDetailView.as_view(), name="signal-detail"),
     path("orders", trading_api.OrderListView.as_view(), name="order-list"),

@@ -168,6 +168,12 @@ def pairs(actor: Actor, args: list[str]) -> Reply:
                 f", {position['trades']} open "
                 f"{money(position['unrealized_pl'], currency, signed=True)}"
             )
+        paper = row["paper_position"]
+        if paper is not None:
+            line += (
+                f", {paper['trades']} paper open "
+                f"{money(paper['unrealized_pl'], currency, signed=True)}"
+            )
         signal = row["last_signal"]
         if signal is not None:
             line += (
@@ -190,8 +196,8 @@ def trades(actor: Actor, args: list[str]) -> Reply:
         places = precision.get(trade.pair_id, 5)
         side = "BUY" if trade.initial_units > 0 else "SELL"
         line = (
-            f"#{trade.pk} {trade.pair_id} {side} {abs(trade.current_units):,.0f} "
-            f"@ {price(trade.open_price, places)}"
+            f"#{trade.pk} {trade.pair_id} {'paper ' if trade.paper else ''}{side} "
+            f"{abs(trade.current_units):,.0f} @ {price(trade.open_price, places)}"
         )
         if trade.stop_loss_price is not None:
             line += f" SL {price(trade.stop_loss_price, places)}"
@@ -261,6 +267,12 @@ def enable(actor: Actor, args: list[str]) -> Reply:
     force = len(args) > 1 and args[1].lower() == "force"
     pair = services.pair_enable(symbol=symbol, actor=actor.audit_name, force=force)
     return Reply(f"{pair.symbol} enabled ({pair.state}).")
+
+
+def advance(actor: Actor, args: list[str]) -> Reply:
+    symbol = _one_pair(args, "/advance PAIR")
+    pair = services.pair_advance(symbol=symbol, actor=actor.audit_name)
+    return Reply(f"{pair.symbol} advanced from paper to live ({pair.state}).")
 
 
 def disable(actor: Actor, args: list[str]) -> Reply:
@@ -383,7 +395,8 @@ COMMANDS = _commands(
     Command("profit", VIEWER, "/profit [days]", "realized P&L over the last days (7)", profit),
     Command("daily", VIEWER, "/daily [days]", "P&L per trading day (7)", daily),
     Command("alerts", VIEWER, "/alerts", "the unresolved alerts", alerts),
-    Command("enable", OPERATOR, "/enable PAIR [force]", "trade a pair", enable),
+    Command("enable", OPERATOR, "/enable PAIR [force]", "trade a pair (on paper first)", enable),
+    Command("advance", OPERATOR, "/advance PAIR", "move a paper pair to live (gates)", advance),
     Command("disable", OPERATOR, "/disable PAIR [reason]", "no new entries on a pair", disable),
     Command("close", OPERATOR, "/close TRADE [units]", "close a trade", close),
     Command("flatten", OPERATOR, "/flatten PAIR", "close every trade of a pair", flatten),

@@ -6,7 +6,8 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,46 @@ def celery_worker(transactional_db: Any, django_db_serialized_rollback: Any) -> 
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@dataclass
+class Parity:
+    """A parity app's answer to ``trading.parity_unexplained``, as a test plants it: unexplained
+    signal mismatches per pair, and every question asked."""
+
+    unexplained: dict[str, int] = field(default_factory=dict)
+    asked: list[tuple[str, date]] = field(default_factory=list)
+
+    def __call__(self, pair: str, since: date) -> int:
+        self.asked.append((pair, since))
+        return self.unexplained.get(pair, 0)
+
+
+@contextlib.contextmanager
+def parity_registered(answer: Any) -> Iterator[None]:
+    """``answer`` registered for ``trading.parity_unexplained`` (None: no parity app), and the
+    registration found before (the parity app's, or none) back afterwards."""
+    from trading import hooks
+
+    previous = hooks.parity_unexplained.registered
+    hooks.parity_unexplained.register(answer)
+    try:
+        yield
+    finally:
+        hooks.parity_unexplained.register(previous)  # type: ignore[arg-type]  # None: unregistered
+
+
+@pytest.fixture
+def parity() -> Iterator[Parity]:
+    """The paper stage's parity gate answered by the test's ``Parity`` (no mismatch unless
+    planted)."""
+    answer = Parity()
+    with parity_registered(answer):
+        yield answer
+
+
+@pytest.fixture
+def no_parity() -> Iterator[None]:
+    """No parity app answers the paper stage's parity gate, as before one registers."""
+    with parity_registered(None):
+        yield

@@ -104,9 +104,10 @@ class OrderAdmin(LiveChangeListAdmin, ReadOnlyAdmin):
         price_column("fill_price"),
         "broker_order_id",
         "client_id",
+        "paper",
         "reason",
     )
-    list_filter = ("status", "kind", "pair")
+    list_filter = ("status", "kind", "paper", "pair")
     search_fields = ("client_id", "broker_order_id", "broker_trade_id", "reason")
     ordering = ("-created_at",)
     paginator = EstimatedCountPaginator
@@ -127,13 +128,14 @@ class TradeAdmin(LiveChangeListAdmin, ReadOnlyAdmin):
         price_column("close_price"),
         "closed_at",
         "close_reason",
+        "paper",
     )
-    list_filter = ("state", "pair", "close_reason")
+    list_filter = ("state", "paper", "pair", "close_reason")
     search_fields = ("broker_trade_id", "client_id")
     ordering = ("-opened_at",)
     actions = ["close_trades"]
 
-    @admin.action(description="Close the selected trades at the broker")
+    @admin.action(description="Close the selected trades (at the broker; paper trades here)")
     def close_trades(self, request: HttpRequest, queryset: QuerySet[Trade]) -> None:
         actor, address = operator(request)
         for trade in queryset.filter(state=Trade.State.OPEN):

@@ -30,6 +30,7 @@ from septrader.api.permissions import ADMIN, OPERATOR, VIEWER, has_role
 from trading import selectors as overview
 from trading import serializers, services
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+from trading.paper import AdvanceVerdict
 from trading.performance import daily_performance
 from trading.selectors import (
     orders_listed,
@@ -168,13 +169,16 @@ def _json_pair_row(row: overview.PairStatusRow) -> dict[str, object]:
     polled by every dashboard, and DRF's nested serializers took a third of its time (9 of
     29 ms for 28 pairs, measured with cProfile)."""
     answer: dict[str, object] = dict(row)
-    position = row["open_position"]
-    if position is not None:
-        answer["open_position"] = {
-            "trades": position["trades"],
-            "units": f"{position['units']:.2f}",
-            "unrealized_pl": f"{position['unrealized_pl']:.4f}",
-        }
+    for key in ("open_position", "paper_position"):
+        position = row[key]
+        if position is not None:
+            answer[key] = {
+                "trades": position["trades"],
+                "units": f"{position['units']:.2f}",
+                "unrealized_pl": f"{position['unrealized_pl']:.4f}",
+            }
+    if row["paper_started_at"] is not None:
+        answer["paper_started_at"] = _iso(row["paper_started_at"])
     signal = row["last_signal"]
     if signal is not None:
         answer["last_signal"] = {**signal, "time": _iso(signal["time"])}
@@ -271,6 +275,54 @@ class PairDisableView(APIView):
         return _pair_answer(pair)
 
 
+def _advance_answer(symbol: str, verdict: AdvanceVerdict) -> Response:
+    pair = overview.pairs_status(symbol=symbol)[0]
+    return Response(
+        serializers.PairAdvanceSerializer(
+            {
+                "pair": symbol,
+                "state": pair["state"],
+                "paper_started_at": pair["paper_started_at"],
+                "may_advance": verdict.allowed,
+                "reason": verdict.reason,
+                "gates": [
+                    {
+                        "name": gate.name,
+                        "passed": gate.passed,
+                        "reason": gate.reason,
+                        "figures": gate.figures,
+                    }
+                    for gate in verdict.gates
+                ],
+            }
+        ).data
+    )
+
+
+class PairAdvanceView(APIView):
+    """GET whether a pair on paper may advance to live, gate by gate; POST advances it."""
+
+    roles = {"GET": VIEWER, "POST": OPERATOR}
+
+    @extend_schema(
+        parameters=[PAIR_PATH],
+        responses=serializers.PairAdvanceSerializer,
+        summary="Whether a pair on paper may advance to live, each gate with its figure",
+    )
+    def get(self, request: Request, pair: str) -> Response:
+        return _advance_answer(pair, services.pair_advance_check(symbol=pair))
+
+    @extend_schema(
+        parameters=[PAIR_PATH],
+        request=None,
+        responses=serializers.PairStatusSerializer,
+        summary="Advance a pair from paper to live (409 naming each failed gate)",
+    )
+    def post(self, request: Request, pair: str) -> Response:
+        services.pair_advance(symbol=pair, actor=actor_of(request), address=client_address(request))
+        return _pair_answer(pair)
+
+
 class PairFlattenView(APIView):
     roles = {"POST": OPERATOR}
 
@@ -362,6 +414,7 @@ class OrderListView(generics.ListAPIView[Order]):
             pair=filters.get("pair"),
             status=filters.get("status"),
             kind=filters.get("kind"),
+            paper=filters.get("paper"),
             start=filters.get("from"),
             end=filters.get("to"),
         )
@@ -386,6 +439,7 @@ class TradeListView(generics.ListAPIView[Trade]):
         return trades_listed(
             pair=filters.get("pair"),
             state=filters.get("status"),
+            paper=filters.get("paper"),
             start=filters.get("from"),
             end=filters.get("to"),
         )
@@ -452,7 +506,7 @@ class DailyPerformanceView(APIView):
         start = params.get("start") or end - timedelta(days=params.get("days", 7) - 1)
         if start > end:
             raise invalid("start", start.isoformat(), "a day on or before end")
-        days = daily_performance(start, end, params.get("pair"))
+        days = daily_performance(start, end, params.get("pair"), paper=params["paper"])
         return Response(
             serializers.DailyPerformanceSerializer(
                 {"start": start, "end": end, "pair": params.get("pair"), "days": days}

@@ -30,7 +30,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, Count, F, Max, Sum, Value, When
+from django.db.models import Case, Count, F, Max, Q, Sum, Value, When
 from django.utils import timezone
 
 from marketdata import oanda
@@ -49,6 +49,7 @@ from trading.ledger import (
 )
 from trading.market import market_is_open
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal, TradingState
+from trading.paper_trades import paper_entry_fill, paper_pair_follow
 from trading.routing import signal_forward_if_foreign
 from trading.schedule import trading_day, trading_day_bounds
 from trading.selectors import account_snapshot_opening, entries_stopped
@@ -252,9 +253,22 @@ def account_figures(snapshot: AccountSnapshot, now: datetime) -> risk.AccountFig
     )
 
 
-def loss_streak(now: datetime) -> tuple[int, datetime | None]:
-    """Losses in a row among the most recently closed trades, and when the last one closed."""
-    recent = Trade.objects.filter(state=Trade.State.CLOSED).order_by("-closed_at")[:50]
+def entry_book(pair: Pair) -> Q:
+    """The trades and orders an entry on ``pair`` is judged with (open trades, losses in a row,
+    orders a minute): the real ones, plus, for a pair on paper, its own paper ones. A paper entry
+    is judged as the same entry would be live, where the pair's position would be real; the other
+    pairs' paper positions would not exist. Real entries never count paper trades."""
+    real = Q(paper=False)
+    return real | Q(paper=True, pair=pair.symbol) if pair.state == Pair.State.PAPER else real
+
+
+def loss_streak(now: datetime, book: Q | None = None) -> tuple[int, datetime | None]:
+    """Losses in a row among the most recently closed trades (of ``book``; the real ones by
+    default), and when the last one closed."""
+    recent = Trade.objects.filter(book if book is not None else Q(paper=False)).filter(
+        state=Trade.State.CLOSED
+    )
+    recent = recent.order_by("-closed_at")[:50]
     streak = 0
     last_loss_at = None
     for trade in recent.values_list("realized_pl", "financing", "closed_at"):
@@ -366,7 +380,7 @@ def signal_execute(
             f"the signal is older than signals.max_age_seconds={max_age}",
         )
     pair = signal.pair
-    if not pair.enabled or pair.state != Pair.State.TRADING:
+    if not pair.enabled or pair.state not in Pair.SIGNAL_STATES:
         return _finish(
             signal,
             TradingSignal.Status.REJECTED,
@@ -411,6 +425,8 @@ def _enter(
     if isinstance(quoted, Outcome):
         return quoted
     now = quoted.now
+    if pair.state == Pair.State.PAPER:
+        _paper_follow_before_entry(pair, client, quoted)
     context = _entry_context(signal, pair, client, quoted, stop_pips, state.mode)
     decision = risk.check_entry(context, limits_for(pair, values))
     if decision.trip and state.mode == TradingState.Mode.TRADING:
@@ -434,6 +450,10 @@ def _enter(
             signal,
             TradingSignal.Status.REJECTED,
             f"{stopped} (checked again just before sending the order)",
+        )
+    if pair.state == Pair.State.PAPER:
+        return _paper_enter(
+            signal, pair, client, quoted, decision.units, price, stop_price, take_price
         )
     order = Order.objects.create(
         client_id=client_order_id(signal.pk),
@@ -500,14 +520,19 @@ def _entry_context(
 ) -> risk.EntryContext:
     """Everything the risk rules judge an entry by: the account, its open and pending exposure,
     the recent orders and losses."""
-    trades = Trade.objects.filter(account_id=client.account_id, state=Trade.State.OPEN).aggregate(
-        count=Count("id"), pair_units=Sum(_on_pair(pair, "current_units"))
+    book = entry_book(pair)
+    trades = (
+        Trade.objects.filter(book)
+        .filter(account_id=client.account_id, state=Trade.State.OPEN)
+        .aggregate(count=Count("id"), pair_units=Sum(_on_pair(pair, "current_units")))
     )
-    pending = Order.objects.filter(
-        account_id=client.account_id, status=Order.Status.PENDING, kind=Order.Kind.ENTRY
-    ).aggregate(count=Count("id"), pair_units=Sum(_on_pair(pair, "units")))
+    pending = (
+        Order.objects.filter(book)
+        .filter(account_id=client.account_id, status=Order.Status.PENDING, kind=Order.Kind.ENTRY)
+        .aggregate(count=Count("id"), pair_units=Sum(_on_pair(pair, "units")))
+    )
     pair_units = (trades["pair_units"] or Decimal(0)) + (pending["pair_units"] or Decimal(0))
-    streak, last_loss_at = loss_streak(quoted.now)
+    streak, last_loss_at = loss_streak(quoted.now, book)
     return risk.EntryContext(
         pair=pair.symbol,
         direction=signal.direction,
@@ -522,9 +547,9 @@ def _entry_context(
         mode=mode,
         open_trades=trades["count"] + pending["count"],
         pair_open_units=pair_units,
-        orders_last_minute=Order.objects.filter(
-            kind=Order.Kind.ENTRY, created_at__gte=timezone.now() - timedelta(minutes=1)
-        ).count(),
+        orders_last_minute=Order.objects.filter(book)
+        .filter(kind=Order.Kind.ENTRY, created_at__gte=timezone.now() - timedelta(minutes=1))
+        .count(),
         consecutive_losses=streak,
         last_loss_at=last_loss_at,
         maximum_order_units=pair.maximum_order_units,
@@ -539,13 +564,51 @@ def _stopped_since_quote(pair: Pair, quoted: _Quoted) -> str | None:
     holds once their change is committed, so a stop committed after this check waits for the
     order's answer.
     """
-    stopped = entries_stopped(pair.symbol)
+    stopped = entries_stopped(pair.symbol, paper=pair.state == Pair.State.PAPER)
     if stopped is None:
         is_open, why = market_open(
             pair.symbol, quoted.now + timedelta(seconds=time.monotonic() - quoted.quoted_at)
         )
         stopped = None if is_open else f"market closed: {why}"
     return stopped
+
+
+def _paper_follow_before_entry(pair: Pair, client: oanda.OandaClient, quoted: _Quoted) -> None:
+    """Close the pair's paper trades whose stops the market reached before this entry, so its
+    risk checks see the book the broker would hold (a live trade stopped out a moment ago no
+    longer blocks "one position per pair")."""
+    try:
+        paper_pair_follow(client=client, pair=pair.symbol, quote=quoted.quote, now=quoted.now)
+    except oanda.OandaError as error:
+        # The beat's follow catches up within a minute; until then the entry sees the trade open.
+        logger.warning("event=paper_follow_failed pair=%s error=%r", pair.symbol, str(error))
+
+
+def _paper_enter(
+    signal: TradingSignal,
+    pair: Pair,
+    client: oanda.OandaClient,
+    quoted: _Quoted,
+    units: Decimal,
+    price: Decimal,
+    stop_price: Decimal,
+    take_price: Decimal | None,
+) -> Outcome:
+    """A pair on paper: the entry, judged like a live one, fills here at the price it was judged
+    on (the ask for a buy, the bid for a sell); no order is sent to the broker."""
+    order = paper_entry_fill(
+        signal=signal,
+        pair=pair,
+        account_id=client.account_id,
+        units=units,
+        price=price,
+        quote=quoted.quote,
+        at=quoted.now,
+        stop_loss_price=stop_price,
+        take_profit_price=take_price,
+    )
+    signal.result = {**signal.result, "paper": True}
+    return signal_settle(signal, order)
 
 
 def _entry_close_after_stop(
@@ -750,7 +813,8 @@ def late_fills_close(
     a second caller finds nothing left to close. A trade the broker refuses to close stays
     marked, for the next caller (reconciliation runs every few minutes).
     """
-    late = Trade.objects.filter(state=Trade.State.OPEN, order__late_fill_reason__gt="")
+    # Paper trades never reached the broker; they are not its to close.
+    late = Trade.objects.filter(state=Trade.State.OPEN, order__late_fill_reason__gt="", paper=False)
     if not late.exists():
         return []
     client = client or broker_client()

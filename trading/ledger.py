@@ -149,14 +149,16 @@ def _apply(account_id: str, raw: dict[str, Any], time: datetime) -> None:
 
 
 def _our_order(raw: Mapping[str, Any]) -> Order | None:
+    # A paper order never went to the broker, so no transaction of the broker's is about one.
+    orders = Order.objects.filter(paper=False)
     client_id = raw.get("clientOrderID") or (raw.get("clientExtensions") or {}).get("id")
     if client_id:
-        order = Order.objects.filter(client_id=client_id).first()
+        order = orders.filter(client_id=client_id).first()
         if order is not None:
             return order
     order_id = raw.get("orderID") or raw.get("id")
     if order_id:
-        return Order.objects.filter(broker_order_id=str(order_id)).first()
+        return orders.filter(broker_order_id=str(order_id)).first()
     return None
 
 

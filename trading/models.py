@@ -136,6 +136,9 @@ class Order(models.Model):
     # reducing mode) while it was in flight: its trade is closed at once (execution.py,
     # ``late_fills_close``), audited as ``trade.closed_after_stop`` and alerted.
     late_fill_reason = models.CharField(max_length=300, blank=True)
+    # A paper order (its pair was in the ``paper`` stage): filled here at the live bid/ask, never
+    # sent to the broker; reconciliation and the ledger leave it alone (trading/paper_trades.py).
+    paper = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -149,7 +152,12 @@ class Order(models.Model):
 
 
 class Trade(models.Model):
-    """A trade as the broker holds it: opened by a fill, reduced or closed by later fills."""
+    """A trade as the broker holds it: opened by a fill, reduced or closed by later fills.
+
+    A paper trade (``paper``) is held here only: opened by a paper order at the live bid/ask, its
+    stop-loss and take-profit followed on the broker's minute candles and closed here, never at
+    the broker (trading/paper_trades.py). Its ``broker_trade_id`` is ``paper-<order id>``.
+    """
 
     class State(models.TextChoices):
         OPEN = "OPEN", "Open"
@@ -178,6 +186,10 @@ class Trade(models.Model):
     realized_pl = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
     unrealized_pl = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
     financing = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+    paper = models.BooleanField(default=False)
+    # Paper trades only: the broker time up to which their stop-loss and take-profit have been
+    # followed on the broker's candles (the next follow starts there).
+    followed_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

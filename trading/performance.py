@@ -13,6 +13,9 @@ Money is Decimal in the account currency throughout, as the broker reports it. D
   over a period, and therefore the daily figures, count a trade only once it has closed in full.
 * **Unrealised P&L** is the sum of the open trades' ``unrealized_pl``, or the newest account
   snapshot's when that is fresher than every open trade row (the reconciliation updates both).
+* **Paper trades** (a pair on paper, trading/paper_trades.py) are never the account's: every
+  figure here is of the broker's trades, and ``daily_performance(paper=True)`` gives the paper
+  trades' own, apart.
 """
 
 from __future__ import annotations
@@ -124,8 +127,8 @@ class DailyLoss:
         return self.loss * HUNDRED / self.nav_at_start
 
 
-def _trades(account_id: str | None, pair: str | None) -> QuerySet[Trade]:
-    trades = Trade.objects.all()
+def _trades(account_id: str | None, pair: str | None, *, paper: bool = False) -> QuerySet[Trade]:
+    trades = Trade.objects.filter(paper=paper)
     if account_id is not None:
         trades = trades.filter(account_id=account_id)
     if pair is not None:
@@ -191,9 +194,11 @@ def daily_performance(
     pair: str | None = None,
     *,
     account_id: str | None = None,
+    paper: bool = False,
 ) -> list[DayPerformance]:
     """Each trading day from ``start_day`` to ``end_day`` (inclusive): the trades that closed in
-    it, their summed result, wins, losses, win rate, and the same per pair.
+    it, their summed result, wins, losses, win rate, and the same per pair; the paper trades'
+    with ``paper``.
 
     Weekdays are listed even when nothing closed; the weekend labels Saturday and Sunday appear
     only if a trade closed in them (a broker-side close while the market is shut).
@@ -210,7 +215,7 @@ def daily_performance(
         day_start, day_end = trading_day_bounds(day)
         days[day] = DayPerformance(day=day, starts_at=day_start, ends_at=day_end)
     rows = (
-        _trades(account_id, pair)
+        _trades(account_id, pair, paper=paper)
         .filter(state=Trade.State.CLOSED, closed_at__gte=start, closed_at__lt=end)
         .values_list("pair_id", "closed_at", "realized_pl", "financing")
     )

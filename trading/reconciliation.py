@@ -9,7 +9,9 @@ Run at start-up, after every stream reconnect and every few minutes (beat). In o
 3. open trades: the broker's list against ours. A trade we lack is created, one we think open
    that the broker closed (a stop filled while we were away, a close by hand at the broker) is
    closed with the broker's realised P&L and financing, and figures that differ are corrected;
-   a trade whose entry filled after a stop (kill switch, disable, reducing mode) is closed;
+   a trade whose entry filled after a stop (kill switch, disable, reducing mode) is closed.
+   Paper trades and orders (trading/paper_trades.py) were never at the broker: they are left
+   alone;
 4. claimed signals left without an order by a killed executor go back to ``new`` (no request can
    have left without its order row) or expire; unclaimed signals past their age expire, younger
    ones whose execution message was lost are sent again;
@@ -128,7 +130,10 @@ def _settle_pending_orders(
 ) -> None:
     cutoff = now - timedelta(seconds=PENDING_GRACE_SECONDS)
     stale = Order.objects.filter(
-        account_id=client.account_id, status=Order.Status.PENDING, created_at__lt=cutoff
+        account_id=client.account_id,
+        status=Order.Status.PENDING,
+        created_at__lt=cutoff,
+        paper=False,
     ).select_related("signal")
     for order in stale:
         found = order_lookup(order, client=client)
@@ -156,9 +161,10 @@ def _match_open_trades(client: oanda.OandaClient, report: ReconcileReport) -> No
         str(wire["id"]): wire
         for wire in client.request(oanda.OpenTrades(account)).get("trades", [])
     }
+    # Paper trades are not the broker's: never looked up there, never closed from its list.
     ours = {
         trade.broker_trade_id: trade
-        for trade in Trade.objects.filter(account_id=account, state=Trade.State.OPEN)
+        for trade in Trade.objects.filter(account_id=account, state=Trade.State.OPEN, paper=False)
     }
     for trade_id, wire in broker.items():
         trade = ours.get(trade_id)

@@ -16,8 +16,12 @@ from django.utils import timezone
 from marketdata.cache_keys import latest_price_key
 from marketdata.models import Pair
 from marketdata.selectors import broker_now
-from septrader.selectors import rows_narrowed
-from trading.demotion import LiveTrade
+from qfh.models import PairModel
+from septrader.hooks import HookNotRegistered
+from septrader.selectors import config_values, rows_narrowed
+from trading import hooks
+from trading.demotion import LiveTrade, ModelFigures
+from trading.market import market_holidays
 from trading.models import (
     AccountSnapshot,
     BrokerTransaction,
@@ -25,6 +29,16 @@ from trading.models import (
     Trade,
     TradingSignal,
     TradingState,
+)
+from trading.paper import (
+    AdvanceVerdict,
+    PaperSettings,
+    days_gate,
+    model_gate,
+    paper_trading_days,
+    parity_gate,
+    results_gate,
+    stage_gate,
 )
 from trading.performance import daily_loss
 from trading.schedule import trading_day
@@ -98,12 +112,14 @@ def account_snapshot_opening(
     )
 
 
-def entries_stopped(pair: str) -> str | None:
+def entries_stopped(pair: str, *, paper: bool = False) -> str | None:
     """Why no entry on ``pair`` may be sent right now (trading mode, pair state), or None.
 
     Read fresh from the database each time: the execution path asks it again immediately before
     an order leaves, and the ledger when an entry's fill lands, because a kill switch or a
-    disable may have been committed during the broker calls in between.
+    disable may have been committed during the broker calls in between. A real entry needs the
+    pair ``trading``; a paper entry (``paper``) needs it still on paper, so an entry never
+    changes kind between its first look and its last.
     """
     state = TradingState.objects.filter(pk=1).values_list("mode", "reason").first()
     if state is not None and state[0] != TradingState.Mode.TRADING:
@@ -112,42 +128,133 @@ def entries_stopped(pair: str) -> str | None:
     if row is None:
         return f"{pair} is not a known pair"
     enabled, pair_state = row
-    if not enabled or pair_state != Pair.State.TRADING:
-        return f"{pair} is not trading (state {pair_state}, enabled={enabled})"
+    wanted = Pair.State.PAPER if paper else Pair.State.TRADING
+    if not enabled or pair_state != wanted:
+        doing = "on paper" if paper else "trading"
+        return f"{pair} is not {doing} (state {pair_state}, enabled={enabled})"
     return None
 
 
 def demotion_trades(*, pair: str, pair_model_id: int, since: datetime) -> list[LiveTrade]:
     """The live record a demotion check judges: the trades of ``pair`` opened by the signals of
     the pair model ``pair_model_id`` whose orders were made at or after ``since``, closed, in
-    closing order.
+    closing order. Paper trades are not live: they are the paper record (``paper_record``).
 
     Trades opened by hand at the broker, and entries that filled after a stop and were closed at
     once (``late_fill_reason``), are not the model's decisions and are left out.
     """
-    pip_location = Pair.objects.filter(symbol=pair).values_list("pip_location", flat=True).first()
-    pip = Decimal(10) ** (pip_location if pip_location is not None else -4)
-    rows = (
-        Trade.objects.filter(
-            pair_id=pair,
-            state=Trade.State.CLOSED,
-            closed_at__isnull=False,
-            close_price__isnull=False,
+    return _model_record(
+        pair=pair,
+        trades=Trade.objects.filter(
+            paper=False,
             # Our clock (the order row's), like the promotion's: the broker's may be replayed.
             order__created_at__gte=since,
             order__signal__pair_model_id=pair_model_id,
             order__late_fill_reason="",
+        ),
+    )
+
+
+def paper_record(
+    *, pair: str, pair_model_id: int, promoted_at: datetime, paper_started_at: datetime
+) -> list[LiveTrade]:
+    """The paper record the promotion to live judges: the closed paper trades of ``pair`` that
+    the signals of the pair model ``pair_model_id`` opened since its promotion (our clock, the
+    order row's) and since the paper stage began (the broker's clock, the trade's)."""
+    return _model_record(
+        pair=pair,
+        trades=Trade.objects.filter(
+            paper=True,
+            opened_at__gte=paper_started_at,
+            order__created_at__gte=promoted_at,
+            order__signal__pair_model_id=pair_model_id,
+        ),
+    )
+
+
+def paper_settings() -> PaperSettings:
+    values = {**config_values("paper."), **config_values("demotion.")}
+    return PaperSettings(
+        trading_days=int(values["paper.trading_days"]),
+        min_trades=int(values["paper.min_trades"]),
+        confidence_percent=Decimal(str(values["demotion.confidence_percent"])),
+        drawdown_multiple=Decimal(str(values["demotion.drawdown_multiple"])),
+    )
+
+
+def parity_unexplained_since(pair: str, since: date) -> int | None:
+    """The parity app's count of unexplained signal mismatches of ``pair`` since ``since``; None
+    when no parity app answers (never read as none)."""
+    try:
+        return hooks.parity_unexplained(pair, since)
+    except HookNotRegistered:
+        return None
+
+
+def paper_advance_verdict(pair: Pair, *, now: datetime | None = None) -> AdvanceVerdict:
+    """Whether ``pair`` may advance from paper to live, gate by gate (trading/paper.py): it is on
+    paper; its pair model is promoted; ``paper.trading_days`` New York trading days on paper have
+    completed (on the broker's clock); the model's paper record is inside its out-of-sample
+    interval; and the parity reports since paper began hold no unexplained mismatch."""
+    now = now or broker_now()
+    settings = paper_settings()
+    started = pair.paper_started_at
+    model = PairModel.objects.filter(pair_id=pair.symbol, promoted=True).first()
+    figures = (
+        ModelFigures(
+            trades=model.oos_trades,
+            hit_rate=model.oos_hit_rate,
+            max_drawdown_pips=model.oos_max_drawdown_pips,
+        )
+        if model is not None
+        else None
+    )
+    gates = [
+        stage_gate(pair.symbol, pair.state, started),
+        model_gate(model.pk if model else None, figures),
+    ]
+    if started is None:
+        return AdvanceVerdict(tuple(gates))
+    holidays = market_holidays(range(started.year, now.year + 1))
+    gates.append(days_gate(paper_trading_days(started, now, holidays), settings))
+    record = (
+        paper_record(
+            pair=pair.symbol,
+            pair_model_id=model.pk,
+            promoted_at=model.promoted_at,
+            paper_started_at=started,
+        )
+        if model is not None and model.promoted_at is not None
+        else []
+    )
+    gates.append(results_gate(record, figures, settings))
+    since = trading_day(started)
+    gates.append(parity_gate(parity_unexplained_since(pair.symbol, since), since))
+    return AdvanceVerdict(tuple(gates))
+
+
+def _model_record(*, pair: str, trades: QuerySet[Trade]) -> list[LiveTrade]:
+    """``trades`` of ``pair`` that have closed, as net results in money and pips, in closing
+    order."""
+    pip_location = Pair.objects.filter(symbol=pair).values_list("pip_location", flat=True).first()
+    pip = Decimal(10) ** (pip_location if pip_location is not None else -4)
+    rows = (
+        trades.filter(
+            pair_id=pair,
+            state=Trade.State.CLOSED,
+            closed_at__isnull=False,
+            close_price__isnull=False,
         )
         .order_by("closed_at", "id")
         .values_list("initial_units", "open_price", "close_price", "realized_pl", "financing")
     )
-    trades = []
+    record = []
     for units, open_price, close_price, realized_pl, financing in rows:
         assert close_price is not None  # filtered above
         # A buy gains when the price rises, a sell when it falls; the fills carry the spread.
         move = (close_price - open_price) if units > 0 else (open_price - close_price)
-        trades.append(LiveTrade(net_pl=realized_pl + financing, net_pips=move / pip))
-    return trades
+        record.append(LiveTrade(net_pl=realized_pl + financing, net_pips=move / pip))
+    return record
 
 
 def signals_listed(
@@ -171,13 +278,22 @@ def orders_listed(
     pair: str | None = None,
     status: str | None = None,
     kind: str | None = None,
+    paper: bool | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> QuerySet[Order]:
-    """Orders, newest first: of one pair, status and kind when given, created in [start, end)."""
+    """Orders, newest first: of one pair, status and kind, paper or not, when given, created in
+    [start, end)."""
     rows = Order.objects.order_by("-created_at", "-id")
     return rows_narrowed(
-        rows, time_field="created_at", start=start, end=end, pair_id=pair, status=status, kind=kind
+        rows,
+        time_field="created_at",
+        start=start,
+        end=end,
+        pair_id=pair,
+        status=status,
+        kind=kind,
+        paper=paper,
     )
 
 
@@ -185,14 +301,21 @@ def trades_listed(
     *,
     pair: str | None = None,
     state: str | None = None,
+    paper: bool | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> QuerySet[Trade]:
-    """Trades, newest first: of one pair and state (OPEN, CLOSED) when given, opened in
-    [start, end)."""
+    """Trades, newest first: of one pair and state (OPEN, CLOSED), paper or not, when given,
+    opened in [start, end)."""
     rows = Trade.objects.order_by("-opened_at", "-id")
     return rows_narrowed(
-        rows, time_field="opened_at", start=start, end=end, pair_id=pair, state=state
+        rows,
+        time_field="opened_at",
+        start=start,
+        end=end,
+        pair_id=pair,
+        state=state,
+        paper=paper,
     )
 
 
@@ -265,9 +388,12 @@ class PairStatusRow(TypedDict):
     state_reason: str
     enabled: bool
     forced_without_model: bool
+    paper_started_at: datetime | None
     node: str | None
     risk_overrides: dict[str, Any]
+    # The position at the broker (real trades), and the pair's paper trades apart.
     open_position: OpenPosition | None
+    paper_position: OpenPosition | None
     last_price: LastPrice | None
     last_price_age_seconds: float | None
     last_signal: LastSignal | None
@@ -290,6 +416,12 @@ def _last_signals(symbols: list[str]) -> dict[str, SignalValues]:
     return found
 
 
+def _position(row: dict[str, Any] | None) -> OpenPosition | None:
+    if row is None:
+        return None
+    return {"trades": row["trades"], "units": row["units"], "unrealized_pl": row["unrealized_pl"]}
+
+
 def pairs_status(
     *, active_only: bool = False, symbol: str | None = None, now: datetime | None = None
 ) -> list[PairStatusRow]:
@@ -302,6 +434,7 @@ def pairs_status(
         "state_reason",
         "enabled",
         "forced_without_model",
+        "paper_started_at",
         "risk_overrides",
         "node__name",
     ).order_by("symbol")
@@ -312,9 +445,9 @@ def pairs_status(
     pair_list = list(pairs)
     symbols = [pair["symbol"] for pair in pair_list]
     positions = {
-        row["pair_id"]: row
+        (row["pair_id"], row["paper"]): row
         for row in Trade.objects.filter(state=Trade.State.OPEN, pair_id__in=symbols)
-        .values("pair_id")
+        .values("pair_id", "paper")
         .annotate(
             trades=Count("id"), units=Sum("current_units"), unrealized_pl=Sum("unrealized_pl")
         )
@@ -324,7 +457,6 @@ def pairs_status(
     rows: list[PairStatusRow] = []
     for pair in pair_list:
         symbol = pair["symbol"]
-        position = positions.get(symbol)
         price = prices.get(latest_price_key(symbol))
         signal = signals.get(symbol)
         rows.append(
@@ -334,15 +466,11 @@ def pairs_status(
                 "state_reason": pair["state_reason"],
                 "enabled": pair["enabled"],
                 "forced_without_model": pair["forced_without_model"],
+                "paper_started_at": pair["paper_started_at"],
                 "node": pair["node__name"],
                 "risk_overrides": pair["risk_overrides"],
-                "open_position": {
-                    "trades": position["trades"],
-                    "units": position["units"],
-                    "unrealized_pl": position["unrealized_pl"],
-                }
-                if position
-                else None,
+                "open_position": _position(positions.get((symbol, False))),
+                "paper_position": _position(positions.get((symbol, True))),
                 "last_price": {
                     "bid": price.get("bid"),
                     "ask": price.get("ask"),
@@ -381,8 +509,8 @@ def counts() -> Counts:
     return Counts(
         pairs=pairs["total"],
         pairs_enabled=pairs["enabled"],
-        open_trades=Trade.objects.filter(state=Trade.State.OPEN).count(),
-        pending_orders=Order.objects.filter(status=Order.Status.PENDING).count(),
+        open_trades=Trade.objects.filter(state=Trade.State.OPEN, paper=False).count(),
+        pending_orders=Order.objects.filter(status=Order.Status.PENDING, paper=False).count(),
         signals_new=TradingSignal.objects.filter(status=TradingSignal.Status.NEW).count(),
     )
 
@@ -392,7 +520,9 @@ def account_latest() -> AccountSnapshot | None:
 
 
 def open_trades_unrealized() -> Decimal:
-    total = Trade.objects.filter(state=Trade.State.OPEN).aggregate(total=Sum("unrealized_pl"))
+    total = Trade.objects.filter(state=Trade.State.OPEN, paper=False).aggregate(
+        total=Sum("unrealized_pl")
+    )
     return total["total"] or Decimal(0)
 
 

@@ -82,12 +82,24 @@ class OrderFilterSerializer(TimeRangeSerializer):
     pair = PairField(required=False)
     status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
     kind = serializers.ChoiceField(choices=Order.Kind.choices, required=False)
+    paper = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="true: paper only; false: the broker's only; absent: both.",
+    )
 
 
 class TradeFilterSerializer(TimeRangeSerializer):
     pair = PairField(required=False)
     status = serializers.ChoiceField(
         choices=Trade.State.choices, required=False, help_text="OPEN or CLOSED."
+    )
+    paper = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="true: paper only; false: the broker's only; absent: both.",
     )
 
 
@@ -98,6 +110,11 @@ class DailyPerformanceQuerySerializer(serializers.Serializer[Any]):
     start = BoundedDateField(required=False, help_text="First trading day (YYYY-MM-DD).")
     end = BoundedDateField(required=False, help_text="Last trading day (YYYY-MM-DD).")
     pair = PairField(required=False)
+    paper = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="true: the paper trades' results instead of the broker's (false).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("start"), attrs.get("end")
@@ -198,12 +215,38 @@ class PairStatusSerializer(serializers.Serializer[Any]):
     state_reason = serializers.CharField()
     enabled = serializers.BooleanField()
     forced_without_model = serializers.BooleanField()
+    paper_started_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the pair's paper stage began (the broker's clock)."
+    )
     node = serializers.CharField(allow_null=True)
     risk_overrides = serializers.DictField()
-    open_position = PositionSerializer(allow_null=True)
+    open_position = PositionSerializer(
+        allow_null=True, help_text="The pair's position at the broker (real trades)."
+    )
+    paper_position = PositionSerializer(
+        allow_null=True, help_text="The pair's open paper trades (never at the broker)."
+    )
     last_price = PriceSerializer(allow_null=True)
     last_price_age_seconds = serializers.FloatField(allow_null=True)
     last_signal = LastSignalSerializer(allow_null=True)
+
+
+class GateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(help_text="stage, model, trading_days, results or parity.")
+    passed = serializers.BooleanField()
+    reason = serializers.CharField(help_text="A sentence with the gate's figures.")
+    figures = serializers.DictField()
+
+
+class PairAdvanceSerializer(serializers.Serializer[Any]):
+    """Whether a pair on paper may advance to live, and why (``GET /api/pairs/<pair>/advance``)."""
+
+    pair = serializers.CharField()
+    state = serializers.CharField(help_text="The pair's state, as in its status (paper ...).")
+    paper_started_at = serializers.DateTimeField(allow_null=True)
+    may_advance = serializers.BooleanField()
+    reason = serializers.CharField(help_text="The failed gates' reasons, or 'every gate passes'.")
+    gates = GateSerializer(many=True)
 
 
 class PairStatusListSerializer(serializers.Serializer[Any]):

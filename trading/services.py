@@ -45,8 +45,18 @@ from trading.models import (
     Trade,
     TradingState,
 )
+from trading.paper import TRADE_CLOSE, AdvanceVerdict
+from trading.paper_trades import (
+    closing_price,
+    open_paper_trades,
+    paper_pair_follow,
+    paper_trade_close,
+    paper_trade_stops_set,
+    paper_trades_close_at_market,
+)
+from trading.risk import Quote
 from trading.schedule import MarketStatus, should_flatten
-from trading.selectors import demotion_trades
+from trading.selectors import demotion_trades, paper_advance_verdict
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +122,9 @@ def entries_drain() -> None:
 # ----- pairs -------------------------------------------------------------------------------------
 
 # The original's PairManager lifecycle: untrained → training → ready ⇄ trading, plus disabled and
-# error reachable from anywhere and left only towards untrained or ready.
+# error reachable from anywhere and left only towards untrained or ready; the paper stage sits
+# between ready and trading. Paper and trading are entered only through ``pair_enable`` and
+# ``pair_advance``, which check the model and the paper gates.
 PAIR_TRANSITIONS: dict[str, set[str]] = {
     Pair.State.UNTRAINED: {Pair.State.TRAINING, Pair.State.DISABLED, Pair.State.ERROR},
     Pair.State.TRAINING: {
@@ -122,7 +134,15 @@ PAIR_TRANSITIONS: dict[str, set[str]] = {
         Pair.State.DISABLED,
     },
     Pair.State.READY: {
+        Pair.State.PAPER,
         Pair.State.TRADING,
+        Pair.State.TRAINING,
+        Pair.State.DISABLED,
+        Pair.State.ERROR,
+    },
+    Pair.State.PAPER: {
+        Pair.State.TRADING,
+        Pair.State.READY,
         Pair.State.TRAINING,
         Pair.State.DISABLED,
         Pair.State.ERROR,
@@ -153,21 +173,36 @@ def _pair(symbol: str, *, lock: bool = True) -> Pair:
         raise NotFound(f"pair={symbol!r} is not a known pair.", field="pair") from None
 
 
-def _has_promoted_model(symbol: str) -> bool:
-    return PairModel.objects.filter(pair_id=symbol, promoted=True).exists()
+def _promoted_model(symbol: str) -> PairModel | None:
+    return PairModel.objects.filter(pair_id=symbol, promoted=True).first()
+
+
+def _model_went_live(symbol: str, model: PairModel) -> bool:
+    """Whether ``model`` has already been live on the pair since its promotion: it advanced from
+    paper (``pair.advance``), or was demoted from live (``pair.demote``). Enabling such a pair
+    again (after a disable or a demotion) puts it back to live; any other promoted model, or the
+    same one promoted again, goes through paper first."""
+    if model.promoted_at is None:
+        return False
+    return AuditLog.objects.filter(
+        target=symbol,
+        action__in=("pair.advance", "pair.demote"),
+        time__gte=model.promoted_at,
+        details__pair_model=model.pk,
+    ).exists()
 
 
 def pair_transition(
     *, symbol: str, to_state: str, actor: str, reason: str = "", address: str | None = None
 ) -> Pair:
-    """Move a pair to another lifecycle state; only the legal transitions are allowed.
+    """Move a pair to another lifecycle state; only the legal transitions are allowed, and never
+    into ``paper`` or ``trading`` (``pair_enable``, ``pair_advance``).
 
-    Leaving ``trading`` waits for an entry in flight on it (``entries_drain``)."""
+    Leaving ``trading`` or ``paper`` waits for an entry in flight on it (``entries_drain``)."""
     pair = _pair_transition_write(
         symbol=symbol, to_state=to_state, actor=actor, reason=reason, address=address
     )
-    if pair.state != Pair.State.TRADING:
-        entries_drain()
+    entries_drain()
     return pair
 
 
@@ -183,6 +218,12 @@ def _pair_transition_write(
         )
     if to_state == pair.state:
         return pair
+    if to_state in Pair.SIGNAL_STATES:
+        raise Conflict(
+            f"{symbol} enters {to_state} only by being enabled (a pair with a promoted model "
+            "starts on paper) and advanced from paper once its gates pass.",
+            field="state",
+        )
     if to_state not in PAIR_TRANSITIONS[pair.state]:
         raise Conflict(
             f"{symbol} cannot go from {pair.state} to {to_state}; allowed: "
@@ -192,7 +233,7 @@ def _pair_transition_write(
     previous = pair.state
     pair.state = to_state
     pair.state_reason = reason[:500]
-    pair.enabled = to_state == Pair.State.TRADING
+    pair.enabled = False
     pair.save(update_fields=["state", "state_reason", "enabled", "updated_at"])
     audit_record(
         actor=actor,
@@ -208,11 +249,16 @@ def _pair_transition_write(
 def pair_enable(
     *, symbol: str, actor: str, address: str | None = None, force: bool = False
 ) -> Pair:
-    """Start trading a pair. Without a promoted pair model only ``force`` allows it (audited)."""
+    """Start a pair's signals. A pair with a promoted pair model starts on **paper** (fills at the
+    live bid/ask, no order at the broker) until ``pair_advance`` finds its gates passed, unless
+    that model has already been live on it since its promotion (``_model_went_live``: enabling
+    it again after a disable or a demotion). Without a promoted model only ``force`` allows it,
+    straight to live on the default rule: an operator's decision, audited as forced."""
     pair = _pair(symbol)
-    if pair.state == Pair.State.TRADING and pair.enabled:
+    if pair.enabled and pair.state in Pair.SIGNAL_STATES:
         return pair
-    has_model = _has_promoted_model(symbol)
+    model = _promoted_model(symbol)
+    has_model = model is not None
     if not has_model and not force:
         raise Conflict(
             f"{symbol} has no promoted pair model; promote one first, or enable with force=true "
@@ -232,20 +278,87 @@ def pair_enable(
     if problem:
         raise Conflict(problem + ".", field="risk_overrides")
     previous = pair.state
-    pair.state = Pair.State.TRADING
     pair.enabled = True
     pair.forced_without_model = not has_model
-    pair.state_reason = "enabled by the operator" + (
-        " without a pair model" if not has_model else ""
-    )
+    if model is not None and not _model_went_live(symbol, model):
+        pair.state = Pair.State.PAPER
+        pair.paper_started_at = broker_now()
+        pair.state_reason = (
+            f"on paper with pair model {model.pk}: advance it to live once its gates pass"
+        )
+    else:
+        pair.state = Pair.State.TRADING
+        pair.state_reason = "enabled by the operator" + (
+            " without a pair model" if not has_model else ""
+        )
     pair.save()
     audit_record(
         actor=actor,
         action="pair.enable",
         target=symbol,
-        details={"from": previous, "forced": not has_model},
+        details={
+            "from": previous,
+            "to": pair.state,
+            "forced": not has_model,
+            "pair_model": model.pk if model is not None else None,
+            "paper_started_at": pair.paper_started_at.isoformat()
+            if pair.state == Pair.State.PAPER and pair.paper_started_at
+            else None,
+        },
         address=address,
     )
+    return pair
+
+
+def pair_advance_check(*, symbol: str, now: datetime | None = None) -> AdvanceVerdict:
+    """Whether the pair may advance from paper to live now, gate by gate (a read)."""
+    return paper_advance_verdict(_pair(symbol, lock=False), now=now)
+
+
+def pair_advance(
+    *, symbol: str, actor: str, address: str | None = None, now: datetime | None = None
+) -> Pair:
+    """Move a pair from paper to live once every gate passes (``paper_advance_verdict``): on
+    paper for ``paper.trading_days`` New York trading days, its paper results inside its model's
+    out-of-sample interval, no unexplained parity mismatch since paper began.
+
+    Audited either way: ``pair.advance`` with every gate's figures, or ``pair.advance_refused``
+    before ``Conflict`` names each failed gate with its figure. ``now`` is the broker's clock.
+    """
+    with transaction.atomic():
+        pair = _pair(symbol)
+        verdict = paper_advance_verdict(pair, now=now)
+        model = _promoted_model(symbol)
+        details: dict[str, Any] = {
+            "from": pair.state,
+            "pair_model": model.pk if model is not None else None,
+            "paper_started_at": pair.paper_started_at.isoformat()
+            if pair.paper_started_at
+            else None,
+            "gates": verdict.figures(),
+        }
+        if verdict.allowed:
+            pair.state = Pair.State.TRADING
+            days = verdict.gate("trading_days")
+            pair.state_reason = f"advanced from paper to live by {actor}" + (
+                f": {days.reason}" if days is not None else ""
+            )
+            pair.state_reason = pair.state_reason[:500]
+            pair.save(update_fields=["state", "state_reason", "updated_at"])
+            details["to"] = Pair.State.TRADING
+        audit_record(
+            actor=actor,
+            action="pair.advance" if verdict.allowed else "pair.advance_refused",
+            target=symbol,
+            details=details,
+            address=address,
+        )
+    if not verdict.allowed:
+        logger.info(
+            "event=pair_advance_refused pair=%s failed=%s", symbol, ",".join(verdict.failed)
+        )
+        raise Conflict(f"{symbol} cannot advance to live: {verdict.reason}.", field="gates")
+    logger.warning("event=pair_advanced pair=%s pair_model=%s", symbol, details["pair_model"])
     return pair
 
 
@@ -638,7 +751,10 @@ def kill_switch_engage(
     with entries_quiet(failures):
         unsettled = list(
             Order.objects.filter(
-                account_id=client.account_id, kind=Order.Kind.ENTRY, status=Order.Status.PENDING
+                account_id=client.account_id,
+                kind=Order.Kind.ENTRY,
+                status=Order.Status.PENDING,
+                paper=False,
             ).values_list("client_id", flat=True)
         )
         pending = client.request(oanda.OrdersPending(client.account_id)).get("orders", [])
@@ -710,12 +826,30 @@ def trade_close(
     client: oanda.OandaClient | None = None,
     audit: bool = True,
 ) -> Trade:
-    """Close a trade at the broker, fully or by ``units``; our row follows the fill."""
+    """Close a trade at the broker, fully or by ``units``; our row follows the fill. A paper
+    trade is closed here at the current bid/ask: nothing is sent to the broker."""
     trade = _trade(trade_id)
     if trade.state != Trade.State.OPEN:
         raise Conflict(f"trade {trade.pk} is already closed.", field="trade")
     amount = _units(units, trade)
     client = client or broker_client()
+    if trade.paper:
+        _paper_trade_close_now(trade, amount, client)
+    else:
+        _broker_trade_close(trade, amount, client)
+    if audit:
+        audit_record(
+            actor=actor,
+            action="trade.close",
+            target=f"{trade.pair_id} trade {trade.broker_trade_id}",
+            details={"units": amount, "paper": trade.paper},
+            address=address,
+        )
+    trade.refresh_from_db()
+    return trade
+
+
+def _broker_trade_close(trade: Trade, amount: str, client: oanda.OandaClient) -> None:
     try:
         response = client.request(
             oanda.TradeClose(client.account_id, trade.broker_trade_id, data={"units": amount})
@@ -723,16 +857,27 @@ def trade_close(
     except oanda.OandaError as error:
         raise TradingError(f"the broker refused to close trade {trade.pk}: {error}") from error
     response_transactions_apply(client.account_id, response)
-    if audit:
-        audit_record(
-            actor=actor,
-            action="trade.close",
-            target=f"{trade.pair_id} trade {trade.broker_trade_id}",
-            details={"units": amount},
-            address=address,
-        )
-    trade.refresh_from_db()
-    return trade
+
+
+def _paper_trade_close_now(trade: Trade, amount: str, client: oanda.OandaClient) -> None:
+    """Close (``amount`` units of) a paper trade at the broker's current bid/ask: its stops are
+    brought up to date first, so a stop the market already reached closes it at the stop."""
+    try:
+        quote, now = fetch_quote(client, trade.pair_id)
+        paper_pair_follow(client=client, pair=trade.pair_id, quote=quote, now=now)
+    except oanda.OandaError as error:
+        raise TradingError(
+            f"the current price of {trade.pair_id} could not be read to close paper trade "
+            f"{trade.pk}: {error}"
+        ) from error
+    paper_trade_close(
+        trade_id=trade.pk,
+        price=closing_price(quote, trade.current_units),
+        at=now,
+        reason=TRADE_CLOSE,
+        quote=quote,
+        units=None if amount == "ALL" else Decimal(amount),
+    )
 
 
 def _stops_side_check(
@@ -803,6 +948,33 @@ def trade_amend(
         data[key] = {"price": format(price.normalize(), "f"), "timeInForce": "GTC"}
     client = client or broker_client()
     _stops_side_check(trade, data, client)
+    if trade.paper:
+        # A paper trade's stops are ours to follow: nothing goes to the broker.
+        paper_trade_stops_set(
+            trade_id=trade.pk,
+            stop_loss=Decimal(data["stopLoss"]["price"]) if "stopLoss" in data else None,
+            take_profit=Decimal(data["takeProfit"]["price"]) if "takeProfit" in data else None,
+        )
+    else:
+        _broker_stops_set(trade, data, client)
+    audit_record(
+        actor=actor,
+        action="trade.amend",
+        target=f"{trade.pair_id} trade {trade.broker_trade_id}",
+        details={
+            "stop_loss": str(stop_loss),
+            "take_profit": str(take_profit),
+            "paper": trade.paper,
+        },
+        address=address,
+    )
+    trade.refresh_from_db()
+    return trade
+
+
+def _broker_stops_set(
+    trade: Trade, data: dict[str, dict[str, str]], client: oanda.OandaClient
+) -> None:
     try:
         response = client.request(
             oanda.TradeCRCDO(client.account_id, trade.broker_trade_id, data=data)
@@ -812,21 +984,14 @@ def trade_amend(
             f"the broker refused the new stops for trade {trade.pk}: {error}"
         ) from error
     response_transactions_apply(client.account_id, response)
-    audit_record(
-        actor=actor,
-        action="trade.amend",
-        target=f"{trade.pair_id} trade {trade.broker_trade_id}",
-        details={"stop_loss": str(stop_loss), "take_profit": str(take_profit)},
-        address=address,
-    )
-    trade.refresh_from_db()
-    return trade
 
 
 @dataclass
 class CloseAllResult:
+    # Every trade closed, the paper ones (closed here, never at the broker) included.
     trades_closed: int
     failures: list[str]
+    paper_trades_closed: int = 0
 
 
 def trades_close_all(
@@ -838,12 +1003,13 @@ def trades_close_all(
     client: oanda.OandaClient | None = None,
     audit: bool = True,
 ) -> CloseAllResult:
-    """Close every open trade at the broker (of one pair when given), from the broker's list."""
+    """Close every open trade at the broker (of one pair when given), from the broker's list,
+    then every open paper trade here at the current bid/ask (``paper_trades_close_now``)."""
     if pair is not None:
         _pair(pair, lock=False)
     client = client or broker_client()
     closed = 0
-    failures = []
+    failures: list[str] = []
     for wire in client.request(oanda.OpenTrades(client.account_id)).get("trades", []):
         if pair is not None and wire.get("instrument") != pair:
             continue
@@ -855,16 +1021,80 @@ def trades_close_all(
             closed += 1
         except oanda.OandaError as error:
             failures.append(f"trade {wire['id']}: {error}")
+    paper_closed = paper_trades_close_now(pair=pair, client=client, failures=failures)
+    closed += paper_closed
     if audit:
         audit_record(
             actor=actor,
             action="trades.close_all",
             target=pair or "all",
-            details={"closed": closed, "failures": failures, "reason": reason},
+            details={
+                "closed": closed,
+                "paper_closed": paper_closed,
+                "failures": failures,
+                "reason": reason,
+            },
             address=address,
         )
-    logger.info("event=trades_close_all pair=%s closed=%d failures=%d", pair, closed, len(failures))
-    return CloseAllResult(closed, failures)
+    logger.info(
+        "event=trades_close_all pair=%s closed=%d paper_closed=%d failures=%d",
+        pair,
+        closed,
+        paper_closed,
+        len(failures),
+    )
+    return CloseAllResult(closed, failures, paper_closed)
+
+
+def paper_trades_close_now(
+    *, pair: str | None, client: oanda.OandaClient, failures: list[str]
+) -> int:
+    """Close the open paper trades (of ``pair``, or all) here at each pair's current bid/ask,
+    after following their stops up to now (a stop the market reached closes at the stop): only
+    reads (price, candles) go to the broker. A pair whose price cannot be read keeps its paper
+    trades open, reported in ``failures``. Returns how many closed at market."""
+    quotes: dict[str, tuple[Quote, datetime]] = {}
+    for symbol in sorted({str(trade.pair_id) for trade in open_paper_trades(pair)}):
+        try:
+            quote, now = fetch_quote(client, symbol)
+        except oanda.OandaError as error:
+            failures.append(f"paper trades of {symbol}: no price to close them at: {error}")
+            continue
+        quotes[symbol] = (quote, now)
+        try:
+            paper_pair_follow(client=client, pair=symbol, quote=quote, now=now)
+        except oanda.OandaError as error:
+            logger.warning("event=paper_follow_failed pair=%s error=%r", symbol, str(error))
+    closable = [trade for trade in open_paper_trades(pair) if trade.pair_id in quotes]
+    return len(paper_trades_close_at_market(closable, quotes))
+
+
+@dataclass(frozen=True)
+class PaperFollowResult:
+    pairs: int
+    closed: list[str]
+    failures: list[str]
+
+
+def paper_trades_follow(*, client: oanda.OandaClient | None = None) -> PaperFollowResult:
+    """Follow the stops of every open paper trade on the broker's candles (beat, each minute):
+    each pair with one is brought up to its newest complete minute (``paper_pair_follow``)."""
+    symbols = sorted({str(trade.pair_id) for trade in open_paper_trades()})
+    if not symbols:
+        return PaperFollowResult(0, [], [])
+    client = client or broker_client()
+    closed: list[str] = []
+    failures: list[str] = []
+    for symbol in symbols:
+        try:
+            quote, now = fetch_quote(client, symbol)
+            done = paper_pair_follow(client=client, pair=symbol, quote=quote, now=now)
+        except oanda.OandaError as error:
+            failures.append(f"{symbol}: {error}")
+            logger.warning("event=paper_follow_failed pair=%s error=%r", symbol, str(error))
+            continue
+        closed.extend(trade.broker_trade_id for trade in done)
+    return PaperFollowResult(len(symbols), closed, failures)
 
 
 # ----- the market clock (beat, every minute) -----------------------------------------------------

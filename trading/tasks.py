@@ -11,7 +11,12 @@ from celery import shared_task
 
 from trading.execution import late_fills_close, signal_execute
 from trading.reconciliation import account_reconcile
-from trading.services import market_state_refresh, pair_demotion_check, pairs_demotion_check
+from trading.services import (
+    market_state_refresh,
+    pair_demotion_check,
+    pairs_demotion_check,
+    paper_trades_follow,
+)
 
 
 class SignalTaskResult(TypedDict):
@@ -73,6 +78,14 @@ def check_pair_demotion_task(symbol: str) -> str:
     if check.demoted and check.verdict is not None:
         return f"{symbol} demoted: {check.verdict.reason}"
     return f"{symbol} kept: {check.skipped or (check.verdict.reason if check.verdict else '')}"
+
+
+@shared_task(name="trading.follow_paper_trades_task")  # type: ignore[untyped-decorator]  # celery: no hints
+def follow_paper_trades_task() -> list[str]:
+    """Close the paper trades whose stop-loss or take-profit the broker's newest complete minutes
+    reached (beat, each minute); safe to run twice: a paper trade is closed once, under its row
+    lock. Returns the trade ids it closed."""
+    return paper_trades_follow().closed
 
 
 @shared_task(name="trading.check_demotions_task")  # type: ignore[untyped-decorator]  # celery: no hints

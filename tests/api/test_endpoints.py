@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from marketdata.models import Pair
 from septrader.models import AuditLog, SystemConfig
+from tests.conftest import Parity
 from trading.models import Trade, TradingSignal, TradingState
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +126,63 @@ def test_a_stop_override_out_of_range_is_a_400_naming_it(
     assert error["field"] == "risk_overrides.stop_loss_pips"
     assert "risk_overrides.stop_loss_pips='-3' is not valid" in error["message"]
     assert Pair.objects.get(symbol="EUR_USD").risk_overrides == {}
+
+
+def test_a_paper_pair_shows_each_gate_with_its_figure_and_advances_only_once_they_pass(
+    operator: APIClient, parity: Parity
+) -> None:
+    from tests.trading.test_paper import PAPER_STARTS, plant_paper_record, promoted_model
+
+    # Given EUR/USD enabled with a promoted model: it starts on paper
+    model = promoted_model()
+    enabled = operator.post("/api/pairs/EUR_USD/enable", {}, format="json")
+    assert enabled.json()["state"] == "paper" and enabled.json()["paper_started_at"]
+    Pair.objects.filter(symbol="EUR_USD").update(paper_started_at=PAPER_STARTS)
+
+    # When a viewer asks whether it may advance, each gate answers with its figure
+    body = operator.get("/api/pairs/EUR_USD/advance").json()
+    assert body["state"] == "paper" and body["may_advance"] is False
+    gates = {gate["name"]: gate for gate in body["gates"]}
+    assert list(gates) == ["stage", "model", "trading_days", "results", "parity"]
+    assert gates["trading_days"]["passed"] and gates["trading_days"]["figures"]["days"] >= 5
+    assert not gates["results"]["passed"]
+    assert gates["results"]["reason"].startswith("0 paper trades of the model closed")
+    assert gates["parity"]["figures"] == {"since": "2025-07-21", "unexplained": 0}
+
+    # Then advancing is refused with 409 naming the failed gate, and audited
+    refused = operator.post("/api/pairs/EUR_USD/advance", REMOTE_ADDR=ADDRESS)
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["field"] == "gates"
+    assert "EUR_USD cannot advance to live: results: 0 paper trades" in error["message"]
+    assert audit("pair.advance_refused").address == ADDRESS
+
+    # And once the paper record is like the model's, it advances to live
+    plant_paper_record(model, [15, -15] * 6 + [15] * 2)
+    advanced = operator.post("/api/pairs/EUR_USD/advance", REMOTE_ADDR=ADDRESS)
+    assert advanced.status_code == 200, advanced.content
+    assert advanced.json()["state"] == "trading"
+    entry = audit("pair.advance")
+    assert (entry.actor, entry.address, entry.target) == ("operator-user", ADDRESS, "EUR_USD")
+    assert entry.details["gates"]["results"]["trades"] == 14
+
+
+def test_paper_trades_are_listed_apart_and_kept_out_of_the_accounts_figures(
+    operator: APIClient,
+) -> None:
+    from tests.trading.test_paper import plant_paper_record, promoted_model
+
+    plant_paper_record(promoted_model(), [15, -5])
+    Trade.objects.filter(paper=True).update(closed_at=datetime(2025, 7, 23, 12, tzinfo=UTC))
+
+    listed = operator.get("/api/trades", {"paper": "true"}).json()["results"]
+    assert len(listed) == 2 and all(trade["paper"] for trade in listed)
+    assert operator.get("/api/trades", {"paper": "false"}).json()["results"] == []
+    day = {"start": "2025-07-23", "end": "2025-07-23"}
+    real = operator.get("/api/performance/daily", day).json()["days"][0]
+    paper = operator.get("/api/performance/daily", {**day, "paper": "true"}).json()["days"][0]
+    assert real["trades_closed"] == 0
+    assert (paper["trades_closed"], paper["realized_pl"]) == (2, "10.0000")
 
 
 def test_disabling_a_pair_is_audited_with_the_reason(operator: APIClient) -> None:

@@ -33,6 +33,8 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("post", "/api/pairs/EUR_USD/enable", {"force": "perhaps"}, "operator"),
     ("post", "/api/pairs/EUR_USD/disable", {"reason": TOO_LONG}, "operator"),
     ("post", "/api/pairs/EUR_USD/flatten", {"reason": TOO_LONG}, "operator"),
+    ("get", "/api/pairs/EUR_USD/advance", None, "viewer"),
+    ("post", "/api/pairs/EUR_USD/advance", None, "operator"),
     ("get", "/api/signals", None, "viewer"),
     ("get", f"/api/signals/{MISSING_UUID}", None, "viewer"),
     ("get", "/api/orders", None, "viewer"),

@@ -243,3 +243,36 @@ def test_acknowledging_alerts_in_the_console_keeps_them_unresolved_and_audits(
     assert "0 alert(s) acknowledged; 1 already acknowledged or resolved" in again
     entry = AuditLog.objects.get(action="alert.acknowledge")
     assert (entry.actor, entry.address, entry.target) == ("ops", "127.0.0.1", alert.condition)
+
+
+@pytest.mark.django_db
+def test_the_pair_page_shows_each_gate_to_live_and_the_advance_action_checks_them(
+    operator_client: Client, parity: Any
+) -> None:
+    from tests.trading.test_paper import PAPER_STARTS, plant_paper_record, promoted_model
+
+    # Given EUR/USD enabled on its promoted model: it is on paper
+    model = promoted_model()
+    html = run_action(operator_client, PAIRS_URL, "enable_pairs", [pair("EUR_USD").pk])
+    assert "EUR_USD: enabled on paper" in html
+    Pair.objects.filter(symbol="EUR_USD").update(paper_started_at=PAPER_STARTS)
+
+    # When the operator opens its page, each gate says whether it passes, with its figure
+    page = operator_client.get(f"{PAIRS_URL}{pair('EUR_USD').pk}/change/").content.decode()
+    assert "Paper stage before live" in page
+    assert "No: 1 of 5 gates fail." in page
+    assert 'class="gate gate-failed"' in page and "0 paper trades of the model closed" in page
+    assert "unexplained signal mismatches in the parity reports since 2025-07-21" in page
+
+    # Then the advance action refuses, naming the gate, until the paper record is in
+    html = run_action(operator_client, PAIRS_URL, "advance_pairs", [pair("EUR_USD").pk])
+    assert "EUR_USD: EUR_USD cannot advance to live: results: 0 paper trades" in html
+    assert pair("EUR_USD").state == Pair.State.PAPER
+    plant_paper_record(model, [15, -15] * 6 + [15] * 2)
+    page = operator_client.get(f"{PAIRS_URL}{pair('EUR_USD').pk}/change/").content.decode()
+    assert "Yes: every gate passes" in page
+    html = run_action(operator_client, PAIRS_URL, "advance_pairs", [pair("EUR_USD").pk])
+    assert "EUR_USD: advanced from paper to live" in html
+    assert pair("EUR_USD").state == Pair.State.TRADING
+    entry = AuditLog.objects.get(action="pair.advance", target="EUR_USD")
+    assert (entry.actor, entry.address) == ("ops", "127.0.0.1")

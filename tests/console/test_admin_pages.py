@@ -212,6 +212,32 @@ def test_the_dashboard_shows_state_market_account_open_trades_and_stream_lag(
 
 
 @pytest.mark.django_db
+def test_the_dashboard_counts_paper_trades_apart_from_the_accounts_open_trades(
+    operator_client: Client,
+) -> None:
+    # Given the account's open trade and a paper trade of a pair on paper
+    broker_rows()
+    Trade.objects.create(
+        account_id="acct",
+        broker_trade_id="paper-1",
+        pair_id="GBP_USD",
+        initial_units=Decimal(1000),
+        current_units=Decimal(1000),
+        open_price=Decimal("1.3"),
+        opened_at=timezone.now(),
+        unrealized_pl=Decimal("-0.20"),
+        paper=True,
+    )
+
+    html = operator_client.get("/admin/").content.decode()
+
+    # Then the open trades are the account's, and the paper trade is counted on its own line
+    assert "Open trades (1, unrealised" in html and "+12.50" in html
+    assert "Paper trades open: 1, unrealised" in html and "-0.20" in html
+    assert "never at the broker" in html
+
+
+@pytest.mark.django_db
 def test_the_dashboard_lists_unresolved_alerts_and_marks_silent_workers(
     operator_client: Client,
 ) -> None:

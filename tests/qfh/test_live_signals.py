@@ -265,8 +265,8 @@ def test_only_enabled_trading_pairs_with_a_rule_are_analysed(
     # Then none is analysed, and each says why
     reasons = {outcome.pair: (outcome.outcome, outcome.reason) for outcome in outcomes}
     assert reasons == {
-        "AUD_USD": ("skipped", "not an enabled pair in state trading"),
-        "GBP_USD": ("skipped", "not an enabled pair in state trading"),
+        "AUD_USD": ("skipped", "not an enabled pair in state trading or paper"),
+        "GBP_USD": ("skipped", "not an enabled pair in state trading or paper"),
         "EUR_USD": ("skipped", "no promoted pair model"),
     }
     assert not TradingSignal.objects.exists()

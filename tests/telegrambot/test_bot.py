@@ -213,6 +213,23 @@ def test_an_operator_enables_and_disables_a_pair_audited_as_their_telegram_accou
     assert "Which pair?" in said(telegram, OPERATOR_ID, "/disable")
 
 
+def test_an_operator_advances_a_paper_pair_only_through_its_gates(
+    telegram: FakeTelegram, accounts: dict[str, User], parity: Any
+) -> None:
+    from tests.trading.test_paper import PAPER_STARTS, promoted_model
+
+    # Given EUR_USD enabled on a promoted model: it starts on paper
+    promoted_model()
+    assert said(telegram, OPERATOR_ID, "/enable EUR_USD") == "EUR_USD enabled (paper)."
+    Pair.objects.filter(symbol="EUR_USD").update(paper_started_at=PAPER_STARTS)
+    # When the operator advances it without a paper record, the failed gate is the answer
+    answer = said(telegram, OPERATOR_ID, "/advance EUR_USD")
+    assert answer.startswith("/advance: EUR_USD cannot advance to live: results: 0 paper trades")
+    assert Pair.objects.get(symbol="EUR_USD").state == Pair.State.PAPER
+    [refused] = audit("pair.advance_refused")
+    assert refused.actor == f"telegram:{OPERATOR_ID}/operator-phone"
+
+
 def test_an_operator_closes_a_trade_and_flattens_a_pair_at_the_broker(
     telegram: FakeTelegram, accounts: dict[str, User], open_trade: Trade
 ) -> None:
