@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from parity.models import ParityReport
 
@@ -28,3 +28,12 @@ def reports_listed(
     if unexplained:
         reports = reports.filter(unexplained__gt=0)
     return reports
+
+
+def unexplained_since(pair: str, since: date) -> int:
+    """Unexplained signal mismatches in the reports of ``pair`` for New York trading days from
+    ``since`` on: the paper stage's parity gate asks it (``trading.parity_unexplained``)."""
+    total = ParityReport.objects.filter(pair_id=pair, day__gte=since).aggregate(
+        total=Sum("unexplained")
+    )["total"]
+    return int(total or 0)

@@ -646,3 +646,31 @@ def test_a_paper_trade_opened_before_the_stage_began_is_not_in_its_record(db: No
 
     since = timezone.now() - timedelta(days=1)
     assert demotion_trades(pair="EUR_USD", pair_model_id=model.pk, since=since) == []
+
+
+def test_the_parity_apps_reports_answer_the_gate_from_the_day_paper_began(db: None) -> None:
+    from parity.models import ParityReport
+
+    # Given a pair five trading days on paper with a record like its model's, and the parity
+    # app's own answer (no test registration): a report before paper began with an unexplained
+    # mismatch, and clean reports since
+    model = promoted_model()
+    pair = trading_pair(state=Pair.State.PAPER, paper_started_at=PAPER_STARTS)
+    plant_paper_record(model, [15, -15] * 6 + [15] * 2)
+    computed = FIVE_DAYS_LATER
+    ParityReport.objects.create(
+        pair_id="EUR_USD", day=date(2025, 7, 18), unexplained=2, computed_at=computed
+    )
+    for day in (21, 22, 23):
+        ParityReport.objects.create(pair_id="EUR_USD", day=date(2025, 7, day), computed_at=computed)
+
+    # Then the earlier day does not count, and the pair advances
+    assert pair_advance_check(symbol=pair.symbol, now=FIVE_DAYS_LATER).allowed
+
+    # When a report since paper began holds an unexplained mismatch
+    ParityReport.objects.filter(day=date(2025, 7, 22)).update(unexplained=1)
+
+    # Then the parity gate refuses, counting it
+    failed = refused(pair.symbol, FIVE_DAYS_LATER)
+    assert set(failed) == {"parity"}
+    assert failed["parity"].startswith("1 unexplained signal mismatches in the parity reports")
