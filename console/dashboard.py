@@ -27,7 +27,7 @@ from monitoring.selectors import alerts_unresolved
 from qfh.models import CandleMetrics
 from septrader.models import AuditLog, Node
 from septrader.selectors import config_values
-from trading.market import market_status_at
+from trading.market import market_status_at, pair_schedule, pairs_market_open
 from trading.models import AccountSnapshot, Trade, TradingSignal, TradingState
 from trading.performance import (
     DailyLoss,
@@ -73,6 +73,9 @@ class MarketPanel:
     reason: str
     next_change: datetime | None
     error: str = ""
+    # The other markets the enabled pairs trade on (metals, crypto), each on its own schedule:
+    # (schedule name, open, reason, next change).
+    others: tuple[tuple[str, bool, str, datetime | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,30 @@ def _market(broker_time: datetime) -> MarketPanel:
     except ScheduleError as error:
         # A broken maintenance window must not take the console down with it.
         return MarketPanel(open=False, reason="unknown", next_change=None, error=str(error))
-    return MarketPanel(open=status.open, reason=status.reason, next_change=status.next_change)
+    return MarketPanel(
+        open=status.open,
+        reason=status.reason,
+        next_change=status.next_change,
+        others=_other_markets(broker_time),
+    )
+
+
+def _other_markets(broker_time: datetime) -> tuple[tuple[str, bool, str, datetime | None], ...]:
+    """One row per schedule other than FX that an enabled pair trades on (gold's break, the
+    crypto week), named as the admin names the schedule."""
+    fx = pair_schedule(None)
+    seen: dict[str, str] = {}
+    for symbol in (
+        Pair.objects.filter(enabled=True).order_by("symbol").values_list("symbol", flat=True)
+    ):
+        schedule = pair_schedule(symbol)
+        if schedule != fx and schedule.name not in seen:
+            seen[schedule.name] = symbol
+    rows = []
+    for name, symbol in seen.items():
+        status = market_status_at(broker_time, pair=symbol)
+        rows.append((name, status.open, status.reason, status.next_change))
+    return tuple(rows)
 
 
 def _account(broker_time: datetime) -> AccountPanel:
@@ -178,6 +204,11 @@ def _stream(
     published = state.get("pairs") or {}
     wanted = set(Pair.objects.filter(enabled=True).values_list("symbol", flat=True))
     wanted |= set(published)
+    # Each pair's own market: bitcoin's prices are expected through the FX weekend.
+    try:
+        own_market = pairs_market_open(wanted, broker_time)
+    except ScheduleError:
+        own_market = {}
     lags = []
     for pair in sorted(wanted):
         entry = published.get(pair) or {}
@@ -200,7 +231,8 @@ def _stream(
                 candle_age_seconds=_age_seconds(broker_time, closed_at),
                 source=source,
                 # On a closed market no prices is what should happen.
-                stale=market_open and (price_age is None or price_age > stale_after),
+                stale=own_market.get(pair, market_open)
+                and (price_age is None or price_age > stale_after),
             )
         )
     return _parse_time(state.get("updated")), lags

@@ -31,7 +31,7 @@ from marketdata.selectors import broker_now, stream_state
 from monitoring.models import Heartbeat
 from septrader.config import CONFIG_KEYS
 from septrader.selectors import config_get
-from trading.market import market_status_at
+from trading.market import market_status_at, pair_schedule, pairs_market_open
 from trading.models import TradingState
 
 logger = logging.getLogger(__name__)
@@ -401,14 +401,26 @@ def _pair_price_health(
     *,
     streamer_alive: bool,
 ) -> list[ComponentHealth]:
-    """Each enabled pair's prices: recent enough while the market is open."""
+    """Each enabled pair's prices: recent enough while its market is open (bitcoin's prices
+    must keep coming through the FX weekend)."""
     open_market = market_is_open(now)
+    # A pair on the FX schedule follows the recorded FX verdict (as the market.closed alert
+    # does); a metal or a crypto pair its own schedule.
+    try:
+        fx = pair_schedule(None)
+        own_market = {
+            pair: is_open
+            for pair, is_open in pairs_market_open(pairs, broker_now(now)).items()
+            if pair_schedule(pair) != fx
+        }
+    except DatabaseError:
+        own_market = {}
     per_pair = state.get("pairs") or {}
     results = []
     for pair in pairs:
         received = _parse((per_pair.get(pair) or {}).get("last_price_received"))
         name = f"prices:{pair}"
-        if not open_market:
+        if not own_market.get(pair, open_market):
             results.append(
                 ComponentHealth(name, "ok", "the market is closed", received, details={})
             )

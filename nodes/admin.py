@@ -17,12 +17,34 @@ from nodes.services import (
     nodes_rebalance,
 )
 from septrader.admin_tools import operator
-from septrader.models import Node
+from septrader.models import NODE_MARKETS, Node
+
+
+class NodeForm(forms.ModelForm):
+    markets = forms.MultipleChoiceField(
+        choices=[(m, m) for m in NODE_MARKETS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The instrument types this node trades (none ticked = every market).",
+    )
+
+    class Meta:
+        model = Node
+        fields = ("name", "state", "markets")
 
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ("name", "state", "last_heartbeat", "queue", "pair_list", "created_at")
+    form = NodeForm
+    list_display = (
+        "name",
+        "state",
+        "market_list",
+        "last_heartbeat",
+        "queue",
+        "pair_list",
+        "created_at",
+    )
     list_filter = ("state",)
     search_fields = ("name",)
     readonly_fields = ("last_heartbeat", "queue", "created_at")
@@ -31,6 +53,10 @@ class NodeAdmin(admin.ModelAdmin):
     @admin.display(description="queue")
     def queue(self, obj: Node) -> str:
         return obj.queue
+
+    @admin.display(description="markets")
+    def market_list(self, obj: Node) -> str:
+        return ", ".join(obj.markets) or "any"
 
     @admin.display(description="pairs")
     def pair_list(self, obj: Node) -> str:

@@ -34,7 +34,7 @@ from django.utils.text import slugify
 from marketdata.models import Pair
 from monitoring.heartbeats import start_heartbeat_thread
 from monitoring.services import alert_raise, alert_resolve
-from septrader.models import Node
+from septrader.models import NODE_MARKETS, Node
 from septrader.selectors import config_get
 from septrader.services import audit_record
 from trading.models import Trade
@@ -158,15 +158,16 @@ def _move_pairs_away(
     reason: str,
     report: ClusterReport,
 ) -> None:
-    """Every pair of ``node`` to the healthy active node with the fewest pairs, one at a time."""
+    """Every pair of ``node`` to the healthy active node serving its market with the fewest
+    pairs, one at a time."""
     for pair in Pair.objects.filter(node=node).select_related("node").order_by("symbol"):
-        target = (
+        candidates = (
             Node.objects.filter(_healthy(now, threshold))
             .exclude(pk=node.pk)
             .annotate(count=Count("pairs"))
             .order_by("count", "name")
-            .first()
         )
+        target = next((c for c in candidates if c.serves(pair.instrument_type)), None)
         if target is None:
             report.stranded.append(pair.symbol)
             continue
@@ -329,15 +330,73 @@ def node_rejoin(*, name: str, actor: str, address: str | None = None) -> Node:
     return node
 
 
+def _rebalance_move(
+    pairs: dict[int, list[Pair]], nodes: dict[int, Node], busy: set[str]
+) -> tuple[Pair, int, int] | None:
+    """The next move that evens the load: from the fullest node that has a pair without an open
+    trade which a node with at least two pairs fewer serves, to the emptiest such node; None when
+    no move makes the spread more even (each move lowers the sum of squared counts, so it ends)."""
+    order = sorted(pairs, key=lambda pk: (-len(pairs[pk]), nodes[pk].name))
+    for fullest in order:
+        for pair in reversed(pairs[fullest]):
+            if pair.symbol in busy:
+                continue
+            targets = [
+                pk
+                for pk in pairs
+                if len(pairs[fullest]) - len(pairs[pk]) > 1
+                and nodes[pk].serves(pair.instrument_type)
+            ]
+            if targets:
+                emptiest = min(targets, key=lambda pk: (len(pairs[pk]), nodes[pk].name))
+                return pair, fullest, emptiest
+    return None
+
+
+@transaction.atomic
+def node_set_markets(
+    *, name: str, markets: list[str], actor: str, address: str | None = None
+) -> Node:
+    """The markets node ``name`` trades (instrument types; empty = every market), audited.
+
+    Creates the node when it has not heart-beaten yet (``run_node --markets`` calls this at start).
+    Its pairs of a market it no longer serves are not moved here: ``nodes_rebalance`` leaves them,
+    so the operator sees them in the console and moves them (or a drain does).
+    """
+    if not isinstance(markets, list) or any(m not in NODE_MARKETS for m in markets):
+        raise ClusterError(
+            f"markets={markets!r} is not valid; expected instrument types from "
+            f"{', '.join(NODE_MARKETS)} (none = every market).",
+            field="markets",
+        )
+    node = Node.objects.select_for_update().filter(name=name).first()
+    if node is None:
+        node = node_heartbeat(name=name)
+    clean = [m for m in NODE_MARKETS if m in markets]
+    previous = list(node.markets)
+    if previous != clean:
+        node.markets = clean
+        node.save(update_fields=["markets"])
+        audit_record(
+            actor=actor,
+            action="node.markets",
+            target=name,
+            details={"from": previous, "to": clean},
+            address=address,
+        )
+    return node
+
+
 @transaction.atomic
 def nodes_rebalance(
     *, actor: str, address: str | None = None, now: datetime | None = None
 ) -> ClusterReport:
     """Spread the pairs assigned to nodes evenly over the healthy active nodes.
 
-    Pairs of nodes that are not healthy move first (open trade or not); then, while one node has
-    two pairs more than another, a pair without an open trade moves from the fullest node to the
-    emptiest. Pairs assigned to no node (served by the shared ``execution`` queue) stay so.
+    Pairs of nodes that are not healthy move first (open trade or not); then, while a node has
+    two pairs more than another node that serves one of them (``Node.markets``), a pair without
+    an open trade moves from the fullest such node to the emptiest. Pairs assigned to no node
+    (served by the shared ``execution`` queue) stay so.
     """
     moment = now or timezone.now()
     threshold = _threshold(None)
@@ -357,33 +416,19 @@ def nodes_rebalance(
             reason="rebalance",
             report=report,
         )
-    busy = set(
-        Trade.objects.filter(state=Trade.State.OPEN).values_list("pair_id", flat=True).distinct()
-    )
+    busy = {
+        str(symbol)
+        for symbol in Trade.objects.filter(state=Trade.State.OPEN)
+        .values_list("pair_id", flat=True)
+        .distinct()
+    }
     pairs: dict[int, list[Pair]] = {node.pk: [] for node in healthy}
     for pair in Pair.objects.filter(node__in=healthy).select_related("node").order_by("symbol"):
         if pair.node_id is not None:
             pairs[pair.node_id].append(pair)
     by_pk = {node.pk: node for node in healthy}
-    while True:
-        order = sorted(pairs, key=lambda pk: (len(pairs[pk]), by_pk[pk].name))
-        emptiest, fullest = order[0], order[-1]
-        if len(pairs[fullest]) - len(pairs[emptiest]) <= 1:
-            break
-        movable = [pair for pair in pairs[fullest] if pair.symbol not in busy]
-        if not movable:
-            # The fullest node keeps its pairs with open trades; try the next fullest.
-            candidates = [
-                pk
-                for pk in reversed(order)
-                if len(pairs[pk]) - len(pairs[emptiest]) > 1
-                and any(p.symbol not in busy for p in pairs[pk])
-            ]
-            if not candidates:
-                break
-            fullest = candidates[0]
-            movable = [pair for pair in pairs[fullest] if pair.symbol not in busy]
-        pair = movable[-1]
+    while (move := _rebalance_move(pairs, by_pk, busy)) is not None:
+        pair, fullest, emptiest = move
         _move(pair, by_pk[emptiest], actor=actor, address=address, reason="rebalance")
         report.moved.append((pair.symbol, by_pk[fullest].name, by_pk[emptiest].name))
         pairs[fullest].remove(pair)
@@ -404,6 +449,7 @@ def node_summary() -> list[dict[str, Any]]:
             "name": node.name,
             "state": node.state,
             "last_heartbeat": node.last_heartbeat,
+            "markets": list(node.markets),
             "pairs": sorted(node.pairs.values_list("symbol", flat=True)),
         }
         for node in Node.objects.prefetch_related("pairs")

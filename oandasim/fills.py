@@ -9,7 +9,7 @@ moment the price path crosses their level, in time order across the account.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from oandasim import wire
 from oandasim.clock import SimClock
@@ -19,6 +19,7 @@ from oandasim.market import Market, Quote
 from oandasim.models import DEPENDENTS, ZERO, Body, Dependent, Order, Trade, money
 from oandasim.state import Account
 from oandasim.timeutil import next_ny_close, parse_time
+from oandasim.units import at_precision, fits_precision, format_units, parse_decimal
 from oandasim.valuation import Valuation
 from oandasim.wire import RejectError, Response
 
@@ -39,7 +40,7 @@ class Closing:
     closed: list[Body]
     reduced: Body | None
     realized: Decimal
-    remaining: int  # the units left over to open a trade with
+    remaining: Decimal  # the units left over to open a trade with
 
 
 def half_spread(quote: Quote) -> Decimal:
@@ -60,36 +61,49 @@ def entry_condition(order: Order, bid: int, ask: int) -> bool:
     return ask >= order.price if order.units > 0 else bid <= order.price
 
 
-def whole_units(requested: str) -> int | None:
-    """The units a close request names, truncated to a whole number; None when it names none."""
-    try:
-        return int(Decimal(requested))
-    except (InvalidOperation, ValueError):
-        return None
+def close_amount(
+    instrument: Instrument, requested: str, held: Decimal, reasons: tuple[str, str]
+) -> Decimal:
+    """The positive units a trade close or position closeout names: "ALL" or a DecimalNumber.
 
-
-def trade_close_units(requested: str, held: int) -> int:
+    `reasons` are the rejects for an amount that is not a positive number and for one larger
+    than `held`. An amount finer than the instrument's units is refused as an order's would be
+    (UNITS_PRECISION_EXCEEDED): "0.5" closes half a unit of BTC_USD, never of EUR_USD.
+    """
     if requested == "ALL":
         return held
-    amount = whole_units(requested)
-    if amount is None or amount <= 0 or Decimal(requested) != amount:
-        raise RejectError("CLOSE_TRADE_PARTIAL_UNITS_MISSING")
+    invalid, too_large = reasons
+    amount = parse_decimal(requested)
+    if amount is None or amount <= 0:
+        raise RejectError(invalid)
+    if not fits_precision(instrument, amount):
+        raise RejectError("UNITS_PRECISION_EXCEEDED")
     if amount > held:
-        raise RejectError("CLOSE_TRADE_UNITS_EXCEED_TRADE_SIZE")
-    return amount
+        raise RejectError(too_large)
+    return at_precision(instrument, amount)
 
 
-def closeout_units(requested: str, held: int) -> int:
+def trade_close_units(instrument: Instrument, requested: str, held: Decimal) -> Decimal:
+    return close_amount(
+        instrument,
+        requested,
+        held,
+        ("CLOSE_TRADE_PARTIAL_UNITS_MISSING", "CLOSE_TRADE_UNITS_EXCEED_TRADE_SIZE"),
+    )
+
+
+def closeout_units(instrument: Instrument, requested: str, held: Decimal) -> Decimal:
     if held == 0:
         raise RejectError("CLOSEOUT_POSITION_DOESNT_EXIST")
-    if requested == "ALL":
-        return held
-    amount = whole_units(requested)
-    if amount is None or amount <= 0:
-        raise RejectError("CLOSEOUT_POSITION_INCOMPLETE_SPECIFICATION")
-    if amount > held:
-        raise RejectError("CLOSEOUT_POSITION_UNITS_EXCEED_POSITION_SIZE")
-    return amount
+    return close_amount(
+        instrument,
+        requested,
+        held,
+        (
+            "CLOSEOUT_POSITION_INCOMPLETE_SPECIFICATION",
+            "CLOSEOUT_POSITION_UNITS_EXCEED_POSITION_SIZE",
+        ),
+    )
 
 
 class Fills:
@@ -125,7 +139,7 @@ class Fills:
         if order.type == "LIMIT" and order.price is not None:
             price = min(price, order.price) if buying else max(price, order.price)
         opposite = self.account.side_trades(order.instrument, not buying)
-        reducible = sum(abs(t.current_units) for t in opposite)
+        reducible = sum((abs(t.current_units) for t in opposite), ZERO)
         refusal = self._refusal(order, quote, price, reducible)
         if refusal is not None:
             return {"orderCancelTransaction": self.account.cancel(order, refusal)}
@@ -144,18 +158,18 @@ class Fills:
         )
         return {"orderFillTransaction": fill}
 
-    def _refusal(self, order: Order, quote: Quote, price: int, reducible: int) -> str | None:
+    def _refusal(self, order: Order, quote: Quote, price: int, reducible: Decimal) -> str | None:
         """Why an entry order cannot fill at `price` (its cancel reason), or None."""
         buying = order.units > 0
         if order.price_bound is not None and (
             (buying and price > order.price_bound) or (not buying and price < order.price_bound)
         ):
             return "BOUNDS_VIOLATION"
-        opening = max(0, abs(order.units) - reducible)
+        opening = max(ZERO, abs(order.units) - reducible)
         if order.position_fill == "REDUCE_ONLY":
             if reducible == 0:
                 return "POSITION_CLOSEOUT_FAILED"
-            opening = 0
+            opening = ZERO
         if order.position_fill == "OPEN_ONLY" and reducible:
             return "FIFO_VIOLATION"
         if opening:
@@ -193,7 +207,7 @@ class Fills:
         order: Order,
         quote: Quote,
         price: int,
-        units_to_fill: int,
+        units_to_fill: Decimal,
         close_trades: list[Trade],
         open_remainder: bool,
         reason: str,
@@ -215,14 +229,14 @@ class Fills:
         account.balance += closing.realized
         account.pl += closing.realized
         account.last_fill_time = account.now
-        filled_units = abs(units_to_fill) - (closing.remaining if not open_remainder else 0)
+        filled_units = abs(units_to_fill) - (closing.remaining if not open_remainder else ZERO)
         fill = account.transaction(
             "ORDER_FILL",
             orderID=str(order.id),
             clientOrderID=(order.client_extensions or {}).get("id"),
             instrument=instrument.name,
-            units=str(filled_units if units_to_fill > 0 else -filled_units),
-            requestedUnits=str(order.units) if order.units else None,
+            units=format_units(filled_units if units_to_fill > 0 else -filled_units),
+            requestedUnits=format_units(order.units) if order.units else None,
             price=instrument.format(price),
             fullVWAP=instrument.format(price),
             fullPrice=wire.full_price(quote),
@@ -248,7 +262,7 @@ class Fills:
     def _close_oldest(
         self,
         trades: list[Trade],
-        units: int,
+        units: Decimal,
         price: int,
         quote: Quote,
         factors: tuple[Decimal, Decimal],
@@ -278,7 +292,7 @@ class Fills:
         return closing
 
     def _open_trade(
-        self, order: Order, instrument: Instrument, price: int, units: int, fill_id: int
+        self, order: Order, instrument: Instrument, price: int, units: Decimal, fill_id: int
     ) -> Trade:
         trade = Trade(
             id=fill_id,
@@ -303,7 +317,7 @@ class Fills:
         order.trade_closed_ids = [int(c["tradeID"]) for c in closing.closed]
 
     def _reduce_trade(
-        self, trade: Trade, amount: int, price: int, realized: Decimal, fill_id: int
+        self, trade: Trade, amount: Decimal, price: int, realized: Decimal, fill_id: int
     ) -> None:
         side = "long" if trade.is_long else "short"
         self.account.position_pl.setdefault(trade.instrument, {"long": ZERO, "short": ZERO})
@@ -398,7 +412,9 @@ class Fills:
         requested = str(body.get("units", "ALL")) if body else "ALL"
         self.account.begin(now)
         try:
-            amount = trade_close_units(requested, abs(trade.current_units))
+            amount = trade_close_units(
+                INSTRUMENTS[trade.instrument], requested, abs(trade.current_units)
+            )
         except RejectError as error:
             reject = self._close_reject(
                 trade.instrument,
@@ -449,18 +465,18 @@ class Fills:
 
     def _closeout_plans(
         self, name: str, body: Body, response: Body
-    ) -> list[tuple[str, list[Trade], int, Body]]:
+    ) -> list[tuple[str, list[Trade], Decimal, Body]]:
         """Each side to close: its trades, the units and the closeout; rejects go to `response`."""
-        plans: list[tuple[str, list[Trade], int, Body]] = []
+        plans: list[tuple[str, list[Trade], Decimal, Body]] = []
         for side in ("long", "short"):
             requested = str(body.get(f"{side}Units", "NONE"))
             if requested == "NONE":
                 continue
             trades = sorted(self.account.side_trades(name, side == "long"), key=lambda t: t.id)
-            held = sum(abs(t.current_units) for t in trades)
+            held = sum((abs(t.current_units) for t in trades), ZERO)
             closeout = {f"{side}PositionCloseout": {"instrument": name, "units": requested}}
             try:
-                amount = closeout_units(requested, held)
+                amount = closeout_units(INSTRUMENTS[name], requested, held)
             except RejectError as error:
                 response[f"{side}OrderRejectTransaction"] = self._close_reject(
                     name,
@@ -475,12 +491,12 @@ class Fills:
         return plans
 
     def _close_reject(
-        self, instrument: str, units: int, reason: str, detail: Body, reject_reason: str
+        self, instrument: str, units: Decimal, reason: str, detail: Body, reject_reason: str
     ) -> Body:
         return self.account.transaction(
             "MARKET_ORDER_REJECT",
             instrument=instrument,
-            units=str(units),
+            units=format_units(units),
             timeInForce="FOK",
             positionFill="REDUCE_ONLY",
             reason=reason,
@@ -489,7 +505,7 @@ class Fills:
         )
 
     def _market_close_order(
-        self, instrument: str, units: int, reason: str, detail: Body
+        self, instrument: str, units: Decimal, reason: str, detail: Body
     ) -> tuple[Order, Body]:
         """Create the reduce-only market order that closes a trade or a position side."""
         order = Order(
@@ -607,7 +623,7 @@ class Fills:
                 continue
             for long in (True, False):
                 trades = sorted(account.side_trades(name, long), key=lambda t: t.id)
-                held = sum(abs(t.current_units) for t in trades)
+                held = sum((abs(t.current_units) for t in trades), ZERO)
                 if not held:
                     continue
                 order, _ = self._market_close_order(

@@ -52,7 +52,8 @@ class FinancingRates:
 
 NO_FINANCING = FinancingRates()
 
-# OANDA's published maximum for a single order on the major pairs.
+# OANDA's published maximum for a single order on the major pairs: the default of
+# `Instrument.maximum_order_units`, which orders are checked against (UNITS_LIMIT_EXCEEDED).
 MAXIMUM_ORDER_UNITS = 100_000_000
 
 
@@ -194,8 +195,8 @@ FX_INSTRUMENTS: dict[str, Instrument] = {
 # the week. The figures are OANDA's for these instruments: gold quoted to the cent with its pip at
 # 0.01, silver to 0.00001 with its pip at 0.0001, both 1 unit (one troy ounce) at the least and a
 # 5% margin (20:1); the crypto CFDs in fractions of a coin (two decimal places), a pip of 1 dollar
-# (BTC) or 10 cents (ETH) and a 50% margin (2:1, the retail limit for crypto CFDs). The simulator's
-# units are whole, so a crypto order is for one coin at the least.
+# (BTC) or 10 cents (ETH) and a 50% margin (2:1, the retail limit for crypto CFDs). Orders, trade
+# closes and position closeouts take units to `trade_units_precision` decimals (oandasim.units).
 METALS_AND_CRYPTO: dict[str, Instrument] = {
     instrument.name: instrument
     for instrument in (

@@ -8,6 +8,7 @@ from typing import Any
 
 from oandasim.instruments import INSTRUMENTS
 from oandasim.timeutil import format_time
+from oandasim.units import format_units
 
 Body = dict[str, Any]
 ZERO = Decimal("0")
@@ -46,7 +47,8 @@ class Order:
     type: str
     create_time: float
     instrument: str
-    units: int = 0
+    # Signed, at the instrument's units precision (oandasim.units); 0 for dependent orders.
+    units: Decimal = ZERO
     price: int | None = None
     price_bound: int | None = None
     distance: int | None = None
@@ -95,7 +97,7 @@ class Order:
                     wire["distance"] = instrument.format(self.distance)
         else:
             wire["instrument"] = self.instrument
-            wire["units"] = str(self.units)
+            wire["units"] = format_units(self.units)
             if self.price is not None:
                 wire["price"] = instrument.format(self.price)
             wire["positionFill"] = self.position_fill
@@ -135,11 +137,20 @@ class Order:
         return wire
 
     def to_state(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["units"] = str(self.units)
+        return data
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> Order:
+        data = dict(data)
+        # State saved before units were decimals holds them as JSON integers.
+        data["units"] = Decimal(str(data["units"]))
         return cls(**data)
+
+
+# The Trade fields that count units, persisted as decimal strings.
+UNIT_FIELDS = ("initial_units", "current_units", "closed_units", "closed_units_price_sum")
 
 
 @dataclass
@@ -148,8 +159,9 @@ class Trade:
     instrument: str
     price: int
     open_time: float
-    initial_units: int
-    current_units: int
+    # Signed units at the instrument's precision (oandasim.units): 1.66 BTC_USD, -2500 EUR_USD.
+    initial_units: Decimal
+    current_units: Decimal
     initial_margin_required: Decimal
     realized_pl: Decimal = ZERO
     # The daily financing charged (negative) or paid (positive) while the trade was open.
@@ -157,8 +169,9 @@ class Trade:
     state: str = "OPEN"
     close_time: float | None = None
     closing_transaction_ids: list[int] = field(default_factory=list)
-    closed_units_price_sum: int = 0
-    closed_units: int = 0
+    # Sum of units x price points over the closed parts, for the average close price.
+    closed_units_price_sum: Decimal = ZERO
+    closed_units: Decimal = ZERO
     client_extensions: dict[str, str] | None = None
     take_profit_order_id: int | None = None
     stop_loss_order_id: int | None = None
@@ -195,9 +208,9 @@ class Trade:
             "price": instrument.format(self.price),
             "openTime": format_time(self.open_time),
             "state": self.state,
-            "initialUnits": str(self.initial_units),
+            "initialUnits": format_units(self.initial_units),
             "initialMarginRequired": money(self.initial_margin_required),
-            "currentUnits": str(self.current_units),
+            "currentUnits": format_units(self.current_units),
             "realizedPL": money(self.realized_pl),
             "unrealizedPL": money(unrealized_pl),
             "marginUsed": money(margin_used),
@@ -205,7 +218,7 @@ class Trade:
             "dividendAdjustment": "0.0000",
         }
         if self.closed_units:
-            average = Decimal(self.closed_units_price_sum) / self.closed_units
+            average = self.closed_units_price_sum / self.closed_units
             wire["averageClosePrice"] = str(
                 (average / instrument.scale).quantize(
                     Decimal(1).scaleb(-instrument.display_precision)
@@ -224,6 +237,8 @@ class Trade:
         data["initial_margin_required"] = str(self.initial_margin_required)
         data["realized_pl"] = str(self.realized_pl)
         data["financing"] = str(self.financing)
+        for key in UNIT_FIELDS:
+            data[key] = str(data[key])
         return data
 
     @classmethod
@@ -233,4 +248,7 @@ class Trade:
         data["realized_pl"] = Decimal(data["realized_pl"])
         # State saved before financing was charged has none.
         data["financing"] = Decimal(data.get("financing", "0"))
+        # State saved before units were decimals holds them as JSON integers.
+        for key in UNIT_FIELDS:
+            data[key] = Decimal(str(data[key]))
         return cls(**data)

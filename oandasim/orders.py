@@ -11,11 +11,12 @@ from typing import Any
 
 from oandasim import wire
 from oandasim.fills import Fills, entry_condition, fill_reason
-from oandasim.instruments import INSTRUMENTS, MAXIMUM_ORDER_UNITS, Instrument
+from oandasim.instruments import INSTRUMENTS, Instrument
 from oandasim.market import Market
 from oandasim.models import DEPENDENT_BY_TYPE, DEPENDENTS, Body, Dependent, Order, Trade
 from oandasim.state import Account
 from oandasim.timeutil import TimeFormatError, format_time, next_ny_close, parse_time
+from oandasim.units import at_precision, fits_precision, parse_decimal
 from oandasim.valuation import Valuation
 from oandasim.wire import RejectError, Response
 
@@ -41,20 +42,25 @@ def parse_price(instrument: Instrument, value: Any, precision_reason: str) -> in
     return int(scaled)
 
 
-def parse_units(value: Any) -> int:
+def parse_units(instrument: Instrument, value: Any) -> Decimal:
+    """An entry order's signed units, checked as OANDA checks them against the instrument.
+
+    Up to `tradeUnitsPrecision` decimals (trailing zeros do not count, as with prices), at least
+    `minimumTradeSize` and at most `maximumOrderUnits` in magnitude.
+    """
     if value is None:
         raise RejectError("UNITS_MISSING")
-    try:
-        units = Decimal(str(value))
-    except InvalidOperation:
-        raise RejectError("UNITS_INVALID") from None
-    if not units.is_finite() or units == 0:
+    units = parse_decimal(value)
+    if units is None or units == 0:
         raise RejectError("UNITS_INVALID")
-    if units != units.to_integral_value():
+    if not fits_precision(instrument, units):
         raise RejectError("UNITS_PRECISION_EXCEEDED")
-    if abs(units) > MAXIMUM_ORDER_UNITS:
+    if abs(units) > instrument.maximum_order_units:
         raise RejectError("UNITS_LIMIT_EXCEEDED")
-    return int(units)
+    if abs(units) < instrument.minimum_trade_size:
+        # OANDA's own spelling of the reason (its v20 TransactionRejectReason).
+        raise RejectError("UNITS_MIMIMUM_NOT_MET")
+    return at_precision(instrument, units)
 
 
 def parse_gtd(request: Body, now: float) -> float | None:
@@ -261,7 +267,7 @@ class OrderDesk:
         if name not in self.market.series:
             raise RejectError("INSTRUMENT_UNKNOWN")
         instrument = INSTRUMENTS[name]
-        units = parse_units(request.get("units"))
+        units = parse_units(instrument, request.get("units"))
         price = None
         if order_type != "MARKET":
             if request.get("price") is None:

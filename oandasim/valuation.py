@@ -67,13 +67,13 @@ class Valuation:
         gain, loss = self.conversion(currency)
         return amount * (gain if amount >= 0 else loss)
 
-    def position_value(self, instrument: Instrument, units: int) -> Decimal:
+    def position_value(self, instrument: Instrument, units: Decimal) -> Decimal:
         return abs(units) * self.mid_rate(instrument.base)
 
     def margin_rate(self, instrument: Instrument) -> Decimal:
         return max(self.account.margin_rate, instrument.margin_rate)
 
-    def margin_required(self, instrument: Instrument, units: int) -> Decimal:
+    def margin_required(self, instrument: Instrument, units: Decimal) -> Decimal:
         return self.position_value(instrument, units) * self.margin_rate(instrument)
 
     def unrealized(self, trade: Trade) -> Decimal:

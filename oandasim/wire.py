@@ -9,6 +9,7 @@ from oandasim.market import Market, Quote
 from oandasim.models import DEPENDENTS, ZERO, Body, Order, Trade, money
 from oandasim.state import USER_ID, Account
 from oandasim.timeutil import format_time
+from oandasim.units import format_units
 from oandasim.valuation import Valuation
 
 Response = tuple[int, Body]
@@ -26,6 +27,10 @@ REJECT_MESSAGES = {
     "UNITS_MISSING": "Order units were not specified",
     "UNITS_PRECISION_EXCEEDED": "Order units specified exceed the precision allowed",
     "UNITS_LIMIT_EXCEEDED": "Order units specified exceed the maximum allowed for the instrument",
+    # The misspelling is OANDA's: its v20 TransactionRejectReason names it so.
+    "UNITS_MIMIMUM_NOT_MET": (
+        "The units specified is less than the minimum number of units required"
+    ),
     "INSTRUMENT_MISSING": "The instrument was not specified",
     "INSTRUMENT_UNKNOWN": "The instrument specified is unknown",
     "TIME_IN_FORCE_INVALID": "The time-in-force specified is invalid for this Order type",
@@ -182,12 +187,17 @@ def dependent_create_fields(
 
 
 def trade_closed(
-    instrument: Instrument, trade: Trade, units: int, price: int, realized: Decimal, cost: Decimal
+    instrument: Instrument,
+    trade: Trade,
+    units: Decimal,
+    price: int,
+    realized: Decimal,
+    cost: Decimal,
 ) -> Body:
     """A fill's TradeReduce: `units` of `trade` closed (signed as the trade's) at `price`."""
     return {
         "tradeID": str(trade.id),
-        "units": str(-units),
+        "units": format_units(-units),
         "price": instrument.format(price),
         "realizedPL": money(realized),
         "financing": NO_FEE,
@@ -200,7 +210,7 @@ def trade_opened(instrument: Instrument, trade: Trade, cost: Decimal) -> Body:
     """A fill's TradeOpen."""
     opened: Body = {
         "tradeID": str(trade.id),
-        "units": str(trade.initial_units),
+        "units": format_units(trade.initial_units),
         "price": instrument.format(trade.price),
         "guaranteedExecutionFee": NO_FEE,
         "halfSpreadCost": money(cost),
@@ -320,7 +330,9 @@ class AccountWire:
                 names.append(trade.instrument)
         result = [self.position(name) for name in names]
         if open_only:
-            result = [p for p in result if p["long"]["units"] != "0" or p["short"]["units"] != "0"]
+            result = [
+                p for p in result if Decimal(p["long"]["units"]) or Decimal(p["short"]["units"])
+            ]
         return result
 
     def position(self, name: str) -> Body:
@@ -359,9 +371,9 @@ def _position_side(
     unrealized: Decimal,
     financing: Decimal,
 ) -> Body:
-    units = sum(t.current_units for t in trades)
+    units = sum((t.current_units for t in trades), ZERO)
     wire: Body = {
-        "units": str(units),
+        "units": format_units(units),
         "pl": money(realized),
         "unrealizedPL": money(unrealized),
         "resettablePL": money(realized),
@@ -370,7 +382,7 @@ def _position_side(
         "guaranteedExecutionFees": NO_FEE,
     }
     if units:
-        weighted = sum((Decimal(t.price) * t.current_units for t in trades), ZERO) / units
+        weighted = sum((t.price * t.current_units for t in trades), ZERO) / units
         wire["averagePrice"] = str(
             (weighted / instrument.scale).quantize(
                 Decimal(1).scaleb(-instrument.display_precision - 1)

@@ -67,6 +67,11 @@ class AuditLog(models.Model):
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
 
 
+# The instrument types a node may serve (``marketdata.models.Pair.InstrumentType``'s values; this
+# base layer may not import it, and a test checks that the two agree).
+NODE_MARKETS = ("CURRENCY", "METAL", "CFD")
+
+
 class Node(models.Model):
     """An execution node (a droplet): its queue is ``exec.<name>``; it trades its pairs."""
 
@@ -79,6 +84,11 @@ class Node(models.Model):
     state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The markets this node trades: instrument types as the broker names them (``Pair``'s
+    # ``instrument_type``: CURRENCY, METAL, CFD); empty = every market. A crypto droplet lists
+    # CFD; failover, rebalance and assignments give it only such pairs, and its FX neighbours
+    # (CURRENCY) never get a crypto pair.
+    markets = models.JSONField(default=list, blank=True)
 
     class Meta:
         db_table = "cluster_nodes"
@@ -86,6 +96,9 @@ class Node(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def serves(self, instrument_type: str) -> bool:
+        return not self.markets or instrument_type in self.markets
 
     @property
     def queue(self) -> str:

@@ -51,6 +51,15 @@ def no_streamer_state_left() -> None:
         cache.delete(STATE_KEY)
 
 
+@pytest.fixture(autouse=True)
+def no_market_schedules_kept() -> None:
+    """Each test reads the market schedules afresh: a process keeps them for a few seconds
+    (trading.market), and a test's rolled-back rows or ``.update()`` calls send no signal."""
+    from trading.market import schedules_forget
+
+    schedules_forget()
+
+
 @pytest.fixture
 def broker_clock() -> Iterator[Any]:
     """Publish a streamer state whose newest broker message carried ``moment`` (a replayed or

@@ -18,3 +18,18 @@ class TradingConfig(AppConfig):
         marketdata_hooks.transactions_resume_id.register(broker_transaction_resume_id)
         marketdata_hooks.transactions_apply.register(transactions_apply)
         qfh_hooks.signal_made.register(signal_store)
+        _forget_schedules_on_edits()
+
+
+def _forget_schedules_on_edits() -> None:
+    """A process's copy of the market schedules (``trading.market``) is dropped whenever this
+    process writes a schedule, one of its sessions or breaks, a pair's override or a pair."""
+    from django.db.models.signals import post_delete, post_save
+
+    from marketdata.models import Pair
+    from trading.market import schedules_forget
+    from trading.models import MarketSchedule, PairSchedule, ScheduleBreak, ScheduleSession
+
+    for model in (MarketSchedule, ScheduleSession, ScheduleBreak, PairSchedule, Pair):
+        for signal in (post_save, post_delete):
+            signal.connect(schedules_forget, sender=model, dispatch_uid=f"schedules:{model}")

@@ -268,12 +268,25 @@ def loss_streak(now: datetime) -> tuple[int, datetime | None]:
 def stop_distances(
     signal: TradingSignal, values: dict[str, Any] | None = None
 ) -> tuple[Decimal, Decimal | None]:
-    """Stop-loss and take-profit pips: the pair model's when it names them, else SystemConfig."""
+    """Stop-loss and take-profit pips, in the pair's own pips: the pair model's when it names
+    them, else the pair's override, else SystemConfig (FX pips; a metal or CFD pair must name its
+    own: ``risk.instrument_settings_problem``)."""
     defaults = values if values is not None else config_values("execution.")
-    params = signal.pair_model.params if signal.pair_model_id and signal.pair_model else {}
-    stop = Decimal(str(params.get("stop_loss_pips", defaults["execution.stop_loss_pips"])))
-    take = Decimal(str(params.get("take_profit_pips", defaults["execution.take_profit_pips"])))
-    return stop, (take if take > 0 else None)
+    params = _model_params(signal)
+    overrides = signal.pair.risk_overrides or {}
+
+    def distance(name: str) -> Decimal:
+        value = params.get(name, overrides.get(name, defaults[f"execution.{name}"]))
+        return Decimal(str(value))
+
+    take = distance("take_profit_pips")
+    return distance("stop_loss_pips"), (take if take > 0 else None)
+
+
+def _model_params(signal: TradingSignal) -> dict[str, Any]:
+    if signal.pair_model_id and signal.pair_model:
+        return dict(signal.pair_model.params or {})
+    return {}
 
 
 def _on_pair(pair: Pair, field: str) -> Case:
@@ -359,13 +372,17 @@ def signal_execute(
             TradingSignal.Status.REJECTED,
             f"{pair.symbol} is not trading (state {pair.state}, enabled={pair.enabled})",
         )
-    if pair.instrument_type != Pair.InstrumentType.CURRENCY:
-        # FX hours and FX sizing would be wrong for a metal or a CFD (issue #22).
-        return _finish(
-            signal,
-            TradingSignal.Status.REJECTED,
-            f"{pair.symbol} is a {pair.instrument_type} instrument; only CURRENCY pairs trade",
-        )
+    problem = risk.instrument_settings_problem(
+        symbol=pair.symbol,
+        instrument_type=pair.instrument_type,
+        pip_location=pair.pip_location,
+        overrides=pair.risk_overrides or {},
+        model_params=_model_params(signal),
+    )
+    if problem:
+        # Checked again here: the pair may have been enabled before the rule, or behind the
+        # services' back; FX-sized stops on gold or bitcoin are never sent.
+        return _finish(signal, TradingSignal.Status.REJECTED, problem)
     client = client or broker_client()
     with entry_lock():
         return _enter(signal, pair, client, now, values)
@@ -510,6 +527,7 @@ def _entry_context(
         ).count(),
         consecutive_losses=streak,
         last_loss_at=last_loss_at,
+        maximum_order_units=pair.maximum_order_units,
     )
 
 

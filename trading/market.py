@@ -10,14 +10,17 @@ the operator asked for it, is ``trading.services.market_state_refresh``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Any
 
 from django.utils import timezone
 
 from marketdata.models import Pair
-from septrader.selectors import config_get
+from septrader.selectors import config_values
 from trading.models import MaintenanceWindow, MarketSchedule, PairSchedule
 from trading.schedule import (
     CRYPTO,
@@ -51,12 +54,14 @@ def _calendar_days(calendar: str, years: tuple[int, ...]) -> frozenset[date]:
     return frozenset(days.keys())
 
 
-def market_holidays(years: Iterable[int]) -> frozenset[date]:
+def market_holidays(years: Iterable[int], values: dict[str, Any] | None = None) -> frozenset[date]:
     """The configured holidays falling in ``years``: ``market.holidays`` (MM-DD every year,
-    YYYY-MM-DD once) plus every day of the ``market.holiday_calendar`` calendar, if one is set."""
+    YYYY-MM-DD once) plus every day of the ``market.holiday_calendar`` calendar, if one is set.
+    ``values``: the ``market.*`` settings when the caller has read them already."""
     wanted = tuple(sorted(set(years)))
+    settings = values if values is not None else config_values("market.")
     days: set[date] = set()
-    for text in config_get("market.holidays"):
+    for text in settings["market.holidays"]:
         if len(text) == 10:
             day = date.fromisoformat(text)
             if day.year in wanted:
@@ -69,7 +74,7 @@ def market_holidays(years: Iterable[int]) -> frozenset[date]:
             except ValueError:
                 # 02-29 closes the market only in leap years.
                 continue
-    calendar = config_get("market.holiday_calendar")
+    calendar = settings["market.holiday_calendar"]
     if calendar:
         days |= _calendar_days(calendar, wanted)
     return frozenset(days)
@@ -102,20 +107,65 @@ def schedule_from_row(row: MarketSchedule) -> Schedule:
     )
 
 
+# How long a process keeps the schedules it read (seconds). An edit in the console clears the
+# editing process's copy at once (``schedules_forget``, on every save and delete of a schedule,
+# session, break, pair override or pair); other processes (the executors) see it within this.
+SCHEDULES_TTL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Schedules:
+    """Every schedule as one process last read them: four queries, then none for a while."""
+
+    loaded_at: float
+    by_type: dict[str, Schedule]
+    by_pair: dict[str, Schedule]
+    pair_types: dict[str, str]
+
+
+_schedules: _Schedules | None = None
+_monotonic = time.monotonic
+
+
+def schedules_forget(*_: object, **__: object) -> None:
+    """Drop this process's copy of the schedules (a signal receiver: any arguments)."""
+    global _schedules
+    _schedules = None
+
+
+def _schedules_now() -> _Schedules:
+    global _schedules
+    held = _schedules
+    if held is not None and _monotonic() - held.loaded_at < SCHEDULES_TTL_SECONDS:
+        return held
+    loaded_at = _monotonic()
+    rows = {row.pk: row for row in MarketSchedule.objects.prefetch_related("sessions", "breaks")}
+    # A class without its row (deleted) falls back to the code's default, not to FX hours.
+    by_type = {str(kind): schedule for kind, schedule in DEFAULT_SCHEDULES.items()}
+    for row in rows.values():
+        if row.instrument_type:
+            by_type[row.instrument_type] = schedule_from_row(row)
+    by_pair = {
+        str(pair): schedule_from_row(rows[schedule])
+        for pair, schedule in PairSchedule.objects.values_list("pair_id", "schedule_id")
+        if schedule in rows
+    }
+    pair_types = dict(Pair.objects.values_list("symbol", "instrument_type"))
+    held = _Schedules(loaded_at, by_type, by_pair, pair_types)
+    _schedules = held
+    return held
+
+
 def pair_schedule(pair: str | None = None) -> Schedule:
     """The schedule ``pair`` trades on: its own (``PairSchedule``), else its instrument class's;
-    with no pair (or an unknown one), the FX market's."""
-    rows = MarketSchedule.objects.prefetch_related("sessions", "breaks")
+    with no pair (or an unknown one), the FX market's. Read through the process's copy."""
+    schedules = _schedules_now()
+    if pair is not None and pair in schedules.by_pair:
+        return schedules.by_pair[pair]
     instrument_type = Pair.InstrumentType.CURRENCY
     if pair is not None:
-        override = PairSchedule.objects.filter(pair_id=pair).values_list("schedule", flat=True)
-        row = rows.filter(pk__in=override).first()
-        if row is not None:
-            return schedule_from_row(row)
-        found = Pair.objects.filter(symbol=pair).values_list("instrument_type", flat=True).first()
-        instrument_type = Pair.InstrumentType(found or instrument_type)
-    row = rows.filter(instrument_type=instrument_type).first()
-    return schedule_from_row(row) if row is not None else DEFAULT_SCHEDULES[instrument_type]
+        instrument_type = Pair.InstrumentType(schedules.pair_types.get(pair) or instrument_type)
+    return schedules.by_type.get(instrument_type) or DEFAULT_SCHEDULES[instrument_type]
 
 
 def market_status_at(at: datetime | None = None, *, pair: str | None = None) -> MarketStatus:
@@ -127,14 +177,36 @@ def market_status_at(at: datetime | None = None, *, pair: str | None = None) -> 
     schedules that close for the weekend.
     """
     at = at or timezone.now()
+    settings = config_values("market.")
     return market_status(
         at,
-        holidays=market_holidays(range(at.year - 1, at.year + 2)),
+        holidays=market_holidays(range(at.year - 1, at.year + 2), settings),
         windows=maintenance_windows(at),
         pair=pair,
-        flatten_minutes=config_get("market.flatten_before_weekend_minutes"),
+        flatten_minutes=settings["market.flatten_before_weekend_minutes"],
         schedule=pair_schedule(pair),
     )
+
+
+def pairs_market_open(pairs: Iterable[str], at: datetime) -> dict[str, bool]:
+    """Whether each pair's own market is open at ``at``: gold in its daily break, bitcoin on a
+    Saturday, each on its schedule and maintenance windows; two queries for any number of pairs
+    (the settings and the windows), for the health checks and the dashboard's price ages."""
+    settings = config_values("market.")
+    holidays = market_holidays(range(at.year - 1, at.year + 2), settings)
+    windows = maintenance_windows(at)
+    flatten = settings["market.flatten_before_weekend_minutes"]
+    return {
+        pair: market_status(
+            at,
+            holidays=holidays,
+            windows=windows,
+            pair=pair,
+            flatten_minutes=flatten,
+            schedule=pair_schedule(pair),
+        ).open
+        for pair in pairs
+    }
 
 
 def market_is_open(pair: str | None = None, at: datetime | None = None) -> tuple[bool, str]:

@@ -69,6 +69,13 @@ class AccountFigures:
     day_pl: Decimal
 
 
+# What a pair that is not a currency pair must name for itself before it trades (the
+# SystemConfig defaults are in an FX pip; see ``instrument_settings_problem``).
+INSTRUMENT_OWN_SETTINGS = ("max_spread_pips", "stop_loss_pips", "take_profit_pips")
+# Pair overrides that are not ``risk.*`` settings: the stop distances in the pair's own pips.
+STOP_OVERRIDES = ("stop_loss_pips", "take_profit_pips")
+
+
 @dataclass(frozen=True)
 class EntryContext:
     pair: str
@@ -88,6 +95,8 @@ class EntryContext:
     orders_last_minute: int = 0
     consecutive_losses: int = 0
     last_loss_at: datetime | None = None
+    # The broker's largest order for the instrument (``maximumOrderUnits``; None = no limit).
+    maximum_order_units: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,40 @@ class RiskDecision:
 
 def pip_size(pip_location: int) -> Decimal:
     return Decimal(10) ** pip_location
+
+
+def instrument_settings_problem(
+    *,
+    symbol: str,
+    instrument_type: str,
+    pip_location: int,
+    overrides: dict[str, object],
+    model_params: dict[str, object],
+) -> str | None:
+    """Why a metal or CFD pair may not trade on the FX defaults, or None.
+
+    The SystemConfig spread limit and stop distances are in pips, and their defaults were chosen
+    for a currency pair's pip: 15 pips of EUR_USD is 0.0015 dollars a unit, 15 pips of BTC_USD
+    (pip location 0) is 15 dollars on a 60,000-dollar coin and 15 pips of XAU_USD is 15 cents
+    on gold. So a pair that is not a currency pair trades only with its own spread limit (a pair
+    risk override) and its own stop and take-profit (its pair model's parameters, trained on its
+    own prices, or pair overrides), all in its own pips.
+    """
+    if instrument_type == "CURRENCY":
+        return None
+    missing = [
+        name
+        for name in INSTRUMENT_OWN_SETTINGS
+        if name not in overrides and (name == "max_spread_pips" or name not in model_params)
+    ]
+    if not missing:
+        return None
+    return (
+        f"{symbol} is a {instrument_type} instrument whose pip is {pip_size(pip_location)} of its "
+        f"quote currency; the defaults are in FX pips, so set its own {', '.join(missing)} "
+        "(pair risk overrides, in its pips; the stops may come from a pair model trained on it) "
+        "before it trades"
+    )
 
 
 def spread_pips(quote: Quote, pip_location: int) -> Decimal:
@@ -307,6 +350,8 @@ def check_entry(context: EntryContext, limits: RiskLimits) -> RiskDecision:
         units_precision=context.trade_units_precision,
     )
     units = min(units, limits.max_units_per_order)
+    if context.maximum_order_units is not None and context.maximum_order_units > 0:
+        units = min(units, context.maximum_order_units)
     margin = margin_required(
         units=units, price=price, margin_rate=context.margin_rate, quote_home=quote_home
     )

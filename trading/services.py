@@ -26,6 +26,7 @@ from septrader.decimals import parse_decimal
 from septrader.models import AuditLog, Node
 from septrader.selectors import config_get, config_values
 from septrader.services import audit_record
+from trading import risk
 from trading.demotion import DemotionSettings, DemotionVerdict, ModelFigures, should_demote
 from trading.execution import (
     ENTRY_DRAIN_SECONDS,
@@ -220,12 +221,16 @@ def pair_enable(
         )
     if pair.state == Pair.State.TRAINING:
         raise Conflict(f"{symbol} is training; enable it when training ends.", field="pair")
-    if pair.instrument_type != Pair.InstrumentType.CURRENCY:
-        raise Conflict(
-            f"{symbol} is a {pair.instrument_type} instrument; only CURRENCY pairs can trade "
-            "until the market schedules and sizing per instrument exist (issue #22).",
-            field="pair",
-        )
+    model = PairModel.objects.filter(pair_id=symbol, promoted=True).first()
+    problem = risk.instrument_settings_problem(
+        symbol=symbol,
+        instrument_type=pair.instrument_type,
+        pip_location=pair.pip_location,
+        overrides=pair.risk_overrides or {},
+        model_params=dict(model.params or {}) if model else {},
+    )
+    if problem:
+        raise Conflict(problem + ".", field="risk_overrides")
     previous = pair.state
     pair.state = Pair.State.TRADING
     pair.enabled = True
@@ -388,6 +393,12 @@ def pair_assign_node(
         node = Node.objects.filter(name=node_name).first()
         if node is None:
             raise NotFound(f"node={node_name!r} is not a known node.", field="node")
+        if not node.serves(pair.instrument_type):
+            raise Conflict(
+                f"node={node_name!r} trades {', '.join(node.markets)} only; {symbol} is a "
+                f"{pair.instrument_type} instrument.",
+                field="node",
+            )
     previous = pair.node.name if pair.node else None
     pair.node = node
     pair.save(update_fields=["node", "updated_at"])
@@ -405,17 +416,24 @@ def pair_assign_node(
 def pair_set_risk_overrides(
     *, symbol: str, overrides: dict[str, Any], actor: str, address: str | None = None
 ) -> Pair:
-    """Per-pair risk limits: names of ``risk.*`` settings without the prefix, validated alike."""
+    """Per-pair risk limits: names of ``risk.*`` settings without the prefix, validated alike,
+    and the pair's own stop distances (``stop_loss_pips``, ``take_profit_pips``) in its pips."""
     pair = _pair(symbol)
     if not isinstance(overrides, dict):
         raise TradingError(
             "risk_overrides must be an object of risk settings.", field="risk_overrides"
         )
-    clean = {}
+    clean: dict[str, Any] = {}
     for name, value in overrides.items():
+        if name in risk.STOP_OVERRIDES:
+            clean[name] = _stop_override(name, value)
+            continue
         key = f"risk.{name}"
         if key not in CONFIG_KEYS:
-            known = sorted(k.removeprefix("risk.") for k in CONFIG_KEYS if k.startswith("risk."))
+            known = sorted(
+                [k.removeprefix("risk.") for k in CONFIG_KEYS if k.startswith("risk.")]
+                + list(risk.STOP_OVERRIDES)
+            )
             raise TradingError(
                 f"risk_overrides.{name} is not a risk setting; expected one of {', '.join(known)}.",
                 field=f"risk_overrides.{name}",
@@ -435,6 +453,28 @@ def pair_set_risk_overrides(
         address=address,
     )
     return pair
+
+
+# A stop in the pair's own pips: up to 100,000 (XAG_USD's pip is 0.0001 dollars on a 30-dollar
+# price, so a one-dollar stop is already 10,000 of them).
+STOP_OVERRIDE_MAXIMUM = Decimal(100_000)
+
+
+def _stop_override(name: str, value: Any) -> str:
+    field = f"risk_overrides.{name}"
+    least = Decimal(0) if name == "take_profit_pips" else Decimal("0.1")
+    expected = f"a number of the pair's own pips from {least} to {STOP_OVERRIDE_MAXIMUM}"
+    if isinstance(value, bool):
+        raise TradingError(f"{field}={value!r} is not valid; expected {expected}.", field=field)
+    try:
+        number = parse_decimal(value)
+    except (InvalidOperation, ValueError):
+        raise TradingError(
+            f"{field}={value!r} is not valid; expected {expected}.", field=field
+        ) from None
+    if not number.is_finite() or not least <= number <= STOP_OVERRIDE_MAXIMUM:
+        raise TradingError(f"{field}={value!r} is not valid; expected {expected}.", field=field)
+    return str(number)
 
 
 def pair_settings_set(

@@ -388,6 +388,7 @@ def _account_score(
         price=price,
         units=costs.units,
         account_currency=costs.account_currency,
+        pip=candles.pip,
     )
     return Performance(
         **{**result.as_dict(), "pnl_account": float(money), "account_currency": currency}

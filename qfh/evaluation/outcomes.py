@@ -243,14 +243,24 @@ def trade_outcomes(candles: Candles, *, horizon: int, costs: Costs) -> Outcomes:
 
 
 def pips_to_account(
-    pips: np.ndarray | float, *, pair: str, price: float, units: float, account_currency: str
+    pips: np.ndarray | float,
+    *,
+    pair: str,
+    price: float,
+    units: float,
+    account_currency: str,
+    pip: float | None = None,
 ) -> tuple[float | np.ndarray, str]:
     """Pips to money: pips * pip size * units is in the quote currency; converted when the
     account is in the base currency (divide by the price), else left in the quote currency
-    (named in the second value, so nothing is silently mislabelled)."""
+    (named in the second value, so nothing is silently mislabelled).
 
-    quote = pips * pip_size(pair) * units
-    base, quote_currency = pair[:3], pair[4:]
+    ``pip`` is the instrument's own pip (the candles' ``pip``, from its pip location: 0.01 for
+    XAU_USD, 1 for BTC_USD); without it, the currency-pair pip of ``pair``'s name.
+    """
+    pip = pip_size(pair) if pip is None else pip
+    quote = pips * pip * units
+    base, _, quote_currency = pair.partition("_")
     if account_currency == quote_currency:
         return quote, account_currency
     if account_currency == base and price > 0:

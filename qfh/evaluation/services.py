@@ -220,6 +220,7 @@ def _out_of_sample(
         price=float(candles.close[-1]),
         units=cost.units,
         account_currency=cost.account_currency,
+        pip=candles.pip,
     )
     oos.update(pnl_account=float(money), account_currency=currency)
     return oos

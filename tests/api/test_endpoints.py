@@ -87,14 +87,44 @@ def test_enabling_a_pair_without_a_model_needs_force_and_is_audited(operator: AP
     assert (entry.actor, entry.address, entry.target) == ("operator-user", ADDRESS, "EUR_USD")
 
 
-def test_a_metal_or_crypto_instrument_cannot_be_enabled_yet(operator: APIClient) -> None:
-    # Synced from the broker, but FX hours and FX sizing would be wrong for it (issue #22)
-    Pair.objects.filter(symbol="EUR_USD").update(instrument_type=Pair.InstrumentType.METAL)
+def test_a_metal_or_crypto_pair_is_enabled_only_with_its_own_spread_limit_and_stops(
+    operator: APIClient, as_role: Callable[[str | None], APIClient]
+) -> None:
+    # Synced from the broker as gold: the FX defaults (in FX pips) would size and stop it wrongly
+    Pair.objects.filter(symbol="EUR_USD").update(
+        instrument_type=Pair.InstrumentType.METAL, pip_location=-2
+    )
     refused = operator.post("/api/pairs/EUR_USD/enable", {"force": True}, format="json")
     assert refused.status_code == 409
-    assert refused.json()["error"]["field"] == "pair"
-    assert "only CURRENCY pairs can trade" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["field"] == "risk_overrides"
+    message = refused.json()["error"]["message"]
+    assert "EUR_USD is a METAL instrument whose pip is 0.01" in message
+    assert "max_spread_pips, stop_loss_pips, take_profit_pips" in message
     assert not Pair.objects.get(symbol="EUR_USD").enabled
+
+    overrides = {"max_spread_pips": "60", "stop_loss_pips": "500", "take_profit_pips": "0"}
+    response = as_role("admin").patch(
+        "/api/pairs/EUR_USD", {"risk_overrides": overrides}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert (
+        operator.post("/api/pairs/EUR_USD/enable", {"force": True}, format="json").status_code
+        == 200
+    )
+    assert Pair.objects.get(symbol="EUR_USD").enabled
+
+
+def test_a_stop_override_out_of_range_is_a_400_naming_it(
+    as_role: Callable[[str | None], APIClient],
+) -> None:
+    response = as_role("admin").patch(
+        "/api/pairs/EUR_USD", {"risk_overrides": {"stop_loss_pips": "-3"}}, format="json"
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "risk_overrides.stop_loss_pips"
+    assert "risk_overrides.stop_loss_pips='-3' is not valid" in error["message"]
+    assert Pair.objects.get(symbol="EUR_USD").risk_overrides == {}
 
 
 def test_disabling_a_pair_is_audited_with_the_reason(operator: APIClient) -> None:

@@ -20,17 +20,23 @@ import redis
 from django.utils import timezone
 
 from marketdata.models import Pair
+from marketdata.services import instruments_sync
 from monitoring.models import Alert
 from nodes.services import nodes_failover, nodes_rebalance
 from septrader.beat import LOCK_KEY
 from septrader.models import AuditLog, Node
 from septrader.services import config_set
 from tests.conftest import REPO, require, worker_database_url
-from tests.trading.conftest import Broker, make_signal, trading_pair
+from tests.trading.conftest import Broker, make_signal, pointed_broker, trading_pair
 from trading.execution import client_order_id
 from trading.models import Order, TradingSignal
 from trading.routing import execution_queue_for
-from trading.services import trades_close_all
+from trading.services import (
+    pair_assign_node,
+    pair_enable,
+    pair_set_risk_overrides,
+    trades_close_all,
+)
 from trading.tasks import execute_signal_task
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -62,10 +68,10 @@ class Nodes:
     def __init__(self) -> None:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, *extra: str) -> None:
         self.processes[name] = subprocess.Popen(
             [
-                *(sys.executable, "manage.py", "run_node", "--name", name),
+                *(sys.executable, "manage.py", "run_node", "--name", name, *extra),
                 *("--pool", "solo", "--concurrency", "1", "--loglevel", "WARNING"),
             ],
             cwd=REPO,
@@ -195,6 +201,96 @@ def test_killing_a_node_moves_its_pairs_within_the_threshold_and_no_order_is_los
     for signal in sent:
         assert broker.orders_with_client_id(client_order_id(signal.pk)) == 1, signal.pair_id
     assert Order.objects.count() == len(sent)
+
+
+# ----- a node per market -------------------------------------------------------------------------
+
+SATURDAY = "2026-01-10T12:00:00Z"
+
+
+@pytest.fixture
+def weekend_broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
+    """The simulator paused on a Saturday: FX closed for the weekend, crypto trading."""
+    with pointed_broker(settings, monkeypatch, "--start", SATURDAY) as started:
+        yield started
+
+
+def send_at(symbol: str, minute: str) -> TradingSignal:
+    signal = make_signal(pair=symbol, minute=minute)
+    pair = Pair.objects.select_related("node").get(symbol=symbol)
+    execute_signal_task.apply_async(args=[str(signal.pk)], queue=execution_queue_for(pair))
+    return signal
+
+
+def settled(signals: list[TradingSignal]) -> dict[str, tuple[str, str]] | None:
+    rows = {
+        f"{pair} {time:%a}": (status, reason)
+        for pair, time, status, reason in TradingSignal.objects.filter(
+            pk__in=[s.pk for s in signals]
+        ).values_list("pair_id", "time", "status", "status_reason")
+    }
+    waiting = {"new", "claimed"}
+    return rows if not any(status in waiting for status, _ in rows.values()) else None
+
+
+def test_a_crypto_node_trades_crypto_through_the_weekend_while_the_fx_node_is_closed(
+    weekend_broker: Broker,
+) -> None:
+    require(
+        os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"),
+        "CELERY_BROKER_URL must point at Redis",
+    )
+    for key, value in (
+        ("risk.max_orders_per_minute", 1000),
+        ("risk.one_position_per_pair", False),
+        ("signals.max_age_seconds", 3600),
+        ("risk.per_trade_percent", "0.05"),
+        ("cluster.node_silence_seconds", SILENCE),
+    ):
+        config_set(key=key, value=value)
+    # The crypto pairs as an operator adds them: from the broker's list, with their own limits.
+    instruments_sync(client=weekend_broker.client(), actor="ops")
+    for symbol in ("BTC_USD", "ETH_USD"):
+        pair_set_risk_overrides(
+            symbol=symbol,
+            overrides={"max_spread_pips": "100", "stop_loss_pips": "1000", "take_profit_pips": "0"},
+            actor="ops",
+        )
+    layout = {"fx": ["EUR_USD", "GBP_USD"], "crypto": ["BTC_USD", "ETH_USD"]}
+    running = Nodes()
+    try:
+        started = timezone.now()
+        for name, markets in (("fx", "CURRENCY"), ("crypto", "CFD")):
+            running.start(name, "--markets", markets)
+        wait_for(lambda: all(beating(n, started) for n in layout), 60, "both nodes' heartbeats")
+        for name, symbols in layout.items():
+            for symbol in symbols:
+                pair_enable(symbol=symbol, actor="ops", force=True)
+                pair_assign_node(symbol=symbol, node_name=name, actor="ops")
+        assert Node.objects.get(name="crypto").markets == ["CFD"]
+
+        # Saturday noon: a signal for every pair, each on its node's queue
+        sent = [send_at(s, "2026-01-10T11:59:00Z") for symbols in layout.values() for s in symbols]
+        saturday = wait_for(lambda: settled(sent), 60, "both nodes to settle Saturday's signals")
+        # Sunday noon, still before FX opens at 17:00 New York
+        weekend_broker.advance(24 * 3600)
+        sunday = [send_at(s, "2026-01-11T11:59:00Z") for s in layout["crypto"]]
+        sunday_rows = wait_for(lambda: settled(sunday), 60, "the crypto node on Sunday")
+    finally:
+        running.stop_all()
+
+    # The crypto node traded both days; the FX node refused: its market is closed
+    for key in ("BTC_USD Sat", "ETH_USD Sat"):
+        assert saturday[key][0] == "executed", saturday[key]
+    for key in ("EUR_USD Sat", "GBP_USD Sat"):
+        status, reason = saturday[key]
+        assert status == "rejected" and reason.startswith("market closed"), saturday[key]
+    assert {key: status for key, (status, _) in sunday_rows.items()} == {
+        "BTC_USD Sun": "executed",
+        "ETH_USD Sun": "executed",
+    }
+    held = sorted(t["instrument"] for t in weekend_broker.open_trades())
+    assert held == ["BTC_USD", "BTC_USD", "ETH_USD", "ETH_USD"]
 
 
 # ----- one beat for the cluster ------------------------------------------------------------------

@@ -19,12 +19,14 @@ from nodes.services import (
     node_drain,
     node_heartbeat,
     node_rejoin,
+    node_set_markets,
     nodes_failover,
     nodes_rebalance,
 )
-from septrader.models import AuditLog, Node
+from septrader.models import NODE_MARKETS, AuditLog, Node
 from septrader.services import config_set
 from trading.models import Trade
+from trading.services import Conflict, pair_assign_node
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +202,118 @@ def test_the_cluster_command_lists_nodes_and_drains_by_name() -> None:
 def test_run_node_refuses_a_name_that_is_not_a_slug() -> None:
     with pytest.raises(CommandError, match="--name='Bad Name' is not a node name"):
         call_command("run_node", "--name", "Bad Name")
+
+
+# ----- a node per market -------------------------------------------------------------------------
+
+
+def crypto_pairs() -> None:
+    """BTC_USD and ETH_USD as ``instruments sync`` creates them (crypto CFDs)."""
+    for symbol in ("BTC_USD", "ETH_USD"):
+        Pair.objects.create(
+            symbol=symbol,
+            instrument_type=Pair.InstrumentType.CFD,
+            pip_location=0,
+            display_precision=1,
+            trade_units_precision=2,
+            minimum_trade_size=Decimal("0.01"),
+        )
+
+
+def fx_and_crypto_nodes() -> None:
+    """Two FX droplets and one crypto droplet, each trading its own market."""
+    crypto_pairs()
+    for name in ("fx1", "fx2"):
+        node_set_markets(name=name, markets=["CURRENCY"], actor="ops")
+    node_set_markets(name="crypto", markets=["CFD"], actor="ops")
+    assign({"fx1": ["EUR_USD", "GBP_USD"], "fx2": ["USD_JPY"], "crypto": ["BTC_USD", "ETH_USD"]})
+
+
+def test_the_instrument_types_a_node_may_serve_are_the_pairs_instrument_types() -> None:
+    assert set(NODE_MARKETS) == set(Pair.InstrumentType.values)
+
+
+def test_a_crypto_node_down_strands_its_pairs_rather_than_handing_them_to_an_fx_node() -> None:
+    fx_and_crypto_nodes()
+    now = timezone.now()
+    Node.objects.filter(name="crypto").update(last_heartbeat=now - timedelta(seconds=31))
+
+    report = nodes_failover(now=now)
+
+    assert report.down == ["crypto"]
+    assert sorted(report.stranded) == ["BTC_USD", "ETH_USD"]
+    assert layout()["crypto"] == ["BTC_USD", "ETH_USD"]
+    assert "no healthy node for BTC_USD, ETH_USD" in (
+        Alert.objects.get(condition="cluster.node_down.crypto").message
+    )
+
+    # A second crypto droplet takes them over
+    node_set_markets(name="crypto2", markets=["CFD"], actor="ops")
+    report = nodes_failover(now=timezone.now())
+
+    assert sorted(pair for pair, _, _ in report.moved) == ["BTC_USD", "ETH_USD"]
+    assert layout()["crypto2"] == ["BTC_USD", "ETH_USD"]
+
+
+def test_an_fx_node_down_moves_its_pairs_to_the_other_fx_node_never_the_crypto_one() -> None:
+    fx_and_crypto_nodes()
+    now = timezone.now()
+    Node.objects.filter(name="fx1").update(last_heartbeat=now - timedelta(seconds=31))
+
+    nodes_failover(now=now)
+
+    assert layout() == {
+        "crypto": ["BTC_USD", "ETH_USD"],
+        "fx1": [],
+        "fx2": ["EUR_USD", "GBP_USD", "USD_JPY"],
+    }
+
+
+def test_rebalance_evens_each_market_over_its_own_nodes() -> None:
+    fx_and_crypto_nodes()
+    assign({"fx1": ["EUR_USD", "GBP_USD", "USD_JPY", "AUD_USD"]})
+    Pair.objects.filter(symbol="ETH_USD").update(node=None)
+    node_set_markets(name="any1", markets=[], actor="ops")
+
+    nodes_rebalance(actor="ops")
+
+    counts = {name: len(symbols) for name, symbols in layout().items()}
+    # fx1 gave pairs to fx2 and to the node serving every market, never to the crypto node.
+    assert layout()["crypto"] == ["BTC_USD"]
+    assert sorted(counts.values()) == [1, 1, 1, 2]
+    assert counts["fx1"] == 2
+
+
+def test_assigning_a_pair_to_a_node_of_another_market_is_refused_naming_the_node() -> None:
+    fx_and_crypto_nodes()
+
+    with pytest.raises(Conflict, match="node='crypto' trades CFD only; EUR_USD is a CURRENCY"):
+        pair_assign_node(symbol="EUR_USD", node_name="crypto", actor="ops")
+
+    assert str(Pair.objects.get(symbol="EUR_USD").node) == "fx1"
+
+
+def test_node_markets_are_validated_naming_the_field_and_audited() -> None:
+    with pytest.raises(ClusterError, match=r"markets=\['CRYPTO'\] is not valid") as caught:
+        node_set_markets(name="x", markets=["CRYPTO"], actor="ops")
+    assert caught.value.field == "markets"
+
+    node_set_markets(name="x", markets=["METAL", "CFD"], actor="ops")
+
+    assert Node.objects.get(name="x").markets == ["METAL", "CFD"]
+    entry = AuditLog.objects.get(action="node.markets")
+    assert (entry.actor, entry.details) == ("ops", {"from": [], "to": ["METAL", "CFD"]})
+
+
+def test_the_cluster_command_sets_and_shows_a_nodes_markets() -> None:
+    node_heartbeat(name="crypto")
+    out = StringIO()
+
+    call_command("cluster", "markets", "crypto", "CFD", stdout=out)
+
+    assert Node.objects.get(name="crypto").markets == ["CFD"]
+    assert "crypto           active    CFD" in out.getvalue()
+    call_command("cluster", "markets", "crypto", "any", stdout=StringIO())
+    assert Node.objects.get(name="crypto").markets == []
+    with pytest.raises(CommandError, match="markets"):
+        call_command("cluster", "markets", "crypto", "FOREX", stdout=StringIO())

@@ -157,3 +157,31 @@ def test_reconciliation_stamps_the_account_snapshot_with_the_brokers_clock(
     snapshot = AccountSnapshot.objects.order_by("-id").first()
     assert snapshot is not None
     assert abs(snapshot.time - broker) < timedelta(minutes=1)
+
+
+def test_on_a_saturday_the_dashboard_shows_crypto_open_beside_the_closed_fx_market(
+    operator_client: Client, broker_clock: Any
+) -> None:
+    # Given bitcoin and the euro enabled, the broker's clock on a Saturday, no recent prices
+    Pair.objects.create(
+        symbol="BTC_USD",
+        instrument_type=Pair.InstrumentType.CFD,
+        pip_location=0,
+        display_precision=1,
+        enabled=True,
+        state=Pair.State.TRADING,
+    )
+    Pair.objects.filter(symbol="EUR_USD").update(enabled=True, state=Pair.State.TRADING)
+    broker_clock(datetime(2026, 1, 10, 12, 0, tzinfo=UTC))
+
+    # When the operator opens the dashboard
+    html = operator_client.get("/admin/").content.decode()
+
+    # Then FX reads closed for the weekend and crypto open, and only bitcoin's missing prices
+    # are flagged (the euro's are expected to be missing on a Saturday)
+    assert re.search(r'id="market-state">closed</span>', html)
+    crypto = re.search(r"<th>Crypto</th>\s*<td class=\"other-market\">(.*?)</td>", html, re.S)
+    assert crypto is not None and ">open</span>" in crypto.group(1)
+    rows = dict(re.findall(r'class="stream-row"><td>([A-Z_]+)</td>(.*?)</tr>', html, re.S))
+    assert "state-stale" in rows["BTC_USD"]
+    assert "state-stale" not in rows["EUR_USD"]

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client, override_settings
 
+from marketdata.models import Pair
 from monitoring import selectors
 from monitoring.models import Heartbeat
 from monitoring.services import alert_raise, heartbeats_record
@@ -155,3 +156,31 @@ def test_metrics_need_the_token_or_staff_and_expose_the_trading_gauges(db: Any) 
     staff = User.objects.create_user("admin", password="x", is_staff=True)
     client.force_login(staff)
     assert client.get("/metrics").status_code == 200
+
+
+def test_bitcoins_prices_are_expected_through_the_fx_weekend_and_the_euros_are_not(
+    db: Any, broker_clock: Any
+) -> None:
+    # Given the broker's clock on a Saturday, bitcoin and the euro enabled, neither priced lately
+    Pair.objects.create(
+        symbol="BTC_USD",
+        instrument_type=Pair.InstrumentType.CFD,
+        pip_location=0,
+        display_precision=1,
+        trade_units_precision=2,
+        enabled=True,
+        state=Pair.State.TRADING,
+    )
+    Pair.objects.filter(symbol="EUR_USD").update(enabled=True, state=Pair.State.TRADING)
+    broker_clock(datetime(2026, 1, 10, 12, 0, tzinfo=UTC))
+
+    # When the health of their prices is checked
+    code, output = run_health("--json", "--component", "prices")
+    checked = {c["name"]: c for c in json.loads(output)["components"]}
+
+    # Then bitcoin's silence is degraded (crypto trades on Saturdays), the euro's is expected
+    assert checked["prices:BTC_USD"]["status"] == "degraded"
+    assert "no BTC_USD price" in checked["prices:BTC_USD"]["reason"]
+    assert checked["prices:EUR_USD"]["status"] == "ok"
+    assert checked["prices:EUR_USD"]["reason"] == "the market is closed"
+    assert code == 1

@@ -143,10 +143,36 @@ def test_the_evaluation_charges_a_trade_held_over_the_rollover_what_the_simulato
     candles = _flat_candles(parse_time(f"{day}T20:54:00Z"), 20, float(price), pip)
     outcome = trade_outcomes(candles, horizon=10, costs=costs)
     money, currency = pips_to_account(
-        outcome.long_net[0], pair=pair, price=float(price), units=10_000, account_currency="USD"
+        outcome.long_net[0],
+        pair=pair,
+        price=float(price),
+        units=10_000,
+        account_currency="USD",
+        pip=pip,
     )
 
     # Then the amounts agree to the cent's hundredth
     assert currency == "USD"
     assert Decimal(str(money)).quantize(Decimal("0.0001")) == Decimal(charge["financing"])
     assert outcome.long_net[0] != 0
+
+
+@pytest.mark.parametrize(
+    ("pair", "pip", "pips", "units", "expected"),
+    [
+        # 250 pips of gold (pip 0.01) on 10 ounces: a 2.50-dollar move is 25 dollars
+        ("XAU_USD", 0.01, 250.0, 10.0, 25.0),
+        # 300 pips of bitcoin (pip 1) on 1.5 coins: a 300-dollar move is 450 dollars
+        ("BTC_USD", 1.0, 300.0, 1.5, 450.0),
+        # 20 pips of EUR_USD on 10,000: 20 dollars, as before
+        ("EUR_USD", 0.0001, 20.0, 10_000.0, 20.0),
+    ],
+)
+def test_pips_become_money_in_the_instruments_own_pip(
+    pair: str, pip: float, pips: float, units: float, expected: float
+) -> None:
+    money, currency = pips_to_account(
+        pips, pair=pair, price=1.0, units=units, account_currency="USD", pip=pip
+    )
+    assert currency == "USD"
+    assert money == pytest.approx(expected)

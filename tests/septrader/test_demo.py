@@ -116,3 +116,50 @@ def test_a_demo_process_killed_with_sigkill_is_started_again_and_the_demo_keeps_
         except subprocess.TimeoutExpired:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait(10)
+
+
+def test_the_demo_enables_one_crypto_pair_beside_the_fx_pairs_with_its_own_limits(
+    tmp_path: Path,
+) -> None:
+    # Given the demo prepared on its embedded database and broker, as `make demo` prepares it
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(
+            ("DATABASE_", "CELERY_", "REDIS_", "DJANGO_SETTINGS", "OANDA_", "SEPTRADER_")
+        )
+    }
+    env.update(SEPTRADER_DATA_DIR=str(tmp_path))
+    subprocess.run(
+        [sys.executable, "manage.py", "demo", "--fresh", "--setup-only", "--history-hours", "1"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+
+    # When we read what it enabled
+    shown = subprocess.run(
+        [
+            *(sys.executable, "manage.py", "shell", "--no-imports", "-c"),
+            "from marketdata.models import Pair\n"
+            "for p in Pair.objects.filter(enabled=True).order_by('symbol'):\n"
+            "    print(p.symbol, p.instrument_type, p.pip_location, p.risk_overrides)",
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.splitlines()
+
+    # Then bitcoin trades beside the three FX pairs, in its own pips, with its own limits
+    assert [line.split()[:3] for line in shown] == [
+        ["BTC_USD", "CFD", "0"],
+        ["EUR_USD", "CURRENCY", "-4"],
+        ["GBP_USD", "CURRENCY", "-4"],
+        ["USD_JPY", "CURRENCY", "-2"],
+    ]
+    assert "'stop_loss_pips': '1000'" in shown[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -97,16 +98,14 @@ def _start(speed: float, *extra: str) -> SimulatorProcess:
     )
 
 
-@pytest.fixture
-def broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
-    """A paused simulator on a Thursday of real EUR/USD minutes; the project pointed at it.
-
-    The clock is paused so tests decide when time passes (``broker.advance``). The environment
-    is set too, so worker and executor processes started by a test reach the same broker.
-    """
+@contextmanager
+def pointed_broker(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, *extra: str, speed: float = 1.0
+) -> Iterator[Broker]:
+    """A paused simulator (``extra`` arguments added) with the project pointed at it."""
     from trading import execution
 
-    with _start(1.0) as simulator:
+    with _start(speed, *extra) as simulator:
         settings.OANDA_API_URL = simulator.base_url
         settings.OANDA_STREAM_URL = simulator.base_url
         settings.OANDA_TOKEN = TOKEN
@@ -121,6 +120,17 @@ def broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
         execution._clients.__dict__.clear()
         yield Broker(simulator)
         execution._clients.__dict__.clear()
+
+
+@pytest.fixture
+def broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
+    """A paused simulator on a Thursday of real EUR/USD minutes; the project pointed at it.
+
+    The clock is paused so tests decide when time passes (``broker.advance``). The environment
+    is set too, so worker and executor processes started by a test reach the same broker.
+    """
+    with pointed_broker(settings, monkeypatch) as started:
+        yield started
 
 
 def trading_pair(symbol: str = "EUR_USD", **fields: Any) -> Pair:

@@ -124,7 +124,7 @@ def test_a_signal_for_a_disabled_pair_is_rejected(db: None, broker: Broker) -> N
     assert broker.open_trades() == []
 
 
-def test_a_signal_for_a_non_currency_instrument_is_rejected(db: None, broker: Broker) -> None:
+def test_a_signal_for_a_metal_without_its_own_stops_is_rejected(db: None, broker: Broker) -> None:
     # Even enabled behind the services' back (an edit in the database), a metal is not traded
     trading_pair(instrument_type=Pair.InstrumentType.METAL)
     signal = make_signal()
@@ -132,7 +132,8 @@ def test_a_signal_for_a_non_currency_instrument_is_rejected(db: None, broker: Br
     outcome = signal_execute(signal_id=signal.pk)
 
     assert outcome.status == "rejected"
-    assert "EUR_USD is a METAL instrument; only CURRENCY pairs trade" in outcome.reason
+    assert "EUR_USD is a METAL instrument whose pip is 0.0001" in outcome.reason
+    assert "set its own max_spread_pips, stop_loss_pips, take_profit_pips" in outcome.reason
     assert broker.open_trades() == []
 
 

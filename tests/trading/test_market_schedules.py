@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -133,3 +134,54 @@ def test_a_book_of_crypto_trades_only_is_not_flattened(monkeypatch: pytest.Monke
     config_set(key="market.flatten_before_weekend_minutes", value=30)
     assert not market_state_refresh(now=FRIDAY_16_45).flattened
     assert calls == []
+
+
+# ----- each process keeps the schedules a few seconds --------------------------------------------
+
+
+def test_a_market_question_reads_only_the_settings_and_the_maintenance_windows_once_warm(
+    django_assert_num_queries: Any,
+) -> None:
+    # Given the schedules read once by this process (the executor asks before every entry)
+    instrument("BTC_USD", Pair.InstrumentType.CFD)
+    market_status_at(SATURDAY_NOON, pair="BTC_USD")
+
+    # When it asks again, for either pair, then two queries answer: market.* and the windows
+    with django_assert_num_queries(2):
+        assert market_status_at(SATURDAY_NOON, pair="BTC_USD").open
+    with django_assert_num_queries(2):
+        assert not market_status_at(SATURDAY_NOON, pair="EUR_USD").open
+
+
+def test_an_edit_in_this_process_counts_at_once(db: None) -> None:
+    # Given gold's schedule read while it was a metal
+    gold = instrument("XAU_USD", Pair.InstrumentType.METAL)
+    assert not market_status_at(WEDNESDAY_17_05, pair="XAU_USD").open
+
+    # When the console gives gold a crypto schedule of its own (saved: signals fire)
+    PairSchedule.objects.create(
+        pair=gold, schedule=MarketSchedule.objects.get(instrument_type="CFD")
+    )
+
+    # Then the next question reads the new schedule
+    assert market_status_at(WEDNESDAY_17_05, pair="XAU_USD").open
+
+
+def test_an_edit_by_another_process_counts_within_the_time_a_process_keeps_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trading import market
+
+    clock = [1000.0]
+    monkeypatch.setattr(market, "_monotonic", lambda: clock[0])
+    instrument("XAU_USD", Pair.InstrumentType.METAL)
+    assert not market_status_at(WEDNESDAY_17_05, pair="XAU_USD").open
+
+    # When another process turns gold into a crypto CFD (no signal reaches this one)
+    Pair.objects.filter(symbol="XAU_USD").update(instrument_type=Pair.InstrumentType.CFD)
+
+    # Then this process still answers from its copy, and reads the change once it is too old
+    clock[0] += market.SCHEDULES_TTL_SECONDS - 0.5
+    assert not market_status_at(WEDNESDAY_17_05, pair="XAU_USD").open
+    clock[0] += 1.0
+    assert market_status_at(WEDNESDAY_17_05, pair="XAU_USD").open

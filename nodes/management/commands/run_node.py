@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.text import slugify
 
+from nodes.services import ClusterError, node_set_markets
 from septrader.queues import EXECUTION_QUEUE, NODE_ENV, node_queue
 
 
@@ -22,6 +23,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--queue", action="append", default=[], help="also consume this queue (repeatable)"
         )
+        parser.add_argument(
+            "--markets",
+            default=None,
+            help="the markets this node trades, comma-separated instrument types (CURRENCY, "
+            "METAL, CFD; e.g. CFD for a crypto droplet); 'any' for every market; left as it is "
+            "when not given",
+        )
         parser.add_argument("--concurrency", type=int, default=2)
         parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
         parser.add_argument("--loglevel", default="INFO")
@@ -33,6 +41,14 @@ class Command(BaseCommand):
                 f"--name={name!r} is not a node name; expected a slug of at most 50 characters "
                 "(lower-case letters, digits, - and _)."
             )
+        if options["markets"] is not None:
+            markets = [m.strip() for m in options["markets"].split(",") if m.strip()]
+            try:
+                node_set_markets(
+                    name=name, markets=[] if markets == ["any"] else markets, actor="cli"
+                )
+            except ClusterError as error:
+                raise CommandError(f"--markets: {error}") from None
         queues = ",".join(dict.fromkeys([node_queue(name), EXECUTION_QUEUE, *options["queue"]]))
         argv = [
             sys.executable,

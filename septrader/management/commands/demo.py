@@ -5,8 +5,11 @@ What it does, in order (README.md, "Run the demo"):
 1. migrates the database (the embedded SQLite unless DATABASE_URL says otherwise);
 2. starts the simulator replaying the bundled real EUR/USD minutes (other pairs synthetic) on a
    clock running ``--speed`` times faster than real time;
-3. backfills the demo pairs' recent history from it, enables them for trading (forced: the demo
-   has no trained pair model, and the audit log says so), creates an admin login and prints it;
+3. creates the pairs of every instrument the broker lists (``instruments sync``: metals and crypto
+   CFDs beside the 28 currency pairs), gives BTC_USD its own spread limit and stops in its own
+   pips (a dollar), backfills the demo pairs' recent history, enables them for trading (forced:
+   the demo has no trained pair model, and the audit log says so), creates an admin login and
+   prints it;
 4. runs the streamer, a Celery worker for every queue, beat and the web server under one
    supervisor (``septrader.supervisor``) that starts again any of them that dies, as systemd's
    ``Restart=always`` does in production (docker/systemd/); Ctrl-C stops them all.
@@ -27,12 +30,18 @@ from django.utils.dateparse import parse_datetime
 
 from marketdata.models import Pair
 from marketdata.oanda import OandaClient
-from marketdata.services import candles_backfill
+from marketdata.services import candles_backfill, instruments_sync
 from oandasim.client import SimulatorProcess
 from septrader.supervisor import Program, Supervisor
-from trading.services import pair_enable
+from trading.services import pair_enable, pair_set_risk_overrides
 
-DEMO_PAIRS = ("EUR_USD", "GBP_USD", "USD_JPY")
+DEMO_PAIRS = ("EUR_USD", "GBP_USD", "USD_JPY", "BTC_USD")
+# The crypto pair's own limits, in its own pips (one dollar; the FX defaults would put a 15-dollar
+# stop on a 60,000-dollar coin): 0.5% of the demo's 100,000 risked on a 1,000-dollar stop is
+# half a coin, 15,000 of margin at the broker's 50%.
+DEMO_OWN_LIMITS = {
+    "BTC_USD": {"max_spread_pips": "100", "stop_loss_pips": "1000", "take_profit_pips": "2000"}
+}
 DEMO_TOKEN = "demo-token"
 DEMO_ACCOUNT = "101-001-0000000-001"
 SEED = Path(settings.BASE_DIR) / "marketdata" / "fixtures" / "eur_usd_m1_48h.json"
@@ -108,6 +117,10 @@ class Command(BaseCommand):
         start = parse_datetime(DEMO_START)
         assert start is not None
         client = OandaClient()
+        synced = instruments_sync(client=client, actor="demo")
+        self.stdout.write(f"demo: instruments sync created {', '.join(synced.created) or 'none'}")
+        for pair, limits in DEMO_OWN_LIMITS.items():
+            pair_set_risk_overrides(symbol=pair, overrides=limits, actor="demo")
         for pair in DEMO_PAIRS:
             result = candles_backfill(
                 client=client,
