@@ -540,7 +540,7 @@ def _execution_rows(
         if ours is not None and time in on_path:
             reference = _in_force(times, references, time)
             stop_pips, take_pips = stop_distances(
-                signal or TradingSignal(pair_model=reference.model), settings
+                signal or TradingSignal(pair=pair, pair_model=reference.model), settings
             )
             units = _sized_units(signal, order) if signal is not None else None
             trade = _replay_trade(

@@ -27,7 +27,8 @@
         color: COLOURS[name], lineWidth: 2, title: name, lineType: LC.LineType.WithSteps,
         priceFormat: { type: "price", precision: 2, minMove: 0.01 },
       });
-      const data = [];
+      // Both start at zero a minute before the first close (as the server-drawn picture does).
+      const data = [{ time: Math.floor(Date.parse(points[0].time) / 1000) - 60, value: 0 }];
       for (const point of points) {
         const time = Math.floor(Date.parse(point.time) / 1000);
         const value = Number(point[name]);
