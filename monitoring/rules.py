@@ -231,6 +231,27 @@ def late_fills_closed(context: Context) -> list[Firing]:
     ]
 
 
+def margin_closeouts(context: Context) -> list[Firing]:
+    """Trades the broker closed out because the account ran out of margin (the ledger audits
+    each as ``trade.margin_closeout``): no rule of ours made those closes."""
+    window, rows = _recent_audit(
+        context, "trade.margin_closeout", "monitoring.margin_closeout_window_minutes"
+    )
+    if not rows:
+        return []
+    loss = sum((Decimal(str(row["details"].get("realized_pl") or 0)) for row in rows), Decimal(0))
+    return [
+        Firing(
+            "trades.margin_closeout",
+            Severity.CRITICAL,
+            f"The broker closed out {len(rows)} trade(s) for lack of margin in the last "
+            f"{window.total_seconds() / 3600:g} h (realised {loss} in the account currency): "
+            + ", ".join(sorted({str(row["target"]) for row in rows})),
+            {"trades": [{**row, "time": row["time"].isoformat()} for row in rows]},
+        )
+    ]
+
+
 def sync_bundles_rejected(context: Context) -> list[Firing]:
     """Files of the sync inbox that a pull skipped (sync/services.py audits each skip)."""
     window, rows = _recent_audit(
@@ -437,6 +458,7 @@ RULES: list[tuple[str, Rule]] = [
     ("market.closed", market_closed),
     ("reconciliation.difference", reconciliation_differences),
     ("trades.closed_after_stop", late_fills_closed),
+    ("trades.margin_closeout", margin_closeouts),
     ("sync.bundle_rejected", sync_bundles_rejected),
     ("analysis.missed", analysis_missed),
     ("orders.burst", order_burst),

@@ -194,6 +194,14 @@ MONITORING_KEYS = (
         1440,
     ),
     ConfigKey(
+        "monitoring.margin_closeout_window_minutes",
+        "int",
+        1440,
+        "A trade the broker closed out for lack of margin keeps its alert open this long.",
+        1,
+        10080,
+    ),
+    ConfigKey(
         "monitoring.sync_rejected_window_minutes",
         "int",
         60,

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from marketdata.broker_time import CandleTimeError, parse_broker_time
 from marketdata.models import PAIR_SYMBOL_PATTERN, Pair
+from septrader.services import audit_record
 from trading.models import Order, Trade
 from trading.selectors import entries_stopped
 
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 REJECT_TYPES = {"MARKET_ORDER_REJECT", "LIMIT_ORDER_REJECT", "STOP_ORDER_REJECT"}
 # A trade's client id is its opening order's client id with this suffix.
 TRADE_SUFFIX = "-t"
+# The fill reason of a close the broker made because the account ran out of margin.
+MARGIN_CLOSEOUT_REASON = "MARKET_ORDER_MARGIN_CLOSEOUT"
 # What a malformed transaction (a field missing, or of the wrong type or size) raises while it is
 # read or applied. Such a transaction is logged and skipped, in its own savepoint, so it leaves no
 # trace and the rest of its batch is still applied. IntegrityError: a fill that names an order or
@@ -216,7 +219,7 @@ def _on_fill(account_id: str, raw: dict[str, Any], time: datetime) -> None:
             order=order if order is not None and order.kind == Order.Kind.ENTRY else None,
         )
     reason = str(raw.get("reason", ""))
-    if reason == "MARKET_ORDER_MARGIN_CLOSEOUT":
+    if reason == MARGIN_CLOSEOUT_REASON:
         # The broker closed positions because margin ran out: the trades record it as their
         # close reason; the line says so loudly because no rule of ours made that close.
         logger.error(
@@ -387,6 +390,22 @@ def _reduce(
         trade.unrealized_pl = Decimal(0)
         demotion_check_on_commit(trade.pair_id)
     trade.save()
+    if reason == MARGIN_CLOSEOUT_REASON:
+        # The broker closed it because margin ran out, not a rule of ours: audited once per fill
+        # (a fill is applied once) and alerted from the audit row (``trades.margin_closeout``).
+        audit_record(
+            actor="system:broker",
+            action="trade.margin_closeout",
+            target=f"{trade.pair_id} trade {trade.broker_trade_id}",
+            details={
+                "units": str(units),
+                "price": str(closed.get("price") or price or ""),
+                "realized_pl": str(decimal_or_zero(closed.get("realizedPL"))),
+                "financing": str(decimal_or_zero(closed.get("financing"))),
+                "state": trade.state,
+                "time": time.isoformat(),
+            },
+        )
     logger.info(
         "event=trade_reduced pair=%s trade=%s units=%s realized_pl=%s reason=%s state=%s",
         trade.pair_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ import pytest
 import requests
 
 from marketdata import oanda
+from monitoring.models import Alert
+from monitoring.services import alerts_evaluate
 from oandasim.client import SimulatorProcess
+from septrader.models import AuditLog
 from trading.ledger import response_transactions_apply
 from trading.models import AccountSnapshot, Trade
 from trading.reconciliation import account_reconcile
@@ -129,3 +133,37 @@ def test_a_margin_closeout_is_recorded_as_a_close_with_its_reason(
     assert trade.close_price == Decimal("1.08400")
     snapshot = AccountSnapshot.objects.latest("id")
     assert (snapshot.balance, snapshot.open_trade_count) == (Decimal("900.0000"), 0)
+
+
+def test_a_margin_closeout_is_audited_once_and_alerted_until_its_window_has_passed(
+    db: None, tmp_path: Path, costly_broker: SimulatorFactory
+) -> None:
+    # Given the account above closed out by the broker, reconciled twice (the second pass finds
+    # the fill already applied)
+    steps = [(f"2025-07-24T09:{m:02d}:00Z", "1.10000" if m < 5 else "1.08400") for m in range(10)]
+    simulator, client = costly_broker("--data", _minutes(tmp_path, steps), "--balance", "2500")
+    trade_id = _buy(client, 100_000)
+    _clock(simulator, {"advance": 360})
+    account_reconcile(client=client)
+    account_reconcile(client=client)
+
+    # Then the close is audited once, as the broker's, with its loss
+    entries = list(AuditLog.objects.filter(action="trade.margin_closeout"))
+    assert [(entry.actor, entry.target) for entry in entries] == [
+        ("system:broker", f"EUR_USD trade {trade_id}")
+    ]
+    assert entries[0].details["realized_pl"] == "-1600.0000"
+    assert entries[0].details["state"] == Trade.State.CLOSED
+
+    # And the alert evaluation raises a critical alert naming the trade and the loss
+    assert "trades.margin_closeout" in alerts_evaluate().raised
+    alert = Alert.objects.get(condition="trades.margin_closeout", resolved_at__isnull=True)
+    assert alert.severity == "critical"
+    assert f"EUR_USD trade {trade_id}" in alert.message
+    assert "realised -1600.0000" in alert.message
+
+    # When the window (a day by default) has passed, the alert resolves
+    AuditLog.objects.filter(action="trade.margin_closeout").update(
+        time=entries[0].time - timedelta(minutes=1441)
+    )
+    assert "trades.margin_closeout" in alerts_evaluate().resolved
