@@ -35,7 +35,9 @@ from qfh.evaluation.features import history_needed
 from qfh.evaluation.outcomes import Costs
 from qfh.models import LiveAnalysis, PairModel
 from qfh.services import DEFAULT_LIVE_RULE, candles_digest
+from septrader.models import AuditLog
 from septrader.selectors import config_values
+from septrader.services import audit_record
 from trading.execution import stop_distances
 from trading.models import AccountSnapshot, Order, Trade, TradingSignal
 from trading.risk import refusing_rules
@@ -50,6 +52,8 @@ PATH_DAYS = 7
 # has no live entry to take them from: the evaluation's default size.
 DEFAULT_UNITS = Decimal(str(Costs().units))
 MINUTE = timedelta(minutes=1)
+# The audit action of a prune of the live analysis log; its details say where it cut.
+PRUNE_ACTION = "parity.live_analyses_pruned"
 
 
 class ParityError(ValueError):
@@ -68,7 +72,7 @@ class ParityError(ValueError):
 
 def parity_day_check(day: date, *, now: datetime | None = None) -> None:
     """Refuse a trading day that has not ended on the market's clock (``broker_now``: the real
-    clock live, the simulator's in the demo)."""
+    clock live, the simulator's in the demo), or whose live analysis log has been pruned."""
     moment = now or broker_now()
     end = trading_day_bounds(day)[1]
     if end > moment:
@@ -79,6 +83,45 @@ def parity_day_check(day: date, *, now: datetime | None = None) -> None:
             f"({end:%Y-%m-%d %H:%M} UTC) and the market's clock reads {moment:%Y-%m-%d %H:%M} UTC "
             f"(the last finished day is {(trading_day(moment) - timedelta(days=1)).isoformat()})",
         )
+    pruned = live_analyses_pruned_before()
+    if pruned is not None and trading_day_bounds(day)[0] < pruned:
+        raise ParityError(
+            "day",
+            day.isoformat(),
+            f"a trading day from {trading_day(pruned).isoformat()} on: the live analysis log "
+            f"before {pruned:%Y-%m-%d %H:%M} UTC was pruned (SystemConfig "
+            f"parity.live_analysis_days), so a replay could no longer tell why live differed; "
+            f"the day's stored report, if any, stays readable",
+        )
+
+
+def live_analyses_pruned_before() -> datetime | None:
+    """Where the newest prune of the live analysis log cut it (None: never pruned)."""
+    entry = AuditLog.objects.filter(action=PRUNE_ACTION).order_by("-time").values("details").first()
+    return datetime.fromisoformat(entry["details"]["before"]) if entry else None
+
+
+def live_analyses_prune(*, now: datetime | None = None) -> int:
+    """Delete the live analysis log of the trading days more than SystemConfig
+    ``parity.live_analysis_days`` before ``now`` (the market's clock); one pair at a time, so
+    each delete walks the (pair, time) index. A prune that deleted rows is audited with its cut,
+    and reruns of the days before it are refused (``parity_day_check``). Returns the count."""
+    moment = now or broker_now()
+    days = int(config_values("parity.live_analysis_days")["parity.live_analysis_days"])
+    cutoff = trading_day_bounds(trading_day(moment) - timedelta(days=days))[0]
+    deleted = 0
+    for symbol in Pair.objects.order_by("symbol").values_list("symbol", flat=True):
+        count, _ = LiveAnalysis.objects.filter(pair_id=symbol, time__lt=cutoff).delete()
+        deleted += count
+    if deleted:
+        audit_record(
+            actor="system:parity",
+            action=PRUNE_ACTION,
+            target="qfh_live_analyses",
+            details={"before": cutoff.isoformat(), "rows": deleted, "days_kept": days},
+        )
+        logger.info("event=live_analyses_pruned before=%s rows=%d", cutoff.isoformat(), deleted)
+    return deleted
 
 
 def parity_pairs_check(pairs: Iterable[str]) -> list[str]:

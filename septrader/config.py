@@ -303,6 +303,15 @@ PARITY_KEYS = (
         Decimal("0"),
         Decimal("1000"),
     ),
+    ConfigKey(
+        "parity.live_analysis_days",
+        "int",
+        400,
+        "Keep the live analysis log (one row per pair and minute) this many days; a parity "
+        "report of an older day cannot be rerun.",
+        7,
+        3650,
+    ),
 )
 
 CONFIG_KEYS: dict[str, ConfigKey] = {

@@ -370,6 +370,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 60.0,
         "options": {"expires": 50},
     },
+    # Daily, after the New York close in either season: the live analysis log (one row per pair
+    # and minute, read by the parity report) beyond SystemConfig parity.live_analysis_days.
+    "parity.prune_live_analyses": {
+        "task": "parity.prune_live_analyses_task",
+        "schedule": crontab(hour=23, minute=7),
+        "options": {"expires": 12 * 3600},
+    },
     # Hourly: the task itself sends the summary once, in the hour that starts at 17:00 New York
     # (beat's crontab follows CELERY_TIMEZONE, UTC, which moves against New York twice a year).
     "monitoring.send_daily_summary": {

@@ -5,19 +5,27 @@ report; bad input is refused naming the field, the value and what was expected."
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from typing import Any
 
 import pytest
+from celery import current_app
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
 from monitoring.models import Alert
 from monitoring.services import daily_summary_figures
 from parity.models import ParityReport
-from parity.services import parity_alerts_update, parity_run, parity_run_due
+from parity.services import (
+    live_analyses_prune,
+    parity_alerts_update,
+    parity_run,
+    parity_run_due,
+)
+from qfh.models import LiveAnalysis
+from septrader.models import AuditLog
 from septrader.services import config_set
 from tests.api.conftest import client_for, make_user
 from tests.parity.conftest import DAY
@@ -80,6 +88,45 @@ def test_the_command_refuses_a_day_not_finished_or_a_pair_it_does_not_know(
         call_command("parity", *arguments, stdout=StringIO())
     assert str(refused.value).startswith(message), str(refused.value)
     assert not ParityReport.objects.exists()
+
+
+def test_the_live_analysis_log_is_pruned_after_its_days_and_a_pruned_day_is_not_rerun(
+    live_stretch: Callable[[], Any], settings: Any
+) -> None:
+    # Given a reported live stretch on 2025-07-24, and a minute analysed a month later
+    live_stretch()
+    call_command("parity", "--day", DAY.isoformat(), stdout=StringIO())
+    logged = LiveAnalysis.objects.count()
+    now = datetime(2025, 8, 25, 23, 7, tzinfo=UTC)
+    recent = LiveAnalysis.objects.create(pair_id="EUR_USD", time=now - timedelta(hours=1))
+
+    # When the daily prune runs with the log kept 7 days, and runs again
+    config_set(key="parity.live_analysis_days", value=7, updated_by="ops")
+    pruned = (live_analyses_prune(now=now), live_analyses_prune(now=now))
+
+    # Then the stretch's log is gone, the recent minute kept, and the cut audited once: the
+    # start of the trading day 7 days before Tuesday 2025-08-26 (Monday 17:00 New York)
+    assert pruned == (logged, 0) and logged > 0
+    assert list(LiveAnalysis.objects.values_list("pk", flat=True)) == [recent.pk]
+    (entry,) = AuditLog.objects.filter(action="parity.live_analyses_pruned")
+    assert entry.actor == "system:parity"
+    assert entry.details == {"before": "2025-08-18T21:00:00+00:00", "rows": logged, "days_kept": 7}
+
+    # And a rerun of the pruned day is refused naming the setting; its report stays
+    with pytest.raises(CommandError) as refused:
+        call_command("parity", "--day", DAY.isoformat(), stdout=StringIO())
+    message = str(refused.value)
+    assert message.startswith(
+        "--day='2025-07-24' is not valid; expected a trading day from 2025-08-19 on"
+    )
+    assert "parity.live_analysis_days" in message
+    assert ParityReport.objects.filter(day=DAY).count() == 1
+
+    # And beat runs the prune daily, after the New York close in either season; on today's clock
+    # the recent minute is older than 7 days too
+    entry_name = settings.CELERY_BEAT_SCHEDULE["parity.prune_live_analyses"]["task"]
+    assert current_app.tasks[entry_name].apply().get() == 1
+    assert not LiveAnalysis.objects.exists()
 
 
 def test_after_the_close_the_beat_task_reports_the_day_once(
