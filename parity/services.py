@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from marketdata.models import Candle, Pair, pair_symbol_problem
@@ -186,14 +187,39 @@ def parity_run(
 
 
 def parity_run_due(*, now: datetime | None = None) -> list[ParityReport]:
-    """The beat's call: the last finished trading day's reports of the pairs that lack one."""
+    """The beat's call: the last finished trading day's reports of the pairs that lack one, then
+    the recent reports whose live trades have closed since (``reports_to_complete``)."""
     moment = now or broker_now()
     day = trading_day(moment) - timedelta(days=1)
     done = _reported(day)
     missing = [symbol for symbol in pairs_of_day(day) if symbol not in done]
-    if not missing:
-        return []
-    return parity_run(day=day, pairs=missing, now=moment)
+    reports = parity_run(day=day, pairs=missing, now=moment) if missing else []
+    for earlier, symbols in sorted(reports_to_complete(moment).items()):
+        reports += parity_run(day=earlier, pairs=symbols, now=moment)
+    return reports
+
+
+def reports_to_complete(now: datetime) -> dict[date, list[str]]:
+    """Reports of the last ``PATH_DAYS`` days computed while one of their live trades was open,
+    whose trade has closed (or changed) since: run again, their exit, financing and P&L become
+    the broker's final figures rather than the open trade's unrealised P&L. A trade changes
+    after its close rarely (a late financing correction), so each is rerun about once."""
+    since = trading_day(now) - timedelta(days=PATH_DAYS)
+    rows = (
+        ParityExecution.objects.filter(
+            report__day__gte=since,
+            outcome__in=[ParityExecution.Outcome.FILLED, ParityExecution.Outcome.LIVE_ONLY],
+            live_closed_at__isnull=True,
+            signal__order__trade__state=Trade.State.CLOSED,
+            signal__order__trade__updated_at__gt=F("report__computed_at"),
+        )
+        .values_list("report__day", "report__pair_id")
+        .distinct()
+    )
+    due: dict[date, list[str]] = {}
+    for day, symbol in rows:
+        due.setdefault(day, []).append(str(symbol))
+    return {day: sorted(symbols) for day, symbols in due.items()}
 
 
 def parity_day_summary(day: date) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from septrader.services import config_set
 from tests.api.conftest import client_for, make_user
 from tests.parity.conftest import DAY
 from tests.security.test_content_security_policy import INLINE
+from trading.models import Order, Trade, TradingSignal
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +89,66 @@ def test_the_command_refuses_a_day_not_finished_or_a_pair_it_does_not_know(
         call_command("parity", *arguments, stdout=StringIO())
     assert str(refused.value).startswith(message), str(refused.value)
     assert not ParityReport.objects.exists()
+
+
+def test_a_report_made_while_a_live_trade_was_open_is_run_again_once_the_trade_has_closed(
+    live_stretch: Callable[[], Any],
+) -> None:
+    # Given a live stretch whose first signal filled, the trade still open at the close
+    live_stretch()
+    signal = TradingSignal.objects.filter(pair_id="EUR_USD").earliest("time")
+    signal.status = TradingSignal.Status.EXECUTED
+    signal.save()
+    sign = 1 if signal.direction == "BUY" else -1
+    order = Order.objects.create(
+        client_id="parity-open",
+        account_id="101-1",
+        signal=signal,
+        pair_id="EUR_USD",
+        units=sign * 10_000,
+        status=Order.Status.FILLED,
+        fill_price=Decimal("1.17000"),
+        filled_at=signal.time,
+    )
+    trade = Trade.objects.create(
+        account_id="101-1",
+        broker_trade_id="77",
+        order=order,
+        pair_id="EUR_USD",
+        initial_units=sign * 10_000,
+        current_units=sign * 10_000,
+        open_price=Decimal("1.17000"),
+        opened_at=signal.time,
+        unrealized_pl=Decimal("-3.5000"),
+    )
+
+    # When beat reports the day after its close, and looks again a minute later
+    (first,) = parity_run_due(now=datetime(2025, 7, 24, 21, 5, tzinfo=UTC))
+    assert parity_run_due(now=datetime(2025, 7, 24, 21, 6, tzinfo=UTC)) == []
+    row = first.execution_rows.get(signal=signal)
+    assert (row.outcome, row.live_closed_at, row.live_pl) == ("filled", None, Decimal("-3.5000"))
+
+    # When the trade closes at the broker, and beat looks again, twice
+    closed_at = datetime(2025, 7, 25, 2, 30, tzinfo=UTC)
+    trade.state = Trade.State.CLOSED
+    trade.current_units = Decimal(0)
+    trade.close_price = Decimal("1.17120")
+    trade.closed_at = closed_at
+    trade.close_reason = "TAKE_PROFIT_ORDER"
+    trade.realized_pl = Decimal("12.0000")
+    trade.financing = Decimal("-0.9000")
+    trade.unrealized_pl = Decimal(0)
+    trade.save()
+    again = parity_run_due(now=datetime(2025, 7, 25, 2, 31, tzinfo=UTC))
+    later = parity_run_due(now=datetime(2025, 7, 25, 2, 32, tzinfo=UTC))
+
+    # Then the day's report is run once more and carries the broker's final figures
+    assert [(report.pk, report.day) for report in again] == [(first.pk, DAY)] and later == []
+    row = again[0].execution_rows.get(signal=signal)
+    assert (row.live_closed_at, row.live_close_reason) == (closed_at, "TAKE_PROFIT_ORDER")
+    assert row.live_pl == Decimal("11.1000")
+    parts = {name: Decimal(value) for name, value in again[0].attribution.items()}
+    assert sum(parts.values()) == again[0].pl_difference
 
 
 def test_the_live_analysis_log_is_pruned_after_its_days_and_a_pruned_day_is_not_rerun(
