@@ -10,7 +10,8 @@ paid by the holder), rounded to the cent's hundredth as every OANDA money amount
 mid price at the rollover and the conversion the mid of the home-currency factors, which is what
 `Valuation.position_value` computes: for USD_JPY in a USD account the value is the units
 themselves. `days charged` comes from `financingDaysOfWeek` for the rollover's New York weekday:
-three on Wednesday, one on the other weekdays.
+three on Wednesday, one on the other weekdays, none at the weekend; a crypto CFD, which trades
+every day, one at every rollover, weekends included.
 
 The charges are posted as one `DAILY_FINANCING` transaction per rollover (accountFinancingMode
 DAILY, as the research notes record; OANDA's spec sets `openTradeFinancings[].financingRate` only
@@ -56,10 +57,11 @@ def rollovers(start: float, end: float) -> list[float]:
         day += timedelta(days=1)
 
 
-def days_charged(rollover: float) -> int:
-    """How many days of interest the rollover at this moment charges."""
+def days_charged(rollover: float, days: Mapping[str, int] = FINANCING_DAYS_OF_WEEK) -> int:
+    """How many days of interest the rollover at this moment charges, by the instrument's
+    ``financingDaysOfWeek`` (``Instrument.financing_days``; FX's by default)."""
     weekday = datetime.fromtimestamp(rollover, NEW_YORK).weekday()
-    return FINANCING_DAYS_OF_WEEK[WEEKDAYS[weekday]]
+    return days[WEEKDAYS[weekday]]
 
 
 def financing_amount(value: Decimal, rate: Decimal, days: int) -> Decimal:
@@ -84,15 +86,20 @@ class Financing:
     def charge(self, rollover: float) -> list[Body]:
         """Post the rollover's DAILY_FINANCING for the trades open at it; the batch written."""
         account = self.account
-        days = days_charged(rollover)
-        trades = [t for t in account.open.values() if t.open_time < rollover]
-        if not days or not trades:
+        trades = [
+            t
+            for t in account.open.values()
+            if t.open_time < rollover
+            and days_charged(rollover, INSTRUMENTS[t.instrument].financing_days)
+        ]
+        if not trades:
             return []
         account.begin(rollover)
         per_instrument: dict[str, list[tuple[int, Decimal]]] = {}
         for trade in sorted(trades, key=lambda t: t.id):
             rate = self.rates_for(trade.instrument).rate(long=trade.is_long)
             instrument = INSTRUMENTS[trade.instrument]
+            days = days_charged(rollover, instrument.financing_days)
             value = self.valuation.position_value(instrument, trade.current_units)
             amount = financing_amount(value, rate, days)
             per_instrument.setdefault(trade.instrument, []).append((trade.id, amount))

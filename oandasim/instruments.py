@@ -23,6 +23,18 @@ FINANCING_DAYS_OF_WEEK: dict[str, int] = {
     "SATURDAY": 0,
     "SUNDAY": 0,
 }
+# Crypto CFDs trade every day and are charged at every day's rollover, weekends included, one day
+# each (OANDA's financing pages: crypto financing = size x rate x 1/365, "with the exception of
+# cryptoassets" no fees on Saturdays and Sundays).
+CRYPTO_FINANCING_DAYS_OF_WEEK: dict[str, int] = {
+    "MONDAY": 1,
+    "TUESDAY": 1,
+    "WEDNESDAY": 1,
+    "THURSDAY": 1,
+    "FRIDAY": 1,
+    "SATURDAY": 1,
+    "SUNDAY": 1,
+}
 WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 
 
@@ -40,12 +52,12 @@ class FinancingRates:
     def rate(self, *, long: bool) -> Decimal:
         return self.long_rate if long else self.short_rate
 
-    def to_wire(self) -> dict[str, object]:
+    def to_wire(self, days: dict[str, int] = FINANCING_DAYS_OF_WEEK) -> dict[str, object]:
         return {
             "longRate": str(self.long_rate),
             "shortRate": str(self.short_rate),
             "financingDaysOfWeek": [
-                {"dayOfWeek": day, "daysCharged": FINANCING_DAYS_OF_WEEK[day]} for day in WEEKDAYS
+                {"dayOfWeek": day, "daysCharged": days[day]} for day in WEEKDAYS
             ],
         }
 
@@ -102,6 +114,13 @@ class Instrument:
     def format(self, points: int) -> str:
         return format_points(points, self.display_precision)
 
+    @property
+    def financing_days(self) -> dict[str, int]:
+        """The days each weekday's rollover charges: every day one for crypto, else FX's."""
+        if self.schedule == "CRYPTO":
+            return CRYPTO_FINANCING_DAYS_OF_WEEK
+        return FINANCING_DAYS_OF_WEEK
+
     def trailing_bounds(self) -> tuple[Decimal, Decimal]:
         """The minimum (5 pips) and maximum (10,000 pips) trailing stop distances."""
         pip = Decimal(1).scaleb(self.pip_location)
@@ -126,7 +145,7 @@ class Instrument:
             "marginRate": str(self.margin_rate),
             "guaranteedStopLossOrderMode": "DISABLED",
             "tags": [{"type": "ASSET_CLASS", "name": self.type}],
-            "financing": financing.to_wire(),
+            "financing": financing.to_wire(self.financing_days),
         }
 
 

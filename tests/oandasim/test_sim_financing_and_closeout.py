@@ -275,6 +275,57 @@ def test_a_week_of_rollovers_adds_up_and_survives_a_restart():
     assert again.position("EUR_USD")["long"]["financing"] == str(total)
 
 
+def test_a_crypto_cfd_is_charged_at_every_rollover_weekends_included_and_says_so():
+    # Given an in-process broker on Friday with rates on BTC_USD and EUR_USD, long both
+    series = {
+        name: Series(instrument, instrument.default_spread_pips, None, seed=1)
+        for name, instrument in INSTRUMENTS.items()
+    }
+    broker = Broker(
+        market=Market(series),
+        clock=SimClock(parse_time("2025-07-25T12:00:00Z"), paused=True),
+        account_id="A",
+        financing={
+            "BTC_USD": FinancingRates(Decimal("-0.10"), Decimal("0.02")),
+            "EUR_USD": FinancingRates(Decimal("-0.05"), Decimal("0.01")),
+        },
+    )
+    for instrument, units in (("BTC_USD", "1.00"), ("EUR_USD", "10000")):
+        status, _ = broker.create_order(
+            {"order": {"type": "MARKET", "instrument": instrument, "units": units}}
+        )
+        assert status == 201
+
+    # When the clock moves to Monday
+    broker.clock.jump_to(parse_time("2025-07-28T12:00:00Z"))
+    broker.sync()
+
+    # Then Friday's, Saturday's and Sunday's rollovers each charge BTC_USD one day, while
+    # EUR_USD pays Friday's only (its weekend was charged on Wednesday)
+    charges = [t for t in broker.transactions if t["type"] == "DAILY_FINANCING"]
+    charged = [
+        (t["time"][:10], sorted(p["instrument"] for p in t["positionFinancings"])) for t in charges
+    ]
+    assert charged == [
+        ("2025-07-25", ["BTC_USD", "EUR_USD"]),
+        ("2025-07-26", ["BTC_USD"]),
+        ("2025-07-27", ["BTC_USD"]),
+    ]
+    # And each BTC charge is one day of 1 x price x -0.10 / 365: about -16 dollars at 60,000
+    for charge in charges:
+        (btc,) = [p for p in charge["positionFinancings"] if p["instrument"] == "BTC_USD"]
+        assert Decimal("-20") < Decimal(btc["financing"]) < Decimal("-12")
+    # And the instrument lists its days as OANDA's do: one on every day of the week
+    days = INSTRUMENTS["BTC_USD"].to_wire()["financing"]["financingDaysOfWeek"]  # type: ignore[index]
+    assert {item["daysCharged"] for item in days} == {1} and len(days) == 7
+    weekend = [parse_time("2025-07-26T21:00:00Z"), parse_time("2025-07-27T21:00:00Z")]
+    assert [days_charged(moment, INSTRUMENTS["BTC_USD"].financing_days) for moment in weekend] == [
+        1,
+        1,
+    ]
+    assert [days_charged(moment) for moment in weekend] == [0, 0]
+
+
 def test_the_financing_option_names_what_it_expects():
     assert financing_rates(["USD_JPY=0.02:-0.04"]) == {
         "USD_JPY": FinancingRates(Decimal("0.02"), Decimal("-0.04"))
