@@ -47,8 +47,9 @@ class Pair(models.Model):
     our operator's settings for it.
 
     DESIGN.md section 3 treats the instrument and the pair as one entity. The broker-owned fields
-    (type, pip location, precisions, minimum size, maximum order units, margin rate) are refreshed
-    from OANDA's AccountInstruments by ``marketdata.services.instruments_sync``; the rest is ours.
+    (type, pip location, precisions, minimum size, maximum order units, margin rate, financing) are
+    refreshed from OANDA's AccountInstruments by ``marketdata.services.instruments_sync``; the rest
+    is ours.
     Lifecycle transitions are made by trading's services.
     """
 
@@ -61,6 +62,7 @@ class Pair(models.Model):
         "minimum_trade_size",
         "maximum_order_units",
         "margin_rate",
+        "financing",
     )
 
     class State(models.TextChoices):
@@ -103,6 +105,10 @@ class Pair(models.Model):
         max_digits=16, decimal_places=2, default=Decimal(100_000_000)
     )
     margin_rate = models.DecimalField(max_digits=8, decimal_places=6, default=Decimal("0.0333"))
+    # The instrument's financing as the broker lists it (OANDA's ``financing``: ``longRate``,
+    # ``shortRate`` as decimal strings, ``financingDaysOfWeek``); empty until an instruments sync.
+    # The evaluation, training and the parity replay charge these rates.
+    financing = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.UNTRAINED)
     state_reason = models.CharField(max_length=500, blank=True)

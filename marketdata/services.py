@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import functools
 import itertools
 import logging
@@ -618,7 +619,10 @@ _INSTRUMENT_FIELDS = {
     "minimumTradeSize": "minimum_trade_size",
     "maximumOrderUnits": "maximum_order_units",
     "marginRate": "margin_rate",
+    "financing": "financing",
 }
+# OANDA's DayOfWeek names, Monday first.
+_WEEKDAYS = tuple(day.upper() for day in calendar.day_name)
 
 
 @dataclass
@@ -727,6 +731,8 @@ def _instrument_figures(instrument: Mapping[str, Any]) -> dict[str, Any]:
             if value not in choices:
                 raise InstrumentFigureError(f"{where}: expected one of {', '.join(choices)}")
             figures[field_name] = value
+        elif field_name == "financing":
+            figures[field_name] = _broker_financing(name, value)
         elif field_name in {"pip_location", "display_precision", "trade_units_precision"}:
             low = -10 if field_name == "pip_location" else 0
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 10:
@@ -735,6 +741,50 @@ def _instrument_figures(instrument: Mapping[str, Any]) -> dict[str, Any]:
         else:
             figures[field_name] = _broker_decimal(where, value, model_field)
     return figures
+
+
+def _broker_financing(name: str, value: Any) -> dict[str, Any]:
+    """OANDA's ``financing`` of an instrument in the form a pair keeps it (rates as decimal
+    strings, the days charged by weekday, Monday first), or the reason it cannot be kept. An
+    instrument the broker lists without financing keeps none (``{}``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InstrumentFigureError(f"{name} financing={value!r}: expected an object")
+    kept: dict[str, Any] = {}
+    for key in ("longRate", "shortRate"):
+        text = value.get(key)
+        try:
+            rate = Decimal(text) if isinstance(text, str) else None
+        except InvalidOperation:
+            rate = None
+        if rate is None or not rate.is_finite() or abs(rate) >= 1:
+            raise InstrumentFigureError(
+                f"{name} financing.{key}={text!r}: expected an annual rate as a decimal string "
+                "between -1 and 1 (-0.0300 is 3% a year paid)"
+            )
+        kept[key] = str(rate)
+    listed = value.get("financingDaysOfWeek") or []
+    days: dict[str, int] = {}
+    for item in listed if isinstance(listed, list) else [listed]:
+        day = item.get("dayOfWeek") if isinstance(item, Mapping) else None
+        charged = item.get("daysCharged") if isinstance(item, Mapping) else None
+        if (
+            day not in _WEEKDAYS
+            or isinstance(charged, bool)
+            or not isinstance(charged, int)
+            or not 0 <= charged <= 7
+        ):
+            raise InstrumentFigureError(
+                f"{name} financing.financingDaysOfWeek item {item!r}: expected a dayOfWeek "
+                f"({', '.join(_WEEKDAYS)}) and daysCharged, a whole number from 0 to 7"
+            )
+        days[day] = charged
+    if days:
+        kept["financingDaysOfWeek"] = [
+            {"dayOfWeek": day, "daysCharged": days.get(day, 0)} for day in _WEEKDAYS
+        ]
+    return kept
 
 
 def _broker_decimal(where: str, value: Any, model_field: Any) -> Decimal:

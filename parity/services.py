@@ -34,6 +34,7 @@ from qfh.evaluation.candles import Candles
 from qfh.evaluation.evaluate import host_signals
 from qfh.evaluation.features import history_needed
 from qfh.evaluation.outcomes import Costs
+from qfh.evaluation.services import pair_costs
 from qfh.models import LiveAnalysis, PairModel
 from qfh.services import DEFAULT_LIVE_RULE, candles_digest
 from septrader.models import AuditLog
@@ -595,7 +596,7 @@ def _execution_rows(
     }
     sized = [abs(order.units) for order in orders.values() if order.units]
     typical = Decimal(statistics.median(sized)) if sized else DEFAULT_UNITS
-    costs = Costs.for_pair(pair.symbol)
+    costs = pair_costs(pair.symbol)
     pip = pair.pip_size
     half_spread = Decimal(str(costs.spread_pips)) / 2 * pip
     settings = config_values("execution.")

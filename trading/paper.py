@@ -16,6 +16,9 @@ the arithmetic of that, and the verdict on whether the pair may advance to live:
   the account currency with the broker's quote-home factors (``positiveUnits`` for a gain,
   ``negativeUnits`` for a loss, the ones the executor sizes with), rounded to 4 decimals as the
   broker's figures are;
+* **financing**: an open paper trade is charged at each 17:00 New York rollover what the broker
+  would post (``rollover_financing``, with the rates and days the pair keeps from the broker's
+  instrument list);
 * **trading days**: the New York trading days (17:00 to 17:00, ``trading.schedule``) that lie
   wholly between the start of the paper stage and now, Monday to Friday, holidays left out;
 * **the gates** (``advance_verdict``): a pair advances to live only when every one passes.
@@ -23,12 +26,14 @@ the arithmetic of that, and the verdict on whether the pair may advance to live:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from typing import Any
 
+from qfh.evaluation.financing import DAYS_CHARGED_BY_WEEKDAY, FinancingRates, financing_amount
 from trading.demotion import (
     DemotionSettings,
     LiveTrade,
@@ -133,6 +138,61 @@ def trade_pl(
     """The P&L of ``units`` (signed: positive long) opened at ``open_price`` and valued or closed
     at ``price``, in the account currency."""
     return quote_home((price - open_price) * units, positive, negative)
+
+
+@dataclass(frozen=True)
+class PaperFinancing:
+    """An instrument's financing as the broker lists it (the pair's ``financing``): annual rates,
+    signed as OANDA publishes them, and the days each weekday's rollover charges, Monday first."""
+
+    long_rate: Decimal = Decimal(0)
+    short_rate: Decimal = Decimal(0)
+    days_by_weekday: tuple[int, ...] = DAYS_CHARGED_BY_WEEKDAY
+
+    @classmethod
+    def from_broker(cls, financing: Mapping[str, Any] | None) -> PaperFinancing:
+        if not financing:
+            return cls()
+        return cls(
+            long_rate=Decimal(str(financing.get("longRate", "0"))),
+            short_rate=Decimal(str(financing.get("shortRate", "0"))),
+            days_by_weekday=FinancingRates.from_oanda(financing).days_by_weekday,
+        )
+
+
+def rollover_financing(
+    *,
+    units: Decimal,
+    financing: PaperFinancing,
+    after: datetime,
+    until: datetime,
+    mid_at: Callable[[datetime], Decimal],
+    positive: Decimal,
+    negative: Decimal,
+) -> Decimal:
+    """What the broker would post for ``units`` (signed) held over each 17:00 New York rollover
+    in (``after``, ``until``]: OANDA's formula (``qfh.evaluation.financing``), |units| x the mid
+    price at the rollover x the rate / 365 x the days of the rollover's weekday, each converted
+    to the account currency with the quote-home factor of its sign and rounded to 4 decimals."""
+    rate = financing.long_rate if units > 0 else financing.short_rate
+    if not rate or not units or until <= after:
+        return Decimal(0)
+    total = Decimal(0)
+    day = trading_day(after)
+    while True:
+        rollover = trading_day_bounds(day)[1]
+        if rollover > until:
+            return total
+        days = financing.days_by_weekday[day.weekday()]
+        if rollover > after and days:
+            total += financing_amount(
+                units=units,
+                price=mid_at(rollover),
+                conversion=positive if rate > 0 else negative,
+                rate=rate,
+                days=days,
+            )
+        day += timedelta(days=1)
 
 
 def paper_trading_days(started: datetime, now: datetime, holidays: Collection[date]) -> list[date]:

@@ -18,14 +18,16 @@ close it once.
 
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from marketdata import oanda
@@ -121,6 +123,12 @@ def paper_entry_fill(
     return order
 
 
+def _financing_of(pair: str) -> paper.PaperFinancing:
+    """The broker's financing of ``pair`` as the instruments sync keeps it (none before one)."""
+    listed = Pair.objects.filter(symbol=pair).values_list("financing", flat=True).first()
+    return paper.PaperFinancing.from_broker(listed)
+
+
 def paper_trade_close(
     *,
     trade_id: int,
@@ -129,13 +137,26 @@ def paper_trade_close(
     reason: str,
     quote: risk.Quote,
     units: Decimal | None = None,
+    mid_at: Callable[[datetime], Decimal] | None = None,
 ) -> Trade | None:
     """Close a paper trade (``units`` of it; all by default) at ``price``; None when it is no
-    longer open (another follower or an operator closed it first)."""
+    longer open (another follower or an operator closed it first). The rollovers it was held
+    over since it was last followed are charged first, at ``mid_at`` (the broker's mid price
+    then; the close price when the caller has no candles)."""
     with transaction.atomic():
         trade = Trade.objects.select_for_update().filter(pk=trade_id, paper=True).first()
         if trade is None or trade.state != Trade.State.OPEN:
             return None
+        trade.financing += paper.rollover_financing(
+            units=trade.current_units,
+            financing=_financing_of(trade.pair_id),
+            after=trade.followed_until or trade.opened_at,
+            until=at,
+            mid_at=mid_at or (lambda _moment: price),
+            positive=quote.quote_home_positive,
+            negative=quote.quote_home_negative,
+        )
+        trade.followed_until = max(at, trade.followed_until or at)
         held = trade.current_units
         amount = abs(held) if units is None else min(abs(units), abs(held))
         signed = amount if held > 0 else -amount
@@ -259,6 +280,8 @@ def paper_pair_follow(
         return []
     start = min(trade.followed_until or trade.opened_at for trade in trades)
     candles = broker_bid_ask_candles(client, pair, start)
+    financing = _financing_of(pair)
+    mid_at = _mid_before(candles)
     closed = []
     for trade in trades:
         long = trade.current_units > 0
@@ -277,18 +300,49 @@ def paper_pair_follow(
                 at=found.time,
                 reason=found.reason,
                 quote=quote,
+                mid_at=mid_at,
             )
             if done is not None:
                 closed.append(done)
             continue
         followed = max(after, candles.end) if candles.end is not None else after
         units = trade.current_units
-        Trade.objects.filter(pk=trade.pk, state=Trade.State.OPEN).update(
+        charged = paper.rollover_financing(
+            units=units,
+            financing=financing,
+            after=after,
+            until=followed,
+            mid_at=mid_at,
+            positive=quote.quote_home_positive,
+            negative=quote.quote_home_negative,
+        )
+        # Only from where this follower started: a rollover is charged once even when two
+        # followers read the same minutes.
+        Trade.objects.filter(
+            pk=trade.pk, state=Trade.State.OPEN, followed_until=trade.followed_until
+        ).update(
             followed_until=followed,
+            financing=F("financing") + charged,
             unrealized_pl=_pl(units, trade.open_price, closing_price(quote, units), quote),
             updated_at=timezone.now(),
         )
     return closed
+
+
+def _mid_before(candles: BidAskCandles) -> Callable[[datetime], Decimal]:
+    """The broker's mid price at a moment: the close of the last complete minute that ended by
+    then (the first minute's open before any)."""
+    ends = [candle.time + paper.MINUTE for candle in candles.bid]
+
+    def mid_at(moment: datetime) -> Decimal:
+        index = bisect.bisect_right(ends, moment) - 1
+        if index < 0:
+            if not candles.bid:
+                raise LookupError("no broker candle to price the rollover")
+            return (candles.bid[0].open + candles.ask[0].open) / 2
+        return (candles.bid[index].close + candles.ask[index].close) / 2
+
+    return mid_at
 
 
 def paper_trades_close_at_market(

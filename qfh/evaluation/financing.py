@@ -99,16 +99,18 @@ def financing_rates(text: str) -> FinancingRates:
 
 
 def financing_costs(text: str | None) -> dict[str, Any]:
-    """The ``Costs`` fields of a ``--financing LONG:SHORT`` option; none when it is not given.
+    """The ``Costs`` rate fields of a ``--financing LONG:SHORT`` option; none when it is not
+    given. The days charged by weekday stay the instrument's (``Costs`` default: FX's).
 
     Raises ``ValueError`` naming the option and what was expected.
     """
     if not text:
         return {}
     try:
-        return financing_rates(text).cost_fields()
+        fields = financing_rates(text).cost_fields()
     except ValueError as error:
         raise ValueError(f"--financing: {error}") from None
+    return {name: value for name, value in fields.items() if name.endswith("_rate")}
 
 
 def financing_amount(

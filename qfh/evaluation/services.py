@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from marketdata.models import Pair
 from qfh import rules
 from qfh.evaluation.candles import Candles
 from qfh.evaluation.evaluate import evaluate_rule
+from qfh.evaluation.financing import FinancingRates
 from qfh.evaluation.outcomes import Costs, pips_to_account
 from qfh.evaluation.selectors import candle_arrays
 from qfh.evaluation.training import (
@@ -46,6 +48,15 @@ class PromotionRefusedError(Exception):
 def promotion_gates() -> PromotionGates:
     """The configured gates (``QFH_PROMOTION_GATES`` in settings, a mapping), else defaults."""
     return PromotionGates.from_mapping(getattr(settings, "QFH_PROMOTION_GATES", None))
+
+
+def pair_costs(pair: str, costs: Mapping[str, Any] | None = None) -> Costs:
+    """The evaluation's costs of ``pair``: its spread, and the financing the broker charges it
+    (the rates and days by weekday the instruments sync stored on the pair; none before a sync),
+    each overridden by ``costs`` (``--spread``, ``--financing``, ...)."""
+    financing = Pair.objects.filter(symbol=pair).values_list("financing", flat=True).first()
+    broker = FinancingRates.from_oanda(financing).cost_fields() if financing else {}
+    return Costs.for_pair(pair, **{**broker, **dict(costs or {})})
 
 
 def _moment(epoch: int) -> datetime:
@@ -80,7 +91,7 @@ def rule_evaluation_run(
     candles = candle_arrays(pair=pair, timeframe=timeframe, start=start, end=end)
     if len(candles) < horizon + 3:
         raise EvaluationError(f"{pair} {timeframe}: {len(candles)} candles are too few to evaluate")
-    cost = Costs.for_pair(pair, **dict(costs or {}))
+    cost = pair_costs(pair, costs)
     evaluation = evaluate_rule(
         candles,
         rule,
@@ -153,7 +164,7 @@ def pair_model_train(
     its gate verdict."""
     candles = candle_arrays(pair=pair, timeframe=timeframe, start=start, end=end)
     search = SearchSpace(**{**dict(space or {}), "sets": sets})
-    cost = Costs.for_pair(pair, **dict(costs or {}))
+    cost = pair_costs(pair, costs)
     try:
         result = walk_forward(
             candles,

@@ -13,7 +13,7 @@ from marketdata.models import Pair
 from oandasim.client import SimulatorProcess
 from septrader.models import AuditLog
 
-FIGURES = Pair.BROKER_FIGURES
+FIGURES = tuple(name for name in Pair.BROKER_FIGURES if name != "financing")
 
 
 def figures(symbol: str) -> tuple[Any, ...]:

@@ -21,7 +21,8 @@ from septrader.models import AuditLog
 
 TOKEN = "instruments-test-token"
 ACCOUNT = "101-001-0000000-011"
-BROKER_FIGURES = Pair.BROKER_FIGURES
+# The figures compared as a tuple; the financing object is checked on its own.
+BROKER_FIGURES = tuple(name for name in Pair.BROKER_FIGURES if name != "financing")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,10 @@ def simulator() -> Iterator[SimulatorProcess]:
     with SimulatorProcess(
         token=TOKEN,
         account=ACCOUNT,
-        extra_args=["--start", "2025-07-24T09:00:00Z", "--paused", "--rate-limit", "0"],
+        extra_args=[
+            *("--start", "2025-07-24T09:00:00Z", "--paused", "--rate-limit", "0"),
+            *("--financing", "BTC_USD=-0.1000:0.0200", "--financing", "EUR_USD=-0.0300:0.0100"),
+        ],
     ) as process:
         yield process
 
@@ -100,6 +104,25 @@ def test_instruments_sync_creates_metal_and_crypto_pairs_disabled_with_the_broke
         Decimal(100_000_000),
         Decimal("0.02"),
     )
+    # And each pair keeps the broker's financing: the rates, and the days each weekday's
+    # rollover charges (crypto every day one, FX three on Wednesday and none at the weekend)
+    days = {
+        symbol: [item["daysCharged"] for item in financing["financingDaysOfWeek"]]
+        for symbol, financing in Pair.objects.filter(
+            symbol__in=["BTC_USD", "EUR_USD", "XAU_USD"]
+        ).values_list("symbol", "financing")
+    }
+    assert days == {
+        "BTC_USD": [1, 1, 1, 1, 1, 1, 1],
+        "EUR_USD": [1, 1, 3, 1, 1, 0, 0],
+        "XAU_USD": [1, 1, 3, 1, 1, 0, 0],
+    }
+    rates = Pair.objects.filter(symbol__in=["BTC_USD", "EUR_USD", "XAU_USD"]).order_by("symbol")
+    assert [(pair.financing["longRate"], pair.financing["shortRate"]) for pair in rates] == [
+        ("-0.1000", "0.0200"),
+        ("-0.0300", "0.0100"),
+        ("0", "0"),
+    ]
     assert Pair.objects.count() == 32
     entry = AuditLog.objects.get(action="instruments.sync")
     assert entry.actor == "system:manage.py"
@@ -159,6 +182,16 @@ def test_an_instrument_a_pair_cannot_hold_is_skipped_with_the_field_value_and_ex
         {**good, "name": "xau/usd"},
         {**good, "name": "XAG_USD", "minimumTradeSize": "0.001"},
         {**good, "name": "XPT_USD", "type": "BOND"},
+        {**good, "name": "XPD_USD", "financing": {"longRate": "-3%", "shortRate": "0.01"}},
+        {
+            **good,
+            "name": "XCU_USD",
+            "financing": {
+                "longRate": "-0.03",
+                "shortRate": "0.01",
+                "financingDaysOfWeek": [{"dayOfWeek": "FUNDAY", "daysCharged": 1}],
+            },
+        },
         "not an object",
         good,
     ]
@@ -173,8 +206,18 @@ def test_an_instrument_a_pair_cannot_hold_is_skipped_with_the_field_value_and_ex
     assert "XAG_USD minimumTradeSize='0.001'" in result.skipped["XAG_USD"]
     assert "at most 2 decimal places" in result.skipped["XAG_USD"]
     assert "XPT_USD type='BOND': expected one of CURRENCY, METAL, CFD" in result.skipped["XPT_USD"]
-    assert len(result.skipped) == 5
-    assert not Pair.objects.filter(symbol__in=["XAG_USD", "XPT_USD"]).exists()
+    assert (
+        "XPD_USD financing.longRate='-3%': expected an annual rate as a decimal string between "
+        "-1 and 1" in result.skipped["XPD_USD"]
+    )
+    assert (
+        "XCU_USD financing.financingDaysOfWeek item {'dayOfWeek': 'FUNDAY', 'daysCharged': 1}: "
+        "expected a dayOfWeek (MONDAY, " in result.skipped["XCU_USD"]
+    )
+    assert len(result.skipped) == 7
+    assert not Pair.objects.filter(symbol__in=["XAG_USD", "XPT_USD", "XPD_USD"]).exists()
+    # And an instrument listed without financing keeps none
+    assert Pair.objects.get(symbol="XAU_USD").financing == {}
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,26 @@ the account currency x annual rate / 365 x days charged, 3 days on Wednesday's r
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import oandapyV20.endpoints.accounts as accounts
 import oandapyV20.endpoints.transactions as transactions
 import pytest
 
+from marketdata.models import Pair
+from marketdata.services import candles_ingest
 from oandasim import financing as broker
 from oandasim.timeutil import parse_time
 from qfh.evaluation.candles import Candles
-from qfh.evaluation.financing import FinancingRates, days_charged, financing_amount
+from qfh.evaluation.financing import (
+    FinancingRates,
+    days_charged,
+    financing_amount,
+    financing_costs,
+)
 from qfh.evaluation.outcomes import Costs, pips_to_account, trade_outcomes, trading_day
+from qfh.evaluation.services import pair_costs, rule_evaluation_run
 from tests.oandasim.conftest import candle_file, start_sim  # noqa: F401 (fixtures)
 
 
@@ -176,3 +185,62 @@ def test_pips_become_money_in_the_instruments_own_pip(
     )
     assert currency == "USD"
     assert money == pytest.approx(expected)
+
+
+def _listed(long_rate: str, short_rate: str, days: list[int]) -> dict[str, Any]:
+    """An instrument's financing as the instruments sync keeps it on the pair."""
+    weekdays = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+    return {
+        "longRate": long_rate,
+        "shortRate": short_rate,
+        "financingDaysOfWeek": [
+            {"dayOfWeek": day, "daysCharged": charged}
+            for day, charged in zip(weekdays, days, strict=True)
+        ],
+    }
+
+
+@pytest.mark.django_db
+def test_the_pairs_costs_carry_the_brokers_rates_and_days_and_an_option_overrides_only_rates() -> (
+    None
+):
+    # Given bitcoin as the broker lists it: charged every day, weekends included
+    Pair.objects.create(symbol="BTC_USD", financing=_listed("-0.1000", "0.0200", [1] * 7))
+    friday = parse_time("2025-07-25T16:00:00Z")
+    held = trading_day(np.array([friday])), trading_day(np.array([friday + 3 * 86400]))
+
+    # When the evaluation takes its costs, and with --financing given
+    listed = pair_costs("BTC_USD").financing
+    chosen = pair_costs("BTC_USD", financing_costs("-0.0500:0.0100")).financing
+
+    # Then a position held Friday to Monday pays three days at the broker's rates; the option
+    # changes the rates and keeps the instrument's days; EUR_USD (never synced) charges one day
+    assert (listed.long_rate, listed.short_rate) == (-0.1, 0.02)
+    assert list(days_charged(*held, listed.days_by_weekday)) == [3]
+    assert (chosen.long_rate, chosen.short_rate, chosen.days_by_weekday) == (-0.05, 0.01, (1,) * 7)
+    fx = pair_costs("EUR_USD").financing
+    assert (fx.long_rate, list(days_charged(*held, fx.days_by_weekday))) == (0.0, [1])
+
+
+@pytest.mark.django_db
+def test_an_evaluation_charges_the_financing_the_broker_lists_for_its_pair(
+    timescaledb: None, seed_candles: list[dict[str, Any]]
+) -> None:
+    # Given the real EUR/USD minutes (two New York rollovers), evaluated before any sync
+    candles_ingest(candles=seed_candles, pair="EUR_USD", timeframe="M1")
+    plain = rule_evaluation_run(pair="EUR_USD", horizon=60, xp=np)
+
+    # When the broker's rates, both paid, are on the pair and the rule is evaluated again
+    Pair.objects.filter(symbol="EUR_USD").update(
+        financing=_listed("-0.0300", "-0.0100", [1, 1, 3, 1, 1, 0, 0])
+    )
+    charged = rule_evaluation_run(pair="EUR_USD", horizon=60, xp=np)
+
+    # Then the same trades are scored net of the financing, which the stored costs name
+    assert (charged.costs["financing_long_rate"], charged.costs["financing_short_rate"]) == (
+        -0.03,
+        -0.01,
+    )
+    assert plain.costs["financing_long_rate"] == 0.0
+    assert charged.trades == plain.trades > 0
+    assert charged.pnl_pips < plain.pnl_pips

@@ -16,13 +16,14 @@ from django.utils import timezone
 
 import trading.tasks  # noqa: F401  (registers the tasks beat names)
 from marketdata.models import Pair
+from marketdata.services import instruments_sync
 from qfh.evaluation.services import pair_model_promote
 from qfh.models import PairModel
 from septrader.models import AuditLog
 from septrader.services import config_set
 from tests.conftest import Parity
 from tests.qfh.test_training import passing_model
-from tests.trading.conftest import Broker, make_signal, trading_pair
+from tests.trading.conftest import Broker, make_signal, pointed_broker, trading_pair
 from trading.demotion import LiveTrade, ModelFigures
 from trading.execution import fetch_quote, signal_execute
 from trading.models import Order, Trade, TradingSignal
@@ -303,6 +304,50 @@ def test_a_paper_trade_closes_at_its_stops_exactly_where_the_broker_closes_the_s
     broker_close = datetime.fromisoformat(at_broker["closeTime"][:26] + "+00:00")
     assert paper.closed_at is not None
     assert abs(paper.closed_at - broker_close) < timedelta(seconds=1)
+
+
+def test_a_paper_trade_held_over_the_rollover_is_charged_what_the_broker_charges_the_same_trade(
+    db: None, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a broker that charges EUR_USD financing, its rates synced onto the pair, a paper buy
+    # with wide stops, and the same trade opened for real at the broker at the same moment
+    with pointed_broker(settings, monkeypatch, "--financing", "EUR_USD=-0.0300:0.0100") as broker:
+        instruments_sync(client=broker.client(), actor="test")
+        config_set(key="execution.stop_loss_pips", value="1000")
+        config_set(key="execution.take_profit_pips", value="0")
+        paper_pair()
+        assert signal_execute(signal_id=make_signal().pk).status == "executed"
+        paper = Trade.objects.get(paper=True)
+        broker.post(
+            "orders",
+            {
+                "order": {
+                    "type": "MARKET",
+                    "instrument": "EUR_USD",
+                    "units": str(paper.initial_units.normalize()),
+                }
+            },
+        )
+        [real] = broker.open_trades()
+
+        # When the market passes Thursday's 17:00 New York rollover (21:00 UTC) and the paper
+        # trades are followed, twice
+        broker.advance(12 * 3600 + 300)
+        paper_trades_follow()
+        paper_trades_follow()
+
+        # Then the paper trade carries the broker's charge for the same trade, once
+        at_broker = broker.get(f"trades/{real['id']}")["trade"]
+        paper.refresh_from_db()
+        assert paper.state == Trade.State.OPEN
+        assert Decimal(at_broker["financing"]) < 0
+        assert paper.financing == Decimal(at_broker["financing"])
+
+        # And closing it by hand later in the day charges nothing more
+        trade_close(trade_id=paper.pk, actor="ops")
+        paper.refresh_from_db()
+        assert paper.state == Trade.State.CLOSED
+        assert paper.financing == Decimal(at_broker["financing"])
 
 
 def test_beat_follows_the_paper_trades_each_minute_on_the_execution_queue(
