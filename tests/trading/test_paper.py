@@ -253,6 +253,23 @@ def test_a_paper_signal_fills_at_the_live_bid_or_ask_and_no_order_reaches_the_br
     assert broker.open_trades() == []
 
 
+def open_at_the_broker(
+    broker: Broker, paper: Trade, *, with_stops: bool = False
+) -> list[dict[str, Any]]:
+    """The paper trade's twin opened for real at the broker (same units; its stops if asked);
+    the broker's open trades after it."""
+    order: dict[str, Any] = {
+        "type": "MARKET",
+        "instrument": paper.pair_id,
+        "units": str(paper.initial_units.normalize()),
+    }
+    if with_stops:
+        order["stopLossOnFill"] = {"price": str(paper.stop_loss_price)}
+        order["takeProfitOnFill"] = {"price": str(paper.take_profit_price)}
+    broker.post("orders", {"order": order})
+    return broker.open_trades()
+
+
 def test_a_paper_trade_closes_at_its_stops_exactly_where_the_broker_closes_the_same_trade(
     db: None, broker: Broker
 ) -> None:
@@ -263,19 +280,7 @@ def test_a_paper_trade_closes_at_its_stops_exactly_where_the_broker_closes_the_s
     paper_pair()
     assert signal_execute(signal_id=make_signal().pk).status == "executed"
     paper = Trade.objects.get(paper=True)
-    broker.post(
-        "orders",
-        {
-            "order": {
-                "type": "MARKET",
-                "instrument": "EUR_USD",
-                "units": str(paper.initial_units.normalize()),
-                "stopLossOnFill": {"price": str(paper.stop_loss_price)},
-                "takeProfitOnFill": {"price": str(paper.take_profit_price)},
-            }
-        },
-    )
-    [real] = broker.open_trades()
+    [real] = open_at_the_broker(broker, paper, with_stops=True)
     assert Decimal(real["price"]) == paper.open_price
 
     # When the market moves on until the broker has closed its trade, and the paper trades are
@@ -318,17 +323,7 @@ def test_a_paper_trade_held_over_the_rollover_is_charged_what_the_broker_charges
         paper_pair()
         assert signal_execute(signal_id=make_signal().pk).status == "executed"
         paper = Trade.objects.get(paper=True)
-        broker.post(
-            "orders",
-            {
-                "order": {
-                    "type": "MARKET",
-                    "instrument": "EUR_USD",
-                    "units": str(paper.initial_units.normalize()),
-                }
-            },
-        )
-        [real] = broker.open_trades()
+        [real] = open_at_the_broker(broker, paper)
 
         # When the market passes Thursday's 17:00 New York rollover (21:00 UTC) and the paper
         # trades are followed, twice
