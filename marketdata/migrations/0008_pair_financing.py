@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketdata', '0007_pair_paper_stage'),
+        ("marketdata", "0007_pair_paper_stage"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='pair',
-            name='financing',
+            model_name="pair",
+            name="financing",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]
