@@ -86,20 +86,20 @@ class Financing:
     def charge(self, rollover: float) -> list[Body]:
         """Post the rollover's DAILY_FINANCING for the trades open at it; the batch written."""
         account = self.account
-        trades = [
-            t
+        # The trades open at the rollover that it charges, with the days of their instrument.
+        charged = [
+            (t, days)
             for t in account.open.values()
             if t.open_time < rollover
-            and days_charged(rollover, INSTRUMENTS[t.instrument].financing_days)
+            and (days := days_charged(rollover, INSTRUMENTS[t.instrument].financing_days))
         ]
-        if not trades:
+        if not charged:
             return []
         account.begin(rollover)
         per_instrument: dict[str, list[tuple[int, Decimal]]] = {}
-        for trade in sorted(trades, key=lambda t: t.id):
+        for trade, days in sorted(charged, key=lambda item: item[0].id):
             rate = self.rates_for(trade.instrument).rate(long=trade.is_long)
             instrument = INSTRUMENTS[trade.instrument]
-            days = days_charged(rollover, instrument.financing_days)
             value = self.valuation.position_value(instrument, trade.current_units)
             amount = financing_amount(value, rate, days)
             per_instrument.setdefault(trade.instrument, []).append((trade.id, amount))

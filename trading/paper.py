@@ -26,14 +26,13 @@ the arithmetic of that, and the verdict on whether the pair may advance to live:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any
 
-from qfh.evaluation.financing import DAYS_CHARGED_BY_WEEKDAY, FinancingRates, financing_amount
+from qfh.evaluation.financing import FinancingRates, financing_amount
 from trading.demotion import (
     DemotionSettings,
     LiveTrade,
@@ -140,30 +139,10 @@ def trade_pl(
     return quote_home((price - open_price) * units, positive, negative)
 
 
-@dataclass(frozen=True)
-class PaperFinancing:
-    """An instrument's financing as the broker lists it (the pair's ``financing``): annual rates,
-    signed as OANDA publishes them, and the days each weekday's rollover charges, Monday first."""
-
-    long_rate: Decimal = Decimal(0)
-    short_rate: Decimal = Decimal(0)
-    days_by_weekday: tuple[int, ...] = DAYS_CHARGED_BY_WEEKDAY
-
-    @classmethod
-    def from_broker(cls, financing: Mapping[str, Any] | None) -> PaperFinancing:
-        if not financing:
-            return cls()
-        return cls(
-            long_rate=Decimal(str(financing.get("longRate", "0"))),
-            short_rate=Decimal(str(financing.get("shortRate", "0"))),
-            days_by_weekday=FinancingRates.from_oanda(financing).days_by_weekday,
-        )
-
-
 def rollover_financing(
     *,
     units: Decimal,
-    financing: PaperFinancing,
+    financing: FinancingRates,
     after: datetime,
     until: datetime,
     mid_at: Callable[[datetime], Decimal],
@@ -174,7 +153,9 @@ def rollover_financing(
     in (``after``, ``until``]: OANDA's formula (``qfh.evaluation.financing``), |units| x the mid
     price at the rollover x the rate / 365 x the days of the rollover's weekday, each converted
     to the account currency with the quote-home factor of its sign and rounded to 4 decimals."""
-    rate = financing.long_rate if units > 0 else financing.short_rate
+    # The broker's rates are short decimal strings, so the float held for the evaluation gives
+    # them back exactly.
+    rate = Decimal(str(financing.rate(long=units > 0)))
     if not rate or not units or until <= after:
         return Decimal(0)
     total = Decimal(0)

@@ -33,6 +33,7 @@ from django.utils import timezone
 from marketdata import oanda
 from marketdata.broker_time import parse_broker_time
 from marketdata.models import Pair
+from qfh.evaluation.financing import FinancingRates
 from trading import paper, risk
 from trading.ledger import TRADE_SUFFIX
 from trading.models import Order, Trade, TradingSignal
@@ -123,10 +124,10 @@ def paper_entry_fill(
     return order
 
 
-def _financing_of(pair: str) -> paper.PaperFinancing:
+def _financing_of(pair: str) -> FinancingRates:
     """The broker's financing of ``pair`` as the instruments sync keeps it (none before one)."""
     listed = Pair.objects.filter(symbol=pair).values_list("financing", flat=True).first()
-    return paper.PaperFinancing.from_broker(listed)
+    return FinancingRates.from_oanda(listed) if listed else FinancingRates()
 
 
 def paper_trade_close(

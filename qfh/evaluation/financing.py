@@ -107,10 +107,10 @@ def financing_costs(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        fields = financing_rates(text).cost_fields()
+        rates = financing_rates(text)
     except ValueError as error:
         raise ValueError(f"--financing: {error}") from None
-    return {name: value for name, value in fields.items() if name.endswith("_rate")}
+    return {"financing_long_rate": rates.long_rate, "financing_short_rate": rates.short_rate}
 
 
 def financing_amount(
